@@ -1,0 +1,1 @@
+"""Benchmark modules run by ``lmread bench``."""

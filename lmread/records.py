@@ -1,0 +1,451 @@
+"""The data model: samples with their token arrays, mark events, and their JSON codec.
+
+Every record carries a ``schema`` field ``"lmread.<kind>/<version>"``.  Readers accept any version
+up to the one they know and refuse newer ones with :class:`SchemaVersionError`.
+
+Token spans follow one rule: a character belongs to the token that holds its *last* byte.  So a
+token that only starts a multi-byte character has an empty span, and the token that completes it
+carries the whole character.  ``offsets`` has ``n + 1`` entries; token ``i`` spans
+``text[offsets[i]:offsets[i + 1]]`` and the spans tile the text exactly.
+"""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from lmread.errors import MarkError, SchemaVersionError, StudyError
+
+SAMPLE_SCHEMA = "lmread.sample/1"
+MARK_SCHEMA = "lmread.mark/1"
+STUDY_SCHEMA = "lmread.study/1"
+SURVIVAL_SCHEMA = "lmread.survival/1"
+
+#: Failure categories of a fall mark: (key, label), in the order of the reader's number keys 1..9, 0.
+CATEGORIES: tuple[tuple[str, str], ...] = (
+    ("repetition", "repetition / loop"),
+    ("contradiction", "self-contradiction"),
+    ("drift", "off-prompt drift"),
+    ("register", "genre / register switch"),
+    ("incoherent", "incoherent"),
+    ("factual", "factual error"),
+    ("commonsense", "commonsense"),
+    ("grammar", "grammar / usage"),
+    ("logic", "bad math / logic"),
+    ("other", "other"),
+)
+CATEGORY_KEYS = tuple(key for key, _ in CATEGORIES)
+
+MARK_KINDS = ("fall", "no_fall", "skip", "undo")
+
+_ANNOTATOR_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def utc_now() -> str:
+    """The current time as an ISO 8601 UTC string with microseconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def schema_version(record: Any, expected: str, where: str) -> int:
+    """Check that ``record['schema']`` names ``expected``'s kind and a version this lmread knows.
+
+    Returns the version number; raises :class:`StudyError` or :class:`SchemaVersionError`.
+    """
+    if not isinstance(record, dict):
+        raise StudyError(f"{where}: expected a JSON object, found {type(record).__name__}")
+    value = record.get("schema")
+    kind, _, known = expected.rpartition("/")
+    if not isinstance(value, str) or "/" not in value:
+        raise StudyError(f"{where}: missing or malformed 'schema' field (expected {expected})")
+    got_kind, _, got_version = value.rpartition("/")
+    if got_kind != kind or not got_version.isdigit():
+        raise StudyError(f"{where}: schema is {value!r}, expected {expected}")
+    if int(got_version) > int(known):
+        raise SchemaVersionError(
+            f"{where}: written with schema {value}, newer than this lmread knows ({expected}); "
+            "upgrade lmread to read it"
+        )
+    return int(got_version)
+
+
+def check_annotator(name: str) -> str:
+    """Return ``name`` if it is a safe annotator name (it becomes a file name), else raise."""
+    if not isinstance(name, str) or not _ANNOTATOR_RE.match(name) or name in {".", ".."}:
+        raise MarkError(
+            f"annotator name {name!r} is not allowed: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def check_category(category: str | None) -> str | None:
+    """Return a valid category key (accepting labels and case variants), or raise MarkError."""
+    if category is None:
+        return None
+    key = category.strip().lower()
+    for k, label in CATEGORIES:
+        if key in {k, label.lower()}:
+            return k
+    raise MarkError(f"unknown category {category!r}: use one of {', '.join(CATEGORY_KEYS)}")
+
+
+def stable_id(prefix: str, *parts: Any) -> str:
+    """A short content hash of ``parts`` (JSON-encoded with sorted keys), e.g. ``s_3f2a...``."""
+    blob = orjson.dumps(list(parts), option=orjson.OPT_SORT_KEYS)
+    return prefix + hashlib.sha256(blob).hexdigest()[:20]
+
+
+def new_mark_id() -> str:
+    """A unique mark id (random, so two annotators never collide)."""
+    return "m_" + uuid.uuid4().hex
+
+
+# --------------------------------------------------------------------------------------------
+# Tokens
+
+
+@dataclass
+class Tokens:
+    """Parallel per-token arrays of one sample.
+
+    ``logprob``/``rank``/``entropy``/``top_*`` are ``None`` as a whole when the source gave no
+    distribution (imported text), and hold ``None`` entries for single tokens without one.
+    """
+
+    ids: list[int] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=lambda: [0])
+    nbytes: list[int] = field(default_factory=list)
+    logprob: list[float | None] | None = None
+    rank: list[int | None] | None = None
+    entropy: list[float | None] | None = None
+    top_ids: list[list[int]] | None = None
+    top_logprobs: list[list[float]] | None = None
+    top_pieces: list[list[str]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"ids": self.ids, "offsets": self.offsets, "bytes": self.nbytes}
+        out["logprob"] = self.logprob
+        out["rank"] = self.rank
+        out["entropy"] = self.entropy
+        out["top"] = (
+            None
+            if self.top_ids is None
+            else {"ids": self.top_ids, "logprobs": self.top_logprobs, "pieces": self.top_pieces}
+        )
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> Tokens:
+        if not isinstance(data, dict):
+            raise StudyError(f"{where}: 'tokens' must be an object")
+        try:
+            top = data.get("top")
+            toks = cls(
+                ids=list(data["ids"]),
+                offsets=list(data["offsets"]),
+                nbytes=list(data["bytes"]),
+                logprob=data.get("logprob"),
+                rank=data.get("rank"),
+                entropy=data.get("entropy"),
+                top_ids=top["ids"] if top else None,
+                top_logprobs=top["logprobs"] if top else None,
+                top_pieces=top["pieces"] if top else None,
+            )
+        except (KeyError, TypeError) as exc:
+            raise StudyError(f"{where}: malformed 'tokens' ({exc})") from None
+        n = len(toks.ids)
+        if len(toks.offsets) != n + 1 or len(toks.nbytes) != n:
+            raise StudyError(f"{where}: token arrays have inconsistent lengths")
+        for name in ("logprob", "rank", "entropy", "top_ids", "top_logprobs", "top_pieces"):
+            arr = getattr(toks, name)
+            if arr is not None and len(arr) != n:
+                raise StudyError(f"{where}: token array {name!r} has {len(arr)} entries, not {n}")
+        return toks
+
+
+class TokenAssembler:
+    """Accumulate raw token bytes into exact text and per-token arrays, decoding incrementally.
+
+    Feed tokens with :meth:`add`; each call returns the text that token completed (possibly empty
+    when it only starts a multi-byte character).  :meth:`finish` flushes incomplete trailing bytes
+    (as U+FFFD, keeping the raw bytes in ``raw``) and returns the :class:`Tokens` and the text.
+    """
+
+    def __init__(self, with_distribution: bool = True) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._parts: list[str] = []
+        self._raw: list[bytes] = []
+        self._length = 0
+        self.tokens = Tokens()
+        if with_distribution:
+            self.tokens.logprob = []
+            self.tokens.rank = []
+            self.tokens.entropy = []
+            self.tokens.top_ids = []
+            self.tokens.top_logprobs = []
+            self.tokens.top_pieces = []
+        self._finished = False
+
+    def __len__(self) -> int:
+        return len(self.tokens.ids)
+
+    @property
+    def text_length(self) -> int:
+        """Characters decoded so far."""
+        return self._length
+
+    @property
+    def text(self) -> str:
+        """The text decoded so far (complete characters only)."""
+        if len(self._parts) > 1:
+            self._parts[:] = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+    def add(
+        self,
+        token_id: int,
+        piece: bytes,
+        logprob: float | None = None,
+        rank: int | None = None,
+        entropy: float | None = None,
+        top_ids: list[int] | None = None,
+        top_logprobs: list[float] | None = None,
+        top_pieces: list[bytes] | None = None,
+    ) -> str:
+        """Append one token; return the characters it completed."""
+        if self._finished:
+            raise RuntimeError("TokenAssembler.add after finish")
+        text = self._decoder.decode(piece)
+        toks = self.tokens
+        toks.ids.append(int(token_id))
+        toks.nbytes.append(len(piece))
+        self._raw.append(piece)
+        if text:
+            self._parts.append(text)
+            self._length += len(text)
+        toks.offsets.append(self._length)
+        if toks.logprob is not None:
+            toks.logprob.append(None if logprob is None else float(logprob))
+            toks.rank.append(None if rank is None else int(rank))  # type: ignore[union-attr]
+            toks.entropy.append(None if entropy is None else float(entropy))  # type: ignore[union-attr]
+            toks.top_ids.append([int(x) for x in top_ids or []])  # type: ignore[union-attr]
+            toks.top_logprobs.append([float(x) for x in top_logprobs or []])  # type: ignore[union-attr]
+            toks.top_pieces.append(  # type: ignore[union-attr]
+                [p.decode("utf-8", errors="backslashreplace") for p in top_pieces or []]
+            )
+        return text
+
+    def finish(self) -> tuple[Tokens, str, bytes | None]:
+        """Flush and return ``(tokens, text, raw)``; ``raw`` is the byte string when it was not
+        valid UTF-8 (so no byte is ever lost), else ``None``."""
+        if not self._finished:
+            tail = self._decoder.decode(b"", final=True)
+            if tail:
+                self._parts.append(tail)
+                self._length += len(tail)
+                if len(self.tokens.offsets) > 1:
+                    self.tokens.offsets[-1] = self._length
+            self._finished = True
+        raw = b"".join(self._raw)
+        try:
+            raw.decode("utf-8")
+            keep = None
+        except UnicodeDecodeError:
+            keep = raw
+        return self.tokens, self.text, keep
+
+
+# --------------------------------------------------------------------------------------------
+# Samples
+
+
+@dataclass
+class Sample:
+    """One generation (or imported text) with everything needed to reproduce and read it."""
+
+    id: str
+    model: dict[str, Any]
+    backend: str
+    prompt: dict[str, Any]
+    settings: dict[str, Any]
+    seed: int | None
+    text: str
+    tokens: Tokens
+    finish_reason: str
+    created: str = field(default_factory=utc_now)
+    times: dict[str, Any] = field(default_factory=dict)
+    source: str = "generated"
+    raw: bytes | None = None
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.tokens.ids)
+
+    @property
+    def model_id(self) -> str:
+        return str(self.model.get("id", "?"))
+
+    def span(self, index: int) -> tuple[int, int]:
+        """Character span ``(start, end)`` of token ``index``."""
+        return self.tokens.offsets[index], self.tokens.offsets[index + 1]
+
+    def piece(self, index: int) -> str:
+        """The text of token ``index`` (empty for a token that only starts a character)."""
+        start, end = self.span(index)
+        return self.text[start:end]
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "schema": SAMPLE_SCHEMA,
+            "id": self.id,
+            "source": self.source,
+            "model": self.model,
+            "backend": self.backend,
+            "prompt": self.prompt,
+            "settings": self.settings,
+            "seed": self.seed,
+            "finish_reason": self.finish_reason,
+            "created": self.created,
+            "times": self.times,
+            "text": self.text,
+            "tokens": self.tokens.to_json(),
+        }
+        if self.raw is not None:
+            out["raw_b64"] = base64.b64encode(self.raw).decode("ascii")
+        return out
+
+    def dumps(self) -> bytes:
+        """One JSONL line (with trailing newline)."""
+        return orjson.dumps(self.to_json(), option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> Sample:
+        schema_version(data, SAMPLE_SCHEMA, where)
+        try:
+            sample = cls(
+                id=str(data["id"]),
+                model=dict(data["model"]),
+                backend=str(data["backend"]),
+                prompt=dict(data["prompt"]),
+                settings=dict(data["settings"]),
+                seed=data.get("seed"),
+                text=str(data["text"]),
+                tokens=Tokens.from_json(data["tokens"], where),
+                finish_reason=str(data["finish_reason"]),
+                created=str(data.get("created", "")),
+                times=dict(data.get("times") or {}),
+                source=str(data.get("source", "generated")),
+                raw=base64.b64decode(data["raw_b64"]) if data.get("raw_b64") else None,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StudyError(f"{where}: malformed sample ({exc!r})") from None
+        if sample.tokens.offsets[-1] != len(sample.text):
+            raise StudyError(f"{where}: token offsets do not cover the text")
+        return sample
+
+
+def sample_id(model: dict[str, Any], prompt: dict[str, Any], settings: dict[str, Any], seed: Any) -> str:
+    """Stable id of a generated sample: a hash of what defines it, so two machines agree."""
+    identity = {
+        k: model.get(k) for k in ("id", "sha256", "revision", "source", "backend") if model.get(k)
+    }
+    return stable_id("s_", identity, prompt.get("text", ""), settings, seed)
+
+
+# --------------------------------------------------------------------------------------------
+# Marks
+
+
+@dataclass
+class Mark:
+    """One event in an annotator's marks file.
+
+    ``kind`` is ``fall`` (the text falls at token ``at``), ``no_fall`` (read to token ``read_to``
+    without a fall: censored there), ``skip`` (contributes nothing) or ``undo`` (withdraws mark
+    ``undoes``).  ``read_to`` counts tokens read; ``revealed`` counts tokens shown.
+    """
+
+    sample: str
+    annotator: str
+    kind: str
+    at: int | None = None
+    read_to: int | None = None
+    category: str | None = None
+    severity: int | None = None
+    note: str | None = None
+    undoes: str | None = None
+    revealed: int | None = None
+    elapsed_s: float | None = None
+    client: str = "cli"
+    id: str = field(default_factory=new_mark_id)
+    time: str = field(default_factory=utc_now)
+
+    def validate(self) -> Mark:
+        """Raise :class:`MarkError` unless the mark is self-consistent; return it."""
+        check_annotator(self.annotator)
+        if self.kind not in MARK_KINDS:
+            raise MarkError(f"unknown mark kind {self.kind!r}: use one of {', '.join(MARK_KINDS)}")
+        if self.kind == "fall" and (not isinstance(self.at, int) or self.at < 0):
+            raise MarkError("a fall mark needs a token index --at >= 0")
+        if self.kind == "no_fall" and (not isinstance(self.read_to, int) or self.read_to < 0):
+            raise MarkError("a no-fall mark needs --read-to TOKENS (how many tokens were read)")
+        if self.kind == "undo" and not self.undoes:
+            raise MarkError("an undo event needs the id of the mark it withdraws")
+        self.category = check_category(self.category)
+        if self.category is not None and self.kind != "fall":
+            raise MarkError("a category belongs to a fall mark only")
+        if self.severity is not None and self.severity not in (1, 2, 3):
+            raise MarkError(f"severity must be 1, 2 or 3, not {self.severity!r}")
+        if self.note is not None and ("\n" in self.note or len(self.note) > 4000):
+            self.note = " ".join(self.note.split())[:4000]
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"schema": MARK_SCHEMA, "id": self.id, "kind": self.kind}
+        for key in ("sample", "annotator", "time", "at", "read_to", "category", "severity",
+                    "note", "undoes", "revealed", "elapsed_s", "client"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+    def dumps(self) -> bytes:
+        return orjson.dumps(self.to_json()) + b"\n"
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> Mark:
+        schema_version(data, MARK_SCHEMA, where)
+        try:
+            mark = cls(
+                id=str(data["id"]),
+                kind=str(data["kind"]),
+                sample=str(data["sample"]),
+                annotator=str(data["annotator"]),
+                time=str(data["time"]),
+                at=data.get("at"),
+                read_to=data.get("read_to"),
+                category=data.get("category"),
+                severity=data.get("severity"),
+                note=data.get("note"),
+                undoes=data.get("undoes"),
+                revealed=data.get("revealed"),
+                elapsed_s=data.get("elapsed_s"),
+                client=str(data.get("client", "cli")),
+            )
+        except (KeyError, TypeError) as exc:
+            raise StudyError(f"{where}: malformed mark ({exc!r})") from None
+        try:
+            return mark.validate()
+        except MarkError as exc:
+            raise StudyError(f"{where}: {exc}") from None
