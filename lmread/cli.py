@@ -147,7 +147,7 @@ def mark_cmd(ctx: click.Context, study: str | None, sample_id: str | None, at: i
     from lmread.records import Mark
     from lmread.study import Study
 
-    who = annotator or settings_from(ctx).annotator
+    who = annotator if annotator is not None else settings_from(ctx).annotator
     st = Study.open(study_path(ctx, study))
     if undo:
         if at is not None or no_fall or skip:
@@ -258,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(signal, "SIGXFSZ"):  # a file-size limit must fail the write, not kill us
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
-        app.main(args=argv, prog_name="lmread", standalone_mode=False)
+        # with standalone_mode=False, click returns the status of ctx.exit(N) / Exit(N) instead of raising
+        status = app.main(args=argv, prog_name="lmread", standalone_mode=False)
     except LmreadError as exc:
         click.echo(f"lmread: error: {exc}", err=True)
         return exc.exit_code
@@ -279,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except BrokenPipeError:
         return 1
-    return 0
+    return status if isinstance(status, int) and not isinstance(status, bool) else 0
 
 
 if __name__ == "__main__":

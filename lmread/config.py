@@ -51,7 +51,7 @@ class Settings:
 def _default_annotator() -> str:
     try:
         name = getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user database in some containers
+    except Exception:
         name = "reader"
     safe = "".join(ch for ch in name if ch.isalnum() or ch in "._-").lstrip("._-")
     return safe[:64] or "reader"

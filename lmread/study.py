@@ -10,8 +10,9 @@ Layout::
 Every append is one ``write`` of whole lines under an exclusive ``flock``, followed by ``fsync``;
 a record is reported saved only after that.  A failed write (full disk, file-size limit) is
 rolled back with ``ftruncate`` so the file stays loadable.  Loading tolerates a torn last line
-(a crash mid-write): it warns and ignores it, and the next append starts on a fresh line.  Any
-other corrupt line is an error naming the file and the line number.
+(a crash mid-write): it warns and ignores it; the next append moves the fragment to
+``FILE.torn`` and starts on a fresh line.  Any other corrupt line is an error naming the file
+and the line number.
 """
 
 from __future__ import annotations
@@ -53,10 +54,44 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _set_aside_torn_tail(fd: int, path: Path, size: int) -> tuple[int, bool]:
+    """Deal with a last line that has no newline (a writer died mid-write), under the lock.
+
+    A tail that parses as JSON is a whole record missing only its newline: keep it (returns
+    ``keep=True``, the caller writes the newline).  Anything else is a torn fragment that was
+    never reported saved: it is moved to ``FILE.torn`` (so no byte is lost) and the file is
+    truncated back to its last complete line, so the next record starts on a fresh line and no
+    corrupt line is ever left inside the file.
+    """
+    start = size
+    while start > 0:
+        step = min(start, 1 << 20)
+        chunk = os.pread(fd, step, start - step)
+        nl = chunk.rfind(b"\n")
+        if nl >= 0:
+            start = start - step + nl + 1
+            break
+        start -= step
+    tail = os.pread(fd, size - start, start)
+    try:
+        orjson.loads(tail)
+        return size, True
+    except orjson.JSONDecodeError:
+        pass
+    side = path.with_name(path.name + ".torn")
+    with open(side, "ab") as fh:
+        fh.write(tail + b"\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.ftruncate(fd, start)
+    os.fsync(fd)
+    return start, False
+
+
 def append_lines(path: Path, data: bytes) -> None:
     """Append ``data`` (whole lines, ending in newline) to ``path`` with one write and fsync.
 
-    If the file ends in a torn line, a newline is written first (in the same write).  On any
+    If the file ends in a torn line, it is set aside first (see :func:`_set_aside_torn_tail`).  On any
     write error the file is truncated back to its previous size and :class:`DiskFullError`
     (no space / size limit) or :class:`StudyError` is raised.
     """
@@ -64,14 +99,16 @@ def append_lines(path: Path, data: bytes) -> None:
         raise ValueError("append_lines needs whole lines")
     created = not path.exists()
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     except OSError as exc:
         raise StudyError(f"cannot open {path} for writing: {exc.strerror}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
-            data = b"\n" + data
+            size, keep = _set_aside_torn_tail(fd, path, size)
+            if keep:
+                data = b"\n" + data
         try:
             view = memoryview(data)
             while view:

@@ -11,13 +11,14 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lmread import __version__
 from lmread.backends.base import GenOptions, StreamEnd, TokenChunk
-from lmread.errors import OptionError
+from lmread.errors import ModelError, OptionError
 
 _WORD_RE = re.compile(r"\s*\S+|\s+", re.UNICODE)
 
@@ -68,6 +69,36 @@ class ScriptedBackend:
         vocab = sorted(set(self.pieces)) or [b""]
         self._vocab = {p: i for i, p in enumerate(vocab)}
         self._pieces_by_id = vocab
+
+    @classmethod
+    def from_card(cls, card: Any, **options: Any) -> ScriptedBackend:
+        """Build from a model card whose ``source`` holds ``{"text": ...}`` or ``{"path": TEXTFILE}``.
+
+        ``tokenizer``, ``delay_s``, ``eos`` and ``fake_logprobs`` are read from the card's
+        ``extra`` table (or its source).  Options meant for real backends (threads, context
+        size...) are accepted and ignored.
+        """
+        source = dict(card.source or {})
+        extra = {**dict(getattr(card, "extra", None) or {}), **source}
+        text = source.get("text")
+        if text is None and source.get("path"):
+            resolve = getattr(card, "resolve_path", None)
+            path = resolve() if resolve is not None else Path(str(source["path"])).expanduser()
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ModelError(f"model {card.id!r}: cannot read script {path}: {exc}") from None
+        if not isinstance(text, str):
+            raise ModelError(f"model {card.id!r}: a scripted card needs source.text or source.path")
+        return cls(
+            text=text,
+            tokenizer=str(extra.get("tokenizer", "words")),
+            fake_logprobs=bool(extra.get("fake_logprobs", True)),
+            delay_s=float(options.get("delay_s", extra.get("delay_s", 0.0))),
+            model_id=card.id,
+            n_params=card.n_params,
+            eos=bool(extra.get("eos", True)),
+        )
 
     def describe(self) -> dict[str, Any]:
         return {
