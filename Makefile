@@ -34,7 +34,7 @@ run: setup
 ## Set up with the dev extra and run the whole test suite
 test: setup-dev
 	$(VENV)/bin/ruff check lmread tests
-	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	LMREAD_NO_SKIP=1 $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: setup-dev
 	$(VENV)/bin/ruff check lmread tests
