@@ -1,0 +1,276 @@
+"""From a study to an observation table: one row per (sample, annotator) standing mark.
+
+Coherent length of a marked sample:
+
+* a **fall** at token ``i`` is an event at duration ``i`` tokens (tokens ``0..i-1`` were fine);
+* a **no fall** read to ``r`` tokens is censored at ``r`` tokens; a sample that ended by
+  end-of-text and was read to the end is thereby censored at its length (``end`` = ``"eos"``);
+* a **skip** contributes nothing, and undone marks are withdrawn (the latest standing mark of
+  each annotator on each sample counts, see :meth:`lmread.study.Study.current_marks`).
+
+Durations come in three units.  ``tokens`` as above; ``chars`` is the number of characters
+before the cut (``offsets[i]``, the characters of tokens ``0..i-1``); ``words`` is the number of
+words in ``text[:offsets[i]]``, where a word is a maximal run of non-whitespace characters and a
+word is counted when it *starts* before the cut (so a word the fall token cuts in half counts).
+
+Several annotators on one sample (``consensus``):
+
+* ``each``: every annotator's mark is its own observation;
+* ``earliest``: one observation per sample: the earliest fall any annotator marked, or, when
+  nobody marked a fall, censored at the furthest any annotator read;
+* ``median``: one observation per sample: the annotators' marks ordered by duration (a fall
+  before a censoring at the same duration) and the lower median taken (mark ``(k - 1) // 2``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lmread.errors import OptionError, StudyError
+from lmread.records import Mark, Sample
+from lmread.study import Study
+
+UNITS = ("tokens", "words", "chars")
+GROUPINGS = ("model", "model+decoding", "prompt-set")
+CONSENSUS = ("each", "earliest", "median")
+DECODING_KEYS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
+MODEL_IDENTITY_KEYS = ("id", "name", "n_params", "sha256", "revision", "quantization", "architecture",
+                       "backend", "source", "path")
+UNCATEGORIZED = "uncategorized"
+
+_WORD_START = re.compile(r"\S+")
+
+
+@dataclass
+class Group:
+    """One group of observations: its label and what defines it."""
+
+    label: str
+    model: dict[str, Any] | None
+    n_params: int | None
+    decoding: dict[str, Any] | None = None
+    prompt_set: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"label": self.label, "model": self.model, "n_params": self.n_params,
+                "decoding": self.decoding, "prompt_set": self.prompt_set}
+
+
+@dataclass
+class Observations:
+    """Column arrays, one row per observation, plus the groups they belong to."""
+
+    groups: list[Group]
+    group: np.ndarray
+    tokens: np.ndarray
+    words: np.ndarray
+    chars: np.ndarray
+    event: np.ndarray
+    category_code: np.ndarray
+    categories: list[str]
+    sample: list[str]
+    sample_code: np.ndarray
+    annotator: list[str]
+    end: list[str]
+    n_annotators: np.ndarray
+    filters: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.group.size)
+
+    def duration(self, unit: str) -> np.ndarray:
+        """Durations in ``unit`` (tokens, words or chars)."""
+        check_unit(unit)
+        return {"tokens": self.tokens, "words": self.words, "chars": self.chars}[unit]
+
+    def category(self, row: int) -> str:
+        """Failure category of row ``row`` ("" for a censored observation)."""
+        code = int(self.category_code[row])
+        return self.categories[code] if code >= 0 else ""
+
+    def group_rows(self, index: int) -> np.ndarray:
+        """Row indexes of group ``index``."""
+        return np.flatnonzero(self.group == index)
+
+
+def check_unit(unit: str) -> str:
+    """Return ``unit`` if known, else raise :class:`OptionError`."""
+    if unit not in UNITS:
+        raise OptionError(f"unknown unit {unit!r}: use one of {', '.join(UNITS)}")
+    return unit
+
+
+def check_grouping(by: str) -> str:
+    """Return ``by`` if known, else raise :class:`OptionError`."""
+    if by not in GROUPINGS:
+        raise OptionError(f"unknown grouping {by!r}: use one of {', '.join(GROUPINGS)}")
+    return by
+
+
+def check_consensus(consensus: str) -> str:
+    """Return ``consensus`` if known, else raise :class:`OptionError`."""
+    if consensus not in CONSENSUS:
+        raise OptionError(f"unknown consensus {consensus!r}: use one of {', '.join(CONSENSUS)}")
+    return consensus
+
+
+def model_identity(sample: Sample) -> dict[str, Any]:
+    """The identifying fields of a sample's model (id, n_params, file hash or revision, ...)."""
+    return {k: sample.model[k] for k in MODEL_IDENTITY_KEYS if sample.model.get(k) is not None}
+
+
+def decoding_of(sample: Sample) -> dict[str, Any]:
+    """The sampling settings that define a decoding group."""
+    return {k: sample.settings[k] for k in DECODING_KEYS if sample.settings.get(k) is not None}
+
+
+def _group_key(sample: Sample, by: str) -> tuple[str, dict[str, Any] | None, str | None]:
+    if by == "model":
+        return sample.model_id, None, None
+    if by == "model+decoding":
+        dec = decoding_of(sample)
+        text = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in dec.items())
+        return (f"{sample.model_id} {text}" if text else f"{sample.model_id} (default decoding)"), dec, None
+    prompt_set = sample.prompt.get("set")
+    label = str(prompt_set) if prompt_set not in (None, "") else "(no set)"
+    return label, None, label
+
+
+def word_starts(text: str) -> np.ndarray:
+    """Character positions where words (maximal runs of non-whitespace) start."""
+    return np.fromiter((m.start() for m in _WORD_START.finditer(text)), dtype=np.int64)
+
+
+@dataclass
+class _Row:
+    sample: Sample
+    mark: Mark
+    tokens: int
+    event: bool
+
+
+def _row(sample: Sample, mark: Mark) -> _Row:
+    if mark.kind == "fall":
+        return _Row(sample, mark, int(mark.at), True)  # type: ignore[arg-type]
+    return _Row(sample, mark, int(mark.read_to), False)  # type: ignore[arg-type]
+
+
+def _consensus(rows: list[_Row], how: str) -> _Row:
+    if how == "earliest":
+        falls = [r for r in rows if r.event]
+        if falls:
+            return min(falls, key=lambda r: (r.tokens, r.mark.annotator))
+        return max(rows, key=lambda r: (r.tokens, r.mark.annotator))
+    ordered = sorted(rows, key=lambda r: (r.tokens, not r.event, r.mark.annotator))
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def observations_from_marks(
+    samples: dict[str, Sample],
+    marks: Iterable[Mark],
+    by: str = "model",
+    consensus: str = "each",
+) -> Observations:
+    """Build the observation table from samples and standing marks (skips are dropped)."""
+    check_grouping(by)
+    check_consensus(consensus)
+    warnings: list[str] = []
+    per_sample: dict[str, list[_Row]] = {}
+    missing = 0
+    for mark in marks:
+        if mark.kind not in ("fall", "no_fall"):
+            continue
+        sample = samples.get(mark.sample)
+        if sample is None:
+            missing += 1
+            continue
+        per_sample.setdefault(sample.id, []).append(_row(sample, mark))
+    if missing:
+        warnings.append(f"{missing} marks refer to samples not in this study; they were left out")
+    chosen: list[tuple[_Row, int]] = []
+    for rows in per_sample.values():
+        rows.sort(key=lambda r: r.mark.annotator)
+        if consensus == "each":
+            chosen.extend((r, 1) for r in rows)
+        else:
+            chosen.append((_consensus(rows, consensus), len(rows)))
+
+    groups: dict[str, Group] = {}
+    group_of: list[str] = []
+    tokens = np.empty(len(chosen), dtype=np.int64)
+    words = np.empty(len(chosen), dtype=np.int64)
+    chars = np.empty(len(chosen), dtype=np.int64)
+    event = np.empty(len(chosen), dtype=bool)
+    n_ann = np.empty(len(chosen), dtype=np.int64)
+    category_code = np.full(len(chosen), -1, dtype=np.int64)
+    categories: dict[str, int] = {}
+    sample_ids: list[str] = []
+    annotators: list[str] = []
+    ends: list[str] = []
+    starts_cache: dict[str, np.ndarray] = {}
+    for i, (row, count) in enumerate(chosen):
+        s = row.sample
+        label, dec, prompt_set = _group_key(s, by)
+        group = groups.get(label)
+        if group is None:
+            ident = model_identity(s)
+            group = groups[label] = Group(label, ident, ident.get("n_params"), dec, prompt_set)
+        elif group.model is not None and group.model.get("id") != s.model_id:
+            group.model = None  # a prompt-set group spanning several models
+            group.n_params = None
+        group_of.append(label)
+        cut = s.tokens.offsets[row.tokens]
+        starts = starts_cache.get(s.id)
+        if starts is None:
+            starts = starts_cache[s.id] = word_starts(s.text)
+        tokens[i] = row.tokens
+        chars[i] = cut
+        words[i] = int(np.searchsorted(starts, cut, side="left"))
+        event[i] = row.event
+        n_ann[i] = count
+        if row.event:
+            cat = row.mark.category or UNCATEGORIZED
+            category_code[i] = categories.setdefault(cat, len(categories))
+        sample_ids.append(s.id)
+        annotators.append(row.mark.annotator)
+        if row.event:
+            ends.append("fall")
+        elif row.tokens >= s.n_tokens:
+            ends.append("eos" if s.finish_reason in ("eos", "stop") else "end")
+        else:
+            ends.append("read")
+    ordered = sorted(groups.values(), key=lambda g: (g.n_params is None, g.n_params or 0, g.label))
+    index = {g.label: k for k, g in enumerate(ordered)}
+    group_arr = np.fromiter((index[label] for label in group_of), dtype=np.int64, count=len(group_of))
+    return Observations(ordered, group_arr, tokens, words, chars, event, category_code, list(categories),
+                        sample_ids, np.unique(np.array(sample_ids, dtype=object), return_inverse=True)[1].ravel()
+                        if sample_ids else np.zeros(0, dtype=np.int64), annotators, ends, n_ann, {"by": by, "consensus": consensus}, warnings)
+
+
+def observations_from_study(
+    study: Study, by: str = "model", annotator: str = "all", consensus: str = "each"
+) -> Observations:
+    """The observation table of a study (see the module notes); raises a one-line
+    :class:`OptionError` / :class:`StudyError` for an unknown option or a study with no marks."""
+    check_grouping(by)
+    check_consensus(consensus)
+    known = study.annotators()
+    if annotator != "all" and annotator not in known:
+        have = ", ".join(known) if known else "nobody yet"
+        raise OptionError(f"unknown annotator {annotator!r}: this study has marks by {have} (or use --annotator all)")
+    marks = study.current_marks(None if annotator == "all" else annotator).values()
+    obs = observations_from_marks(study.samples, marks, by=by, consensus=consensus)
+    obs.filters["annotator"] = annotator
+    obs.warnings[:0] = study.warnings
+    if len(obs) == 0:
+        who = "" if annotator == "all" else f" by {annotator}"
+        raise StudyError(
+            f"study {study.path} has no fall or no-fall marks{who} yet; mark samples with 'lmread read' or 'lmread mark'"
+        )
+    return obs
