@@ -6,7 +6,6 @@ import builtins
 import csv
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
