@@ -1,0 +1,513 @@
+"""The reader's token document (headless): wrapping, lookups, cursor motions, reveal, streaming."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lmread.backends.scripted import split_text
+from lmread.records import TokenAssembler
+from lmread.tui.document import (
+    KIND_CONTROL,
+    KIND_NEWLINE,
+    KIND_TAB,
+    TAB_SIZE,
+    TokenDocument,
+    char_cells,
+)
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def doc_from_pieces(pieces: list[bytes], revealed: int | None = None, width: int = 80) -> TokenDocument:
+    """A document whose offsets come from real byte pieces through TokenAssembler."""
+    asm = TokenAssembler(with_distribution=False)
+    for i, piece in enumerate(pieces):
+        asm.add(i, piece)
+    tokens, text, _ = asm.finish()
+    return TokenDocument(text, tokens.offsets, revealed, width=width)
+
+
+def doc_from_text(text: str, tokenizer: str = "words", width: int = 80) -> TokenDocument:
+    return doc_from_pieces(split_text(text, tokenizer), width=width)
+
+
+def byte_chunks(text: str, size: int) -> list[bytes]:
+    data = text.encode("utf-8")
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def ref_line_starts(doc: TokenDocument, width: int) -> list[int]:
+    """A plain character-by-character implementation of the documented wrapping rules."""
+    text = doc.visible_text
+    end = len(text)
+    info = doc._char_info
+
+    def line_end(s: int) -> int | None:
+        x, i, last_opp, prev_breaks = 0, s, -1, False
+        while i < end:
+            c = text[i]
+            if c == "\n":
+                return i + 1
+            if c == "\t":
+                w, wide = TAB_SIZE - x % TAB_SIZE, False
+            else:
+                w = info(c)[0]
+                if w == 0:
+                    i += 1
+                    continue
+                wide = w >= 2
+            space = c == " "
+            opp = i > s and not space and (prev_breaks or wide)
+            if x + w > width:
+                if space:
+                    j = i + 1
+                    while j < end and (text[j] == " " or (text[j] not in "\n\t" and info(text[j])[0] == 0)):
+                        j += 1
+                    if j >= end:
+                        return None
+                    return j + 1 if text[j] == "\n" else j
+                if opp:
+                    return i
+                if last_opp > s:
+                    return last_opp
+                if i > s:
+                    return i
+            elif opp:
+                last_opp = i
+            x += w
+            prev_breaks = space or wide or c == "\t"
+            i += 1
+        return None
+
+    starts, s = [], 0
+    while True:
+        starts.append(s)
+        if s >= end:
+            return starts
+        nxt = line_end(s)
+        if nxt is None:
+            return starts
+        s = nxt
+
+
+def all_starts(doc: TokenDocument, width: int) -> list[int]:
+    return [doc.line_range(y, width)[0] for y in range(doc.line_count(width))]
+
+
+def check_tiling(doc: TokenDocument, width: int) -> None:
+    """Lines tile the visible text; pieces tile each line; every character is displayed by the
+    token holding it; nothing past the visible end appears."""
+    end = doc.visible_end
+    pos = 0
+    for y in range(doc.line_count(width)):
+        a, b = doc.line_range(y, width)
+        assert a == pos and b <= end
+        x = 0
+        cpos = a
+        for p in doc.line_pieces(y, width):
+            assert p.start == cpos and p.end <= b and p.x == x
+            assert 0 <= p.token < doc.revealed
+            lo, hi = doc.span(p.token)
+            assert lo <= p.start and p.end <= hi and lo < hi  # never an empty-span token
+            x += p.cells
+            cpos = p.end
+        assert cpos == b
+        pos = b
+    assert pos == end
+
+
+SAMPLE = (
+    "The keeper wrote: \"Storm at dawn.\" Then nothing!\tTabs\there.\n\n"
+    "漢字のテキストも折り返す。 Emoji 😀👍🏽 and café\u0301 too… Control \x00 \x1b \x7f \x85 end.\r\n"
+    "Last line with a verylongwordthatcannotfitonasinglelineatall and more."
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# wrapping and display
+
+
+def test_char_cells_basics() -> None:
+    assert char_cells("a") == 1
+    assert char_cells("漢") == 2
+    assert char_cells("😀") == 2
+    assert char_cells("\u0301") == 0
+    assert char_cells("\u200d") == 0
+    assert char_cells("é") == 1
+
+
+def test_wide_chars_fill_two_cells_and_wrap() -> None:
+    text = "漢字" * 10
+    doc = TokenDocument(text, list(range(len(text) + 1)), width=7)
+    # 7 cells hold 3 wide characters; a wide character never straddles the edge
+    assert [doc.line_text(y) for y in range(doc.line_count())][:2] == ["漢字漢", "字漢字"]
+    pieces = doc.line_pieces(0)
+    assert [p.cells for p in pieces] == [2, 2, 2]
+    assert [p.x for p in pieces] == [0, 2, 4]
+    assert doc.token_at(0, 0) == doc.token_at(1, 0) == 0
+    assert doc.token_at(5, 0) == 2
+    assert doc.token_at(6, 0) is None
+    check_tiling(doc, 7)
+
+
+def test_emoji_and_combining_marks() -> None:
+    doc = doc_from_pieces(byte_chunks("a😀b café\u0301 x", 1), width=80)
+    line = doc.line_pieces(0)
+    cells = {p.text: p.cells for p in line}
+    assert cells["😀"] == 2
+    assert cells["\u0301"] == 0
+    # the emoji's token (the one holding its last byte) owns both of its cells
+    emoji = next(p for p in line if p.text == "😀")
+    assert doc.token_text(emoji.token) == "😀"
+    assert doc.token_at(emoji.x, 0) == doc.token_at(emoji.x + 1, 0) == emoji.token
+    # the combining mark adds no cell: "x" sits where it would without it
+    assert doc.line_text(0) == "a😀b café\u0301 x"
+    assert doc.line_pieces(0)[-1].x == 1 + 2 + 1 + 1 + 4 + 1
+
+
+def test_combining_mark_never_starts_a_line() -> None:
+    text = "abcde\u0301\u0301fgh"
+    doc = TokenDocument(text, list(range(len(text) + 1)), width=5)
+    assert doc.line_text(0) == "abcde\u0301\u0301"
+    assert doc.line_text(1) == "fgh"
+    assert doc.line_count() == 2
+
+
+def test_tabs_shown_visibly_to_the_next_stop() -> None:
+    doc = TokenDocument("a\tbc\td", [0, 1, 2, 4, 5, 6])
+    pieces = doc.line_pieces(0)
+    tabs = [p for p in pieces if p.kind == KIND_TAB]
+    assert [t.text for t in tabs] == ["→" + " " * (TAB_SIZE - 2), "→" + " " * (TAB_SIZE - 6 % TAB_SIZE - 1)]
+    assert [(t.x, t.cells) for t in tabs] == [(1, TAB_SIZE - 1), (6, TAB_SIZE - 6 % TAB_SIZE)]
+    assert doc.token_at(2, 0) == 1 and doc.token_at(TAB_SIZE, 0) == 2
+
+
+def test_control_characters_shown_as_symbols() -> None:
+    text = "a\x00b\x1bc\x7fd\x85e\u2028"
+    doc = TokenDocument(text, list(range(len(text) + 1)))
+    controls = [p for p in doc.line_pieces(0) if p.kind == KIND_CONTROL]
+    assert [p.text for p in controls] == ["␀", "␛", "␡", "<85>", "␤"]
+    assert doc.line_text(0) == "a␀b␛c␡d<85>e␤"
+    assert doc.token_at(9, 0) == text.index("\x85")  # inside "<85>"
+
+
+def test_newlines_inside_tokens_break_lines() -> None:
+    pieces = [b"One.", b"\n\nTwo", b" three", b"\n", b"four"]
+    doc = doc_from_pieces(pieces)
+    assert doc.line_count() == 4
+    assert doc.line_text(0) == "One. "  # the newline shows as a one-cell marker
+    assert doc.line_text(1) == " "
+    assert doc.line_text(2) == "Two three "
+    assert doc.line_text(3) == "four"
+    assert [p.kind for p in doc.line_pieces(1)] == [KIND_NEWLINE]
+    assert doc.line_of_token(1) == 0  # "\n\nTwo" starts on line 0
+    assert doc.token_span_cells(1) == [(0, 4, 5), (1, 0, 1), (2, 0, 3)]
+    assert doc.token_at(0, 1) == 1
+    marked = TokenDocument(doc.text, doc.offsets, show_newlines=True)
+    assert marked.line_text(0) == "One.↵"
+
+
+def test_word_wrap_breaks_after_spaces_and_cuts_long_words() -> None:
+    doc = doc_from_text("aaa bbb ccc dddddddddddd e", width=8)
+    assert [doc.line_text(y) for y in range(doc.line_count())] == ["aaa bbb ", "ccc ", "dddddddd", "dddd e"]
+    # spaces that do not fit hang past the edge instead of starting the next line
+    doc = doc_from_text("abcd    efg", width=4)
+    assert [doc.line_text(y) for y in range(doc.line_count())] == ["abcd    ", "efg"]
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 7, 20, 80])
+def test_sample_tiles_and_matches_reference(width: int) -> None:
+    for pieces in (split_text(SAMPLE, "words"), byte_chunks(SAMPLE, 3), split_text(SAMPLE, "bytes")):
+        doc = doc_from_pieces(pieces, width=width)
+        check_tiling(doc, width)
+        assert all_starts(doc, width) == ref_line_starts(doc, width)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.text(alphabet=st.sampled_from(list("ab  \n\t.é漢😀\u0301\x00—x")), max_size=60),
+    st.integers(min_value=1, max_value=14),
+)
+def test_wrap_matches_reference(text: str, width: int) -> None:
+    doc = TokenDocument(text, [0, len(text)] if text else [0])
+    assert all_starts(doc, width) == ref_line_starts(doc, width)
+    check_tiling(doc, width)
+
+
+def test_token_at_and_line_of_token_round_trip_every_token() -> None:
+    for pieces in (split_text(SAMPLE, "words"), split_text(SAMPLE, "bytes"), byte_chunks(SAMPLE, 2)):
+        for width in (9, 31):
+            doc = doc_from_pieces(pieces, width=width)
+            for i in range(doc.n_tokens):
+                lo, hi = doc.span(i)
+                cells = doc.token_span_cells(i)
+                if lo == hi:
+                    assert cells == []
+                    continue
+                # an all-zero-width token (a lone combining mark) has no cell of its own
+                if all(char_cells(c) == 0 for c in doc.token_text(i)):
+                    continue
+                assert cells, i
+                assert cells[0][0] == doc.line_of_token(i)
+                for y, x0, x1 in cells:
+                    for x in range(x0, x1):
+                        assert doc.token_at(x, y) == i, (i, y, x)
+
+
+def test_split_utf8_characters_belong_to_their_last_byte() -> None:
+    text = "ab😀漢é"
+    doc = doc_from_pieces(split_text(text, "bytes"))
+    # tokens that only start a character have empty spans; the last byte's token shows it
+    spans = [doc.span(i) for i in range(doc.n_tokens)]
+    assert sum(1 for lo, hi in spans if lo == hi) == 3 + 2 + 1
+    pieces = doc.line_pieces(0)
+    assert [p.text for p in pieces] == list(text)
+    for p in pieces:
+        assert doc.token_text(p.token) == p.text
+        assert doc.token_at(p.x, 0) == p.token
+    assert doc.display_token(2) == 5  # first byte of the emoji -> the token completing it
+
+
+# ---------------------------------------------------------------------------------------------
+# reveal
+
+
+def test_nothing_past_revealed_appears() -> None:
+    pieces = byte_chunks(SAMPLE, 2)
+    full = doc_from_pieces(pieces, width=13)
+    for revealed in range(0, full.n_tokens + 1, 7):
+        doc = TokenDocument(full.text, full.offsets, revealed, width=13)
+        end = doc.offsets[revealed]
+        shown = "".join(doc.text[p.start : p.end] for y in range(doc.line_count()) for p in doc.line_pieces(y))
+        assert shown == doc.text[:end]
+        assert all(p.token < revealed for y in range(doc.line_count()) for p in doc.line_pieces(y))
+        check_tiling(doc, 13)
+        # the wrap of a prefix is the wrap of that prefix alone: unrevealed text never moves a break
+        alone = TokenDocument(doc.text[:end], doc.offsets[: revealed + 1], width=13)
+        assert all_starts(doc, 13) == all_starts(alone, 13)
+        # motions stay inside the revealed tokens
+        cur = 0
+        for kind in ("token", "word", "sentence", "line", "page", "edge"):
+            cur = doc.move(cur, kind, 1)
+            assert cur <= max(0, revealed - 1)
+        assert doc.token_at(0, doc.line_count()) is None
+
+
+def test_reveal_grows_and_shrinks_consistently() -> None:
+    full = doc_from_pieces(byte_chunks(SAMPLE, 3), width=11)
+    doc = TokenDocument(full.text, full.offsets, 0, width=11)
+    assert doc.line_count() == 1 and doc.line_pieces(0) == []
+    for revealed in [5, 20, 3, 40, 40, 12, full.n_tokens, 0, 17]:
+        doc.revealed = revealed
+        fresh = TokenDocument(full.text, full.offsets, revealed, width=11)
+        assert all_starts(doc, 11) == all_starts(fresh, 11)
+    doc.revealed = 10**6
+    assert doc.revealed == full.n_tokens
+    doc.revealed = -3
+    assert doc.revealed == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# streaming
+
+
+def test_append_extends_incrementally() -> None:
+    doc = TokenDocument(width=10)
+    doc.append("Hello", [5], reveal=True)
+    assert doc.line_text(0) == "Hello"
+    doc.append(" world, again", [11, 12, 18], reveal=True)
+    assert doc.n_tokens == 4 and doc.revealed == 4
+    assert [doc.line_text(y) for y in range(doc.line_count())] == ["Hello ", "world, ", "again"]
+    doc.append(" hidden", [25])
+    assert doc.revealed == 4 and doc.line_count() == 3
+    # a flushed trailing character joins the last token
+    doc.append("\ufffd", [])
+    assert doc.token_text(4) == " hidden\ufffd"
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.text(alphabet=st.sampled_from(list("abc  \n.!漢😀é\u0301\t\x01")), max_size=80),
+    st.lists(st.integers(min_value=1, max_value=4), min_size=1, max_size=40),
+    st.lists(st.integers(min_value=1, max_value=9), min_size=1, max_size=40),
+    st.sampled_from([1, 3, 6, 10, 40]),
+)
+def test_incremental_append_equals_full_load(text: str, cuts: list[int], batches: list[int], width: int) -> None:
+    # split the UTF-8 bytes at random places (multi-byte characters get split too)
+    data = text.encode("utf-8")
+    pieces, pos, k = [], 0, 0
+    while pos < len(data):
+        size = cuts[k % len(cuts)]
+        pieces.append(data[pos : pos + size])
+        pos += size
+        k += 1
+    asm = TokenAssembler(with_distribution=False)
+    streamed = TokenDocument(width=width)
+    sent_tokens = sent_chars = 0
+    i = b = 0
+    while i < len(pieces):
+        for _ in range(batches[b % len(batches)]):
+            if i < len(pieces):
+                asm.add(i, pieces[i])
+                i += 1
+        b += 1
+        n = len(asm)
+        offs = asm.tokens.offsets[sent_tokens + 1 : n + 1]
+        chunk = asm.text[sent_chars : offs[-1]]
+        streamed.append(chunk, offs, reveal=True)
+        sent_tokens, sent_chars = n, offs[-1]
+        streamed.line_count()  # wrap as the stream goes (exercises the incremental path)
+        if b % 3 == 0:
+            streamed.line_count(width + 1)  # a second width kept up to date lazily
+    tokens, full_text, _ = asm.finish()
+    if len(full_text) > sent_chars:
+        streamed.append(full_text[sent_chars:], [])
+    full = TokenDocument(full_text, tokens.offsets, width=width)
+    assert streamed.text == full.text and streamed.offsets == full.offsets
+    for w in (width, width + 1):
+        assert all_starts(streamed, w) == all_starts(full, w)
+        assert [streamed.line(y, w) for y in range(streamed.line_count(w))] == [
+            full.line(y, w) for y in range(full.line_count(w))
+        ]
+
+
+# ---------------------------------------------------------------------------------------------
+# cursor motions
+
+
+def test_token_motions_skip_empty_spans() -> None:
+    doc = doc_from_pieces(split_text("a😀b", "bytes"))  # tokens: a, 3 empty, last byte of 😀, b
+    assert doc.n_tokens == 6
+    assert doc.next_token(0) == 4
+    assert doc.prev_token(4) == 0
+    assert doc.next_token(4) == 5
+    assert doc.next_token(5) == 5  # the end: stays
+    assert doc.prev_token(0) == 0
+    assert doc.move(1, "token", 1) == 4  # from an empty-span token too
+    doc.revealed = 3  # the emoji is not complete yet: only "a" shows
+    assert doc.next_token(0) == 0
+    assert doc.last_token() == 0
+    assert doc.clamp(10) == 2
+
+
+def test_word_and_sentence_motions() -> None:
+    text = "One two. Three four!  Five?\nSix \"seven.\" Eight"
+    doc = doc_from_text(text)
+    words = [doc.token_text(i) for i in range(doc.n_tokens)]
+    assert words[:3] == ["One", " two.", " Three"]
+    i = 0
+    seen = []
+    for _ in range(12):
+        i = doc.move(i, "word", 1)
+        seen.append(doc.token_text(i).strip())
+    assert seen[:9] == ["two.", "Three", "four!", "Five?", "Six", '"seven."', "Eight", "Eight", "Eight"]
+    assert doc.move(doc.n_tokens - 1, "word", -1) == doc.n_tokens - 2
+    starts = []
+    i = 0
+    for _ in range(7):
+        i = doc.move(i, "sentence", 1)
+        starts.append(doc.token_text(i).strip())
+    assert starts == ["Three", "Five?", "Six", "Eight", "Eight", "Eight", "Eight"]
+    back = []
+    for _ in range(5):
+        i = doc.move(i, "sentence", -1)
+        back.append(doc.token_text(i).strip())
+    assert back == ["Six", "Five?", "Three", "One", "One"]
+    # from the middle of a sentence, back goes to its start
+    assert doc.token_text(doc.prev_sentence(words.index(" four!"))).strip() == "Three"
+
+
+def test_word_motion_within_split_words() -> None:
+    doc = doc_from_pieces([b"run", b"ning", b" fast", b"er", b" now"])
+    assert doc.next_word(0) == 2
+    assert doc.prev_word(1) == 0
+    assert doc.prev_word(3) == 2
+    assert doc.next_word(3) == 4
+
+
+def test_line_motions_keep_the_column() -> None:
+    text = "aaaa bbbb cccc\ndd\neeee ffff gggg hhhh"
+    doc = doc_from_text(text, width=80)
+    t = [doc.token_text(i) for i in range(doc.n_tokens)]
+    cccc = t.index(" cccc")
+    down = doc.move(cccc, "line", 1)
+    assert doc.token_text(down) == "\ndd"  # the short line: its last token
+    goal = doc.token_anchor(cccc)[1]
+    down2 = doc.line_move(down, 1, goal_x=goal)
+    assert doc.token_text(down2) == " gggg"  # back at the goal column on the long line
+    assert doc.move(down2, "line", -1, goal_x=goal) == down
+    assert doc.move(0, "line", -1) == 0  # top line: no move
+    last = doc.n_tokens - 1
+    assert doc.move(last, "line", 1) == last
+    # a page past the end lands on the last line, at the same column
+    assert doc.move(0, "page", 1, page_lines=10) == doc.token_at(0, 2) == t.index("\neeee")
+    assert doc.token_anchor(last) == (2, 15)  # the "h" after the leading space
+    assert doc.move(last, "page", -1, page_lines=10) == cccc  # past the line end: its last word
+    assert doc.move(5, "edge", -1) == 0 and doc.move(0, "edge", 1) == last
+
+
+def test_line_motion_over_a_token_spanning_lines() -> None:
+    doc = doc_from_pieces([b"ab", b" " + b"x" * 30, b" cd"], width=10)
+    # token 1 covers lines 0..3; moving down from token 0 lands past it
+    assert doc.move(0, "line", 1) == 1
+    assert doc.move(1, "line", 1) == 2
+    assert doc.move(2, "line", -1) == 1
+
+
+def test_motions_on_empty_document() -> None:
+    doc = TokenDocument()
+    for kind in ("token", "word", "sentence", "line", "page", "edge"):
+        assert doc.move(0, kind, 1) == 0 and doc.move(0, kind, -1) == 0
+    assert doc.line_count() == 1 and doc.line(0) == [] and doc.token_at(0, 0) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input
+
+
+def test_bad_offsets_and_motion_kinds_are_refused() -> None:
+    with pytest.raises(ValueError, match="out of order"):
+        TokenDocument("abc", [0, 2, 1, 3])
+    with pytest.raises(ValueError, match="end at 2"):
+        TokenDocument("abc", [0, 2])
+    with pytest.raises(ValueError, match="outside the text"):
+        TokenDocument("abc", [0, 4])
+    doc = TokenDocument("abc", [0, 3])
+    with pytest.raises(ValueError, match="new_offsets"):
+        doc.append("de", [6])
+    with pytest.raises(ValueError, match="new_offsets"):
+        doc.append("de", [2])
+    with pytest.raises(ValueError, match="unknown cursor motion"):
+        doc.move(0, "paragraph", 1)
+    with pytest.raises(ValueError, match="without any token"):
+        TokenDocument().append("x", [])
+    assert doc.text == "abc" and doc.offsets == [0, 3]  # refused appends change nothing
+
+
+# ---------------------------------------------------------------------------------------------
+# headless
+
+
+def test_document_imports_only_the_standard_library() -> None:
+    code = (
+        "import sys; import lmread.tui.document as d; "
+        "bad = [m for m in ('textual', 'rich', 'numpy', 'orjson') if m in sys.modules]; "
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_large_document_wraps_every_character_once() -> None:
+    words = "lorem ipsum dolor sit amet, 漢字 consectetur 😀 adipiscing elit.\n" * 400
+    pieces = [m.group(0).encode() for m in re.finditer(r"\s*\S+|\s+", words)]
+    doc = doc_from_pieces(pieces, width=37)
+    check_tiling(doc, 37)
+    assert all_starts(doc, 37) == ref_line_starts(doc, 37)
