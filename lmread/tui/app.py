@@ -1,0 +1,344 @@
+"""The lmread reader: a Textual app to read generations blind, as they stream, and mark where
+the text falls.
+
+Screens: home (studies, models), reader (one sample at a time), the live-session dialog, the
+category prompt, help, and the survival view (``lmread.tui.screens.survival``).  The app holds
+what outlives a screen: settings, the study folder, loaded live-session backends.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.events import Resize
+
+from lmread.config import Settings, load_settings
+from lmread.errors import LmreadError
+from lmread.study import Study
+from lmread.tui.messages import BUNDLED_MODELS, LiveConfig
+from lmread.tui.screens.dialogs import MIN_HEIGHT, MIN_WIDTH, LiveDialog, TooSmallScreen
+from lmread.tui.screens.help import HelpScreen
+from lmread.tui.screens.home import HomeScreen
+from lmread.tui.screens.reader import ReaderScreen
+from lmread.tui.session import LiveJob, ReadingSession, live_order_seed, shuffled_jobs
+
+BackendFactory = Callable[[str], Any]
+
+#: (title, action, help) of the command palette's lmread commands
+PALETTE_COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("Read the selected study", "app.read_current", "open the reader on the current study"),
+    ("Live session…", "app.live", "generate samples from chosen models and read them as they stream"),
+    ("Survival view", "app.survival", "Kaplan-Meier survival of coherent length for the current study"),
+    ("Home screen", "app.home", "studies and models"),
+    ("Help: every key", "app.help", "the key table"),
+    ("Reveal the next sentence", "screen.reveal", "reader"),
+    ("Mark: the text falls at the cursor", "screen.fall", "reader"),
+    ("Mark: no fall (read to here)", "screen.no_fall", "reader"),
+    ("Mark: skip this sample", "screen.skip", "reader"),
+    ("Undo the latest mark", "screen.undo", "reader"),
+    ("Next sample", "screen.next", "reader, after a mark"),
+    ("Toggle rank colours", "screen.ranks", "reader; blind mode: after the mark"),
+    ("Quit lmread", "app.quit", "marks are saved as you make them"),
+)
+
+
+class LmreadCommands(Provider):
+    """The command palette's lmread actions."""
+
+    def _commands(self) -> list[tuple[str, str, str]]:
+        on_reader = isinstance(self.screen, ReaderScreen)
+        return [c for c in PALETTE_COMMANDS if on_reader or not c[1].startswith("screen.")]
+
+    def _run(self, action: str) -> None:
+        self.app.call_later(self.app.run_action, action)
+
+    async def discover(self) -> Hits:
+        """Every command, for the empty palette."""
+        for title, action, help_text in self._commands():
+            yield DiscoveryHit(title, partial(self._run, action), help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        """Commands matching ``query``."""
+        matcher = self.matcher(query)
+        for title, action, help_text in self._commands():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), partial(self._run, action), help=help_text)
+
+
+class LmreadApp(App[None]):
+    """The reader app.  ``backend_factory(model_id)`` loads a live-session model (tests inject
+    scripted backends; the default uses the catalogue and :func:`lmread.backends.open_backend`).
+    ``clock`` times how long a sample is looked at (tests fix it)."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "lmread"
+    COMMANDS = App.COMMANDS | {LmreadCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark", "help", "help", show=False),
+        Binding("q", "quit", "quit", show=False),
+    ]
+
+    def __init__(
+        self,
+        study_path: Path,
+        *,
+        settings: Settings | None = None,
+        annotator: str | None = None,
+        blind: bool | None = None,
+        reveal_after_mark: bool | None = None,
+        pace: float | None = None,
+        live: bool = False,
+        models: list[str] | None = None,
+        backend_factory: BackendFactory | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        offer_first_run: bool = True,
+    ) -> None:
+        super().__init__()
+        self.settings = settings or load_settings()
+        self.study_path = Path(study_path)
+        self.annotator = annotator or self.settings.annotator
+        self.blind = self.settings.blind if blind is None else blind
+        self.reveal_after_mark = self.settings.reveal_after_mark if reveal_after_mark is None else reveal_after_mark
+        self.pace = float(pace if pace is not None else self.settings.reading_pace_tps)
+        self.start_live = live
+        self.models = list(models or [])
+        self.backend_factory = backend_factory or self.default_backend_factory
+        self.clock = clock
+        self.offer_first_run = offer_first_run
+        self.backends: dict[str, Any] = {}
+        self.generation_lock = threading.Lock()
+        self.catalog_error = ""
+        self._catalog: Any = None
+
+    # -- start -------------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.push_screen(HomeScreen())
+        self._check_size()
+        try:
+            study = Study.open_or_create(self.study_path)
+            empty = not study.samples
+        except LmreadError as exc:
+            self.notify(str(exc), severity="error", timeout=15)
+            return
+        if self.start_live:
+            self.action_live()
+        elif empty and self.offer_first_run:
+            self.action_live(note="This study has no samples yet. Generate some with the bundled models "
+                                  "and read them as they stream:")
+        elif not empty:
+            self.open_reader(self.study_path)
+
+    def on_resize(self, event: Resize) -> None:
+        self._check_size(event.size.width, event.size.height)
+
+    def _check_size(self, width: int | None = None, height: int | None = None) -> None:
+        width = self.size.width if width is None else width
+        height = self.size.height if height is None else height
+        small = width < MIN_WIDTH or height < MIN_HEIGHT
+        top_is_small = isinstance(self.screen, TooSmallScreen)
+        if small and not top_is_small:
+            self.push_screen(TooSmallScreen())
+        elif not small and top_is_small:
+            self.pop_screen()
+
+    # -- catalogue ---------------------------------------------------------------------------
+
+    def catalog(self) -> Any:
+        """The model catalogue (loaded once; errors kept for the home screen)."""
+        if self._catalog is None:
+            try:
+                from lmread.catalog import load_catalog
+
+                self._catalog = load_catalog(self.settings)
+            except LmreadError as exc:
+                self.catalog_error = f"model catalogue: {exc}"
+                self._catalog = False
+            except ImportError as exc:  # pragma: no cover - catalogue not installed
+                self.catalog_error = f"model catalogue unavailable: {exc}"
+                self._catalog = False
+        return self._catalog or None
+
+    def model_rows(self) -> list[tuple[str, str, str, str, str]]:
+        """(id, name, params, quantization, backends) per catalogue card."""
+        cat = self.catalog()
+        if cat is None:
+            return []
+        try:
+            from lmread.catalog import format_params
+        except ImportError:  # pragma: no cover
+            def format_params(n: int | None) -> str:
+                return "?" if n is None else str(n)
+        return [
+            (card.id, card.name, format_params(card.n_params), card.quantization or "", ", ".join(card.backends))
+            for card in cat.cards.values()
+        ]
+
+    def model_choices(self) -> list[tuple[str, str]]:
+        """(id, label) of every model the live dialog offers."""
+        out = [(row[0], f"{row[0]}  {row[1]}") for row in self.model_rows()]
+        known = {mid for mid, _ in out}
+        for mid in [*self.models, *BUNDLED_MODELS]:
+            if mid not in known:
+                out.append((mid, mid))
+                known.add(mid)
+        return out
+
+    def default_backend_factory(self, model_id: str) -> Any:
+        """Load ``model_id`` from the catalogue with its first backend."""
+        from lmread.backends import open_backend
+
+        cat = self.catalog()
+        if cat is None:
+            raise LmreadError(self.catalog_error or "no model catalogue")
+        return open_backend(cat.get(model_id))
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def new_session(self, path: Path) -> ReadingSession:
+        """A reading session on the study at ``path`` (raises LmreadError)."""
+        study = Study.open(path)
+        study.refresh()
+        return ReadingSession(study, self.annotator, blind=self.blind, reveal_after_mark=self.reveal_after_mark,
+                              pace_tps=self.pace, clock=self.clock)
+
+    def reader_title(self, session: ReadingSession, live: bool = False) -> str:
+        mode = "blind" if self.blind else "not blind"
+        return f"lmread · study {session.study.name} · {mode}" + (" · live" if live else "")
+
+    def open_reader(self, path: Path) -> None:
+        """Push the reader on the study at ``path``."""
+        try:
+            session = self.new_session(path)
+        except LmreadError as exc:
+            self.notify(str(exc), severity="error", timeout=15)
+            return
+        self.study_path = path
+        self._pop_readers()
+        self.push_screen(ReaderScreen(session, self.reader_title(session)))
+
+    def _pop_readers(self) -> None:
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, HomeScreen):
+            self.pop_screen()
+
+    def action_read_current(self) -> None:
+        """Open the reader on the current study."""
+        self.open_reader(self.study_path)
+
+    def action_home(self) -> None:
+        """Back to the home screen."""
+        self._pop_readers()
+
+    # -- live sessions -----------------------------------------------------------------------
+
+    def action_live(self, note: str = "") -> None:
+        """Ask what to generate, then read it as it streams."""
+        try:
+            from lmread.prompts import prompt_set_names
+
+            sets = prompt_set_names()
+        except ImportError:  # pragma: no cover
+            sets = ["all"]
+        config = LiveConfig(models=self.models or [m for m in BUNDLED_MODELS])
+        self.push_screen(LiveDialog(self.model_choices(), config, sets, note=note), self._live_chosen)
+
+    def _live_chosen(self, config: LiveConfig | None) -> None:
+        if config is not None:
+            self.begin_live(config)
+
+    def begin_live(self, config: LiveConfig) -> None:
+        """Load the models (in a thread), then read their samples as they stream."""
+        try:
+            Study.open_or_create(self.study_path)
+            session = self.new_session(self.study_path)
+        except LmreadError as exc:
+            self.notify(str(exc), severity="error", timeout=15)
+            return
+        reader = ReaderScreen(session, self.reader_title(session, live=True))
+        reader._loading = True
+        self._pop_readers()
+        self.push_screen(reader)
+        self._load_models(config, reader)
+
+    @work(thread=True, group="load-models", exit_on_error=False)
+    def _load_models(self, config: LiveConfig, reader: ReaderScreen) -> None:
+        loaded: list[str] = []
+        for model_id in config.models:
+            if model_id in self.backends:
+                loaded.append(model_id)
+                continue
+            try:
+                backend = self.backend_factory(model_id)
+            except LmreadError as exc:
+                self.call_from_thread(self.notify, f"{model_id}: {exc}", severity="error", timeout=15)
+                continue
+            except Exception as exc:
+                self.call_from_thread(self.notify, f"model {model_id} failed to load: {type(exc).__name__}: {exc}",
+                                      severity="error", timeout=15)
+                continue
+            self.backends[model_id] = backend
+            loaded.append(model_id)
+        self.call_from_thread(self._live_ready, config, reader, loaded)
+
+    def _live_ready(self, config: LiveConfig, reader: ReaderScreen, loaded: list[str]) -> None:
+        from lmread.backends.base import GenOptions
+        from lmread.prompts import builtin_set
+
+        if not loaded:
+            self.notify("no model of this live session could be loaded", severity="error", timeout=15)
+        try:
+            prompts = builtin_set(config.prompt_set)
+        except LmreadError as exc:
+            self.notify(str(exc), severity="error")
+            prompts = []
+        jobs: list[LiveJob] = []
+        seeds = random.SystemRandom()
+        if prompts:
+            for model_id in loaded:
+                for i in range(config.n):
+                    prompt = prompts[i % len(prompts)]
+                    options = GenOptions(max_tokens=config.max_tokens, temperature=config.temperature,
+                                         seed=seeds.randrange(2**32))
+                    jobs.append(LiveJob(model_id=model_id, prompt=prompt, options=options, index=i,
+                                        prompt_text=prompt["text"]))
+        session = reader.session
+        session.add_live_jobs(shuffled_jobs(jobs, live_order_seed(session.study)))
+        reader.loading_done()
+
+    # -- other screens -----------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        """Show every key."""
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_survival(self) -> None:
+        """The survival view of the current study."""
+        try:
+            from lmread.tui.screens.survival import SurvivalScreen
+        except ImportError as exc:
+            self.notify(f"the survival view is not available ({exc}); use 'lmread survival' on the command line",
+                        severity="warning", timeout=8)
+            return
+        try:
+            self.push_screen(SurvivalScreen(self.study_path))
+        except LmreadError as exc:
+            self.notify(str(exc), severity="error", timeout=10)
+
+    def on_unmount(self) -> None:
+        for backend in self.backends.values():
+            try:
+                backend.close()
+            except Exception:
+                pass

@@ -1,0 +1,85 @@
+"""``lmread read``: open the reader (the Textual app) on a study.
+
+Everything that can go wrong before the app starts (a study folder that cannot be read, a
+corrupt sample, a bad annotator name or pace) is reported as one ``lmread: error:`` line, before
+Textual takes over the terminal.  Textual itself is imported only when the app starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from lmread.errors import OptionError, StudyError
+
+PACE_MIN, PACE_MAX = 1.0, 400.0
+
+
+def _split_models(values: tuple[str, ...]) -> list[str]:
+    out: list[str] = []
+    for value in values:
+        for part in value.replace(",", " ").split():
+            if part not in out:
+                out.append(part)
+    return out
+
+
+def preflight(study: Path, annotator: str, pace: float | None) -> None:
+    """Check what the reader needs before the terminal is taken over; raise LmreadError."""
+    from lmread.records import check_annotator
+    from lmread.study import META_FILE, Study
+
+    check_annotator(annotator)
+    if pace is not None and not PACE_MIN <= pace <= PACE_MAX:
+        raise OptionError(f"invalid option --pace {pace:g}: give a reading pace in tokens/s between "
+                          f"{PACE_MIN:g} and {PACE_MAX:g}")
+    if study.exists() and not study.is_dir():
+        raise StudyError(f"study {study} is a file, not a folder; give a study folder with --study")
+    if study.is_dir() and not (study / META_FILE).exists() and any(study.iterdir()):
+        raise StudyError(f"{study} is not a study folder (no {META_FILE}) and is not empty; "
+                         "give a study folder or a new path with --study")
+    st = Study.create(study) if not (study / META_FILE).exists() else Study.open(study)
+    st.refresh()  # every sample and mark line is parsed here: a bad one is reported now
+    for warning in st.warnings:
+        click.echo(f"lmread: warning: {warning}", err=True)
+
+
+@click.command("read")
+@click.option("--study", "study", type=click.Path(file_okay=True), default=None,
+              help="Study folder (default: the default study in the data folder; created if missing).")
+@click.option("--annotator", default=None,
+              help="Annotator name (default: $LMREAD_ANNOTATOR, the settings file, or your login).")
+@click.option("--no-blind", is_flag=True, help="Show the model of each sample while reading.")
+@click.option("--no-reveal", is_flag=True, help="Do not reveal the model after a sample is marked.")
+@click.option("--pace", type=float, default=None, help="Reading pace of pre-generated samples, tokens/s.")
+@click.option("--live", is_flag=True, help="Open the live-session dialog (generate and read as it streams).")
+@click.option("--models", "models", multiple=True,
+              help="Models of the live session (ids from 'lmread models'; repeat or comma-separate).")
+@click.pass_context
+def read(ctx: click.Context, study: str | None, annotator: str | None = None, no_blind: bool = False,
+         no_reveal: bool = False, pace: float | None = None, live: bool = False,
+         models: tuple[str, ...] = ()) -> None:
+    """Open the reader on a study: read samples blind, mark where the text falls."""
+    from lmread.config import load_settings
+
+    obj = ctx.ensure_object(dict) if ctx is not None else {}
+    settings: Any = obj.get("settings") or load_settings()
+    path = Path(study).expanduser() if study else settings.default_study
+    who = annotator or settings.annotator
+    preflight(path, who, pace)
+
+    from lmread.tui.app import LmreadApp
+
+    app = LmreadApp(
+        path,
+        settings=settings,
+        annotator=who,
+        blind=False if no_blind else None,
+        reveal_after_mark=False if no_reveal else None,
+        pace=pace,
+        live=live or bool(models),
+        models=_split_models(models),
+    )
+    app.run()

@@ -1,0 +1,136 @@
+"""The home screen: studies with their counts, the model catalogue, and what to do next."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from lmread.errors import LmreadError
+from lmread.study import META_FILE, Study
+
+if TYPE_CHECKING:
+    from lmread.tui.app import LmreadApp
+
+
+def display_path(path: Path) -> str:
+    """A study folder as shown on the home screen (the home folder shortened to ~)."""
+    try:
+        return "~/" + str(path.resolve().relative_to(Path.home().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def study_rows(paths: list[Path]) -> list[tuple[Path, str, str, str, str]]:
+    """(path, name, samples, marks, note) per study folder; unreadable ones say why."""
+    rows = []
+    for path in paths:
+        try:
+            info = Study.open(path).info()
+        except LmreadError as exc:
+            rows.append((path, path.name, "?", "?", str(exc)))
+            continue
+        marks = sum(a["marked"] for a in info["annotators"])
+        models = len(info["models"])
+        rows.append((path, info["name"], str(info["samples"]), str(marks), f"{models} models"))
+    return rows
+
+
+def find_studies(studies_dir: Path, extra: list[Path]) -> list[Path]:
+    """The given studies first, then every study folder under ``studies_dir``."""
+    out: list[Path] = []
+    for p in extra:
+        if p not in out:
+            out.append(p)
+    if studies_dir.is_dir():
+        for child in sorted(studies_dir.iterdir()):
+            if child.is_dir() and (child / META_FILE).exists() and child not in out:
+                out.append(child)
+    return out
+
+
+class HomeScreen(Screen[None]):
+    """Pick a study to read, start a live session, or open the survival view."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "read", "read study"),
+        Binding("l", "app.live", "live session"),
+        Binding("v", "app.survival", "survival"),
+        Binding("question_mark", "app.help", "help"),
+        Binding("q", "app.quit", "quit"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._paths: list[Path] = []
+
+    @property
+    def lmapp(self) -> LmreadApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static("lmread: read long generations blind, mark where the text falls", id="home-title",
+                     markup=False)
+        yield Static("Studies  (enter: read · l: live session · v: survival view)", classes="home-label",
+                     markup=False)
+        yield DataTable(id="studies", cursor_type="row", zebra_stripes=True)
+        yield Static("Models", classes="home-label", markup=False)
+        yield DataTable(id="models", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="home-hint", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        studies = self.query_one("#studies", DataTable)
+        studies.add_columns("study", "samples", "marks", "", "folder")
+        models = self.query_one("#models", DataTable)
+        models.add_columns("id", "name", "params", "quant", "backends")
+        self.refresh_tables()
+        studies.focus()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_tables()
+
+    def refresh_tables(self) -> None:
+        """Re-read the studies' counts and the catalogue."""
+        app = self.lmapp
+        studies = self.query_one("#studies", DataTable)
+        studies.clear()
+        self._paths = find_studies(app.settings.studies_dir, [app.study_path])
+        for path, name, n_samples, n_marks, note in study_rows(self._paths):
+            studies.add_row(name, n_samples, n_marks, note, display_path(path))
+        if self._paths and app.study_path in self._paths:
+            studies.move_cursor(row=self._paths.index(app.study_path))
+        models = self.query_one("#models", DataTable)
+        models.clear()
+        for row in app.model_rows():
+            models.add_row(*row)
+        hint = "press l to generate samples with the bundled models and read them as they stream"
+        self.query_one("#home-hint", Static).update(app.catalog_error or hint)
+
+    def selected_study(self) -> Path | None:
+        """The study folder under the cursor."""
+        table = self.query_one("#studies", DataTable)
+        if not self._paths:
+            return None
+        return self._paths[min(max(table.cursor_row, 0), len(self._paths) - 1)]
+
+    @on(DataTable.RowSelected, "#studies")
+    def _row_selected(self, event: Any) -> None:
+        self.action_read()
+
+    @on(DataTable.RowHighlighted, "#studies")
+    def _row_highlighted(self, event: Any) -> None:
+        path = self.selected_study()
+        if path is not None:
+            self.lmapp.study_path = path
+
+    def action_read(self) -> None:
+        """Read the selected study."""
+        path = self.selected_study()
+        if path is not None:
+            self.lmapp.open_reader(path)

@@ -1,0 +1,438 @@
+"""The reading screen: one sample at a time, blind, revealed progressively, marked with keys.
+
+Everything that decides something (queue, reveal, marks) lives in
+:class:`lmread.tui.session.ReadingSession`; this screen wires keys, the token view, the status
+line and the live generation worker to it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from lmread.errors import LmreadError
+from lmread.records import Mark
+from lmread.tui.screens.dialogs import MarkDetails, MarkPrompt
+from lmread.tui.session import Current, LiveJob, ReadingSession, format_elapsed
+from lmread.tui.widgets.panels import AfterMarkPanel, StatusLine, after_mark_text
+from lmread.tui.widgets.token_view import TokenView
+
+if TYPE_CHECKING:
+    from lmread.tui.app import LmreadApp
+
+#: the live stream is handed to the screen at most this often (seconds)
+FLUSH_INTERVAL_S = 0.03
+
+
+class ReaderScreen(Screen[None]):
+    """Read and mark the samples of a :class:`ReadingSession`."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f", "fall", "falls here"),
+        Binding("enter", "fall_or_next", "falls / next", show=False),
+        Binding("e", "no_fall", "no fall"),
+        Binding("space", "reveal", "reveal"),
+        Binding("s", "skip", "skip"),
+        Binding("u", "undo", "undo"),
+        Binding("n", "next", "next"),
+        Binding("g", "ranks", "ranks"),
+        Binding("plus,equals_sign", "pace(1.25)", "faster", show=False),
+        Binding("minus", "pace(0.8)", "slower", show=False),
+        Binding("p", "pause", "pause", show=False),
+        Binding("v", "app.survival", "survival"),
+        Binding("escape", "home", "home", show=False),
+        Binding("question_mark", "app.help", "help"),
+        Binding("q", "app.quit", "quit"),
+    ]
+
+    def __init__(self, session: ReadingSession, title: str) -> None:
+        super().__init__()
+        self.session = session
+        self.title_text = title
+        self.state = ""  # "saved", "saving…", errors
+        self.state_style = ""
+        self._pending: Mark | None = None
+        self._prompt_open = False
+        self._loading = False
+        self._finished_all = False
+
+    @property
+    def lmapp(self) -> LmreadApp:
+        return self.app  # type: ignore[return-value]
+
+    # -- layout ------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.title_text, id="reader-title", markup=False)
+        yield Static("", id="reader-prompt", markup=False)
+        yield TokenView(id="reader-text")
+        yield Static("", id="reader-message", markup=False)
+        yield AfterMarkPanel("", id="after-mark")
+        yield StatusLine("", id="reader-status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#after-mark", AfterMarkPanel).display = False
+        self.set_interval(1 / 15, self._tick)
+        if self._loading:
+            self._message("Loading the models of the live session…")
+            self._set_state("loading models…")
+            self._update_status()
+        else:
+            self.show_next()
+
+    def loading_done(self) -> None:
+        """The live session's models are loaded (or failed): start reading."""
+        self._loading = False
+        if self.is_mounted:
+            self.show_next()
+
+    @property
+    def view(self) -> TokenView:
+        return self.query_one("#reader-text", TokenView)
+
+    # -- showing samples ---------------------------------------------------------------------
+
+    def show_next(self) -> None:
+        """Load the next sample of the queue (or say that there is none)."""
+        cur = self.session.next()
+        self._pending = None
+        self._finished_all = cur is None
+        panel = self.query_one("#after-mark", AfterMarkPanel)
+        panel.display = False
+        view = self.view
+        view.show_ranks = False
+        view.fall_index = None
+        if cur is None:
+            self.query_one("#reader-prompt", Static).update("")
+            view.load("", [0], revealed=0)
+            self._message("All samples of this study are read. Press escape for the home screen "
+                          "(l there starts a live session), v for the survival view, u to undo the last mark.")
+            self._set_state("")
+            self._update_status()
+            return
+        self._message(None)
+        self.query_one("#reader-prompt", Static).update("prompt: " + " ".join(cur.prompt_text.split()))
+        view.load(cur.text, cur.offsets, revealed=cur.revealed, ranks=cur.ranks or None)
+        view.cursor = max(0, cur.revealed - 1)
+        self._set_state("generating…" if cur.live else "")
+        if cur.live and cur.item.job is not None:
+            self._generate(cur.item.job)
+        self._update_status()
+        view.focus()
+
+    def _message(self, text: str | None) -> None:
+        """Show ``text`` instead of the sample (None: show the sample)."""
+        box = self.query_one("#reader-message", Static)
+        box.update(text or "")
+        box.display = text is not None
+        self.view.display = text is None
+
+    def _set_state(self, text: str, style: str = "") -> None:
+        self.state, self.state_style = text, style
+
+    def _update_status(self) -> None:
+        cur = self.session.current
+        pace = ""
+        if cur is not None and not cur.live and not cur.marked:
+            pace = f"pace {self.session.pace_tps:g} tok/s" + (" (paused)" if self.session.paused else "")
+        self.query_one("#reader-status", StatusLine).show(
+            revealed=cur.revealed if cur else 0,
+            complete=bool(cur and cur.stream_done and cur.revealed >= cur.n_tokens),
+            elapsed=format_elapsed(self.session.elapsed()),
+            left=self.session.samples_left,
+            annotator=self.session.annotator,
+            pace=pace,
+            state=self.state,
+            state_style=self.state_style,
+        )
+
+    def _tick(self) -> None:
+        cur = self.session.current
+        if cur is not None and not cur.live and not cur.marked and not self._prompt_open:
+            target = self.session.paced_revealed()
+            if target > self.view.revealed:
+                self._show_revealed(cur, target)
+        self._update_status()
+
+    def _show_revealed(self, cur: Current, target: int) -> None:
+        """Reveal up to ``target`` tokens; a cursor at the reveal front stays at the front."""
+        view = self.view
+        at_front = view.cursor >= view.revealed - 1
+        self.session.set_revealed(target)
+        view.revealed = cur.revealed
+        if at_front and cur.revealed:
+            view.cursor = cur.revealed - 1
+
+    # -- live generation ---------------------------------------------------------------------
+
+    @work(thread=True, group="generate", exit_on_error=False)
+    def _generate(self, job: LiveJob) -> None:
+        """Stream one live sample in a thread; hand tokens to the screen in batches."""
+        from lmread.generate import generate_sample
+
+        app = self.lmapp
+        sent = {"tokens": 0, "chars": 0, "at": 0.0}
+
+        def flush(asm: Any) -> None:
+            n = len(asm)
+            if n <= sent["tokens"]:
+                return
+            offsets = asm.tokens.offsets[sent["tokens"] + 1 : n + 1]
+            chunk = asm.text[sent["chars"] : offsets[-1]]
+            ranks = list(asm.tokens.rank[sent["tokens"] : n]) if asm.tokens.rank is not None else None
+            sent["tokens"], sent["chars"], sent["at"] = n, offsets[-1], time.monotonic()
+            try:
+                app.call_from_thread(self._on_stream, job, chunk, list(offsets), ranks)
+            except RuntimeError:  # the app is shutting down
+                job.cancel.set()
+
+        def on_tokens(asm: Any, n_new: int) -> None:
+            if time.monotonic() - sent["at"] >= FLUSH_INTERVAL_S:
+                flush(asm)
+
+        sample = None
+        error = None
+        backend = app.backends.get(job.model_id)
+        try:
+            if backend is None:
+                raise LmreadError(f"model {job.model_id} is not loaded")
+            with app.generation_lock:
+                sample = generate_sample(backend, job.prompt, job.options, job.cancel, on_tokens)
+        except LmreadError as exc:
+            error = str(exc)
+        except Exception as exc:
+            error = f"generation failed: {type(exc).__name__}: {exc}"
+        try:
+            app.call_from_thread(self._on_stream_end, job, sample, error)
+        except RuntimeError:
+            pass
+
+    def _is_current_job(self, job: LiveJob) -> bool:
+        cur = self.session.current
+        return cur is not None and cur.item.job is job
+
+    def _on_stream(self, job: LiveJob, chunk: str, offsets: list[int], ranks: list[int | None] | None) -> None:
+        if not self._is_current_job(job) or not self.is_mounted:
+            return
+        cur = self.session.current
+        assert cur is not None
+        at_end = self.view.cursor >= cur.revealed - 1
+        self.session.feed(chunk, offsets, ranks)
+        self.view.append_tokens(chunk, offsets, ranks=ranks, reveal=True)
+        if at_end and not self._prompt_open and not cur.marked and self._pending is None:
+            self.view.cursor = max(0, cur.revealed - 1)
+
+    def _on_stream_end(self, job: LiveJob, sample: Any, error: str | None) -> None:
+        if not self._is_current_job(job) or not self.is_mounted:
+            return
+        cur = self.session.current
+        assert cur is not None
+        try:
+            stored = self.session.stream_finished(sample, error, reveal_all=self._pending is None and not cur.marked)
+        except LmreadError as exc:
+            stored = None
+            error = str(exc)
+            cur.failed = error
+        if stored is None:
+            self.app.notify(error or "generation failed", severity="error", timeout=8)
+            self._set_state("generation failed: n for the next sample", "bold red")
+            self._pending = None
+            self._update_status()
+            return
+        # adopt the exact arrays of the stored sample (they may differ at a split character)
+        cursor = self.view.cursor
+        self.view.load(cur.text, cur.offsets, revealed=cur.revealed, ranks=cur.ranks or None)
+        self.view.cursor = min(cursor, max(0, cur.revealed - 1))
+        if self._pending is not None:
+            mark, self._pending = self._pending, None
+            self._commit(mark)
+        else:
+            self._set_state("")
+        self._update_status()
+
+    # -- marking -----------------------------------------------------------------------------
+
+    def _can_mark(self) -> Current | None:
+        cur = self.session.current
+        if cur is None:
+            return None
+        if cur.marked:
+            self.app.notify("already marked: n for the next sample, u to undo")
+            return None
+        if self._pending is not None:
+            return None
+        if cur.failed:
+            self.app.notify("this sample failed to generate: n for the next one")
+            return None
+        return cur
+
+    def _stop_stream(self, cur: Current) -> None:
+        if cur.live and cur.streaming and cur.item.job is not None:
+            cur.item.job.cancel.set()
+
+    def action_fall(self) -> None:
+        """The text falls at the cursor token: ask for the category, then save the mark."""
+        cur = self._can_mark()
+        if cur is None:
+            return
+        at = self.view.cursor
+        try:
+            mark = self.session.build_mark("fall", at=at)
+        except LmreadError as exc:
+            self.app.notify(str(exc), severity="warning")
+            return
+        self._stop_stream(cur)
+        self._prompt_open = True
+        start, end = cur.offsets[at], cur.offsets[at + 1]
+
+        def done(details: MarkDetails | None) -> None:
+            self._prompt_open = False
+            if details is None:
+                self._set_state("not marked")
+                self._update_status()
+                return
+            mark.category, mark.severity, mark.note = details.category, details.severity, details.note
+            self._write(mark)
+
+        self.app.push_screen(MarkPrompt(cur.text[start:end], at), done)
+
+    def action_fall_or_next(self) -> None:
+        """Enter: the fall mark, or (after a mark) the next sample."""
+        cur = self.session.current
+        if cur is None or cur.marked or cur.failed:
+            self.action_next()
+        else:
+            self.action_fall()
+
+    def action_no_fall(self) -> None:
+        """Read to here without a fall: censored at the furthest revealed token."""
+        cur = self._can_mark()
+        if cur is None:
+            return
+        self._stop_stream(cur)
+        self._write(self.session.build_mark("no_fall"))
+
+    def action_skip(self) -> None:
+        """Skip this sample (a skip mark; it contributes nothing)."""
+        cur = self._can_mark()
+        if cur is None:
+            return
+        self._stop_stream(cur)
+        self._write(self.session.build_mark("skip"))
+
+    def _write(self, mark: Mark) -> None:
+        cur = self.session.current
+        if cur is None:
+            return
+        if cur.sample is None:  # live: wait for the driver to hand back the (partial) sample
+            self._pending = mark
+            self._set_state("stopping the generation…")
+            self._update_status()
+            return
+        self._commit(mark)
+
+    def _commit(self, mark: Mark) -> None:
+        cur = self.session.current
+        try:
+            saved = self.session.commit(mark)
+        except LmreadError as exc:
+            self._set_state(f"NOT saved: {exc}", "bold red")
+            self.app.notify(f"mark not saved: {exc}", severity="error", timeout=10)
+            self._update_status()
+            return
+        self._set_state("saved", "bold green")
+        assert cur is not None and cur.sample is not None
+        if saved.kind == "fall":
+            self.view.fall_index = saved.at
+        panel = self.query_one("#after-mark", AfterMarkPanel)
+        panel.update(after_mark_text(cur.sample, saved, show_model=self.session.model_visible()))
+        panel.display = True
+        if self.session.model_visible():
+            self.query_one("#reader-title", Static).update(
+                f"{self.title_text} · sample {cur.sample.id[:12]} · model {cur.sample.model_id}"
+            )
+        self._update_status()
+
+    def action_next(self) -> None:
+        """Move on to the next sample once this one is marked."""
+        cur = self.session.current
+        if cur is not None and not cur.marked and not cur.failed:
+            self.app.notify("mark this sample first: f falls, e no fall, s skip")
+            return
+        self.query_one("#reader-title", Static).update(self.title_text)
+        self.show_next()
+
+    def action_undo(self) -> None:
+        """Withdraw the latest mark and go back to its sample."""
+        cur = self.session.current
+        if cur is not None and (cur.streaming or self._pending is not None):
+            self.app.notify("wait until this sample has stopped generating, or mark it first")
+            return
+        try:
+            _event, withdrawn = self.session.undo()
+        except LmreadError as exc:
+            self.app.notify(str(exc), severity="warning")
+            return
+        self.query_one("#reader-title", Static).update(self.title_text)
+        self.app.notify(f"undid the {withdrawn.kind.replace('_', '-')} mark on sample {withdrawn.sample[:12]}; "
+                        "back to it")
+        self.show_next()
+        self._set_state("undone", "bold yellow")
+        self._update_status()
+
+    # -- reveal and view ---------------------------------------------------------------------
+
+    def action_reveal(self) -> None:
+        """Reveal the next sentence (pre-generated samples)."""
+        cur = self.session.current
+        if cur is None or cur.marked or cur.live:
+            return
+        self._show_revealed(cur, self.session.reveal_sentence())
+        self._update_status()
+
+    def action_pace(self, factor: float) -> None:
+        """Change the reading pace."""
+        pace = self.session.change_pace(float(factor))
+        self.app.notify(f"reading pace {pace:g} tokens/s", timeout=1.5)
+        self._update_status()
+
+    def action_pause(self) -> None:
+        """Pause or resume the paced reveal."""
+        self.session.toggle_pause()
+        self._update_status()
+
+    def action_ranks(self) -> None:
+        """Toggle GLTR rank colours (blind mode: only once the sample is marked)."""
+        if not self.session.ranks_allowed():
+            self.app.notify("rank colours show once the sample is marked (blind mode)")
+            return
+        cur = self.session.current
+        if cur is not None and not cur.ranks:
+            self.app.notify("this sample has no token ranks recorded")
+            return
+        self.view.show_ranks = not self.view.show_ranks
+
+    def action_home(self) -> None:
+        """Back to the home screen (a sample still generating is stopped and stored)."""
+        self.stop_all()
+        self.app.pop_screen()
+
+    def stop_all(self) -> None:
+        """Cancel the live stream on screen and every live job still queued."""
+        cur = self.session.current
+        if cur is not None:
+            self._stop_stream(cur)
+        for item in self.session.queue:
+            if item.job is not None:
+                item.job.cancel.set()
+
+    def on_unmount(self) -> None:
+        self.stop_all()
+

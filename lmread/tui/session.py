@@ -1,0 +1,396 @@
+"""The state of one reading session, without any user interface.
+
+A :class:`ReadingSession` holds the queue of samples an annotator still has to read (stored
+samples in the study's shuffled reading order, plus live generation jobs), the sample on screen
+with how much of it is revealed and for how long it has been looked at, and it builds and records
+the marks.  The Textual screens are thin clients of it, so the logic is testable without a
+terminal.
+
+Rules it keeps:
+
+- The reader never sees beyond ``revealed``; a fall mark can only point at a revealed token, and a
+  no-fall mark is censored at ``revealed`` (the furthest token actually shown).
+- A mark always refers to a stored sample: a live sample still streaming is stored (with what was
+  generated so far) before its mark is written.
+- Undo appends an undo event and puts the sample it restores back at the front of the queue.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lmread.errors import MarkError
+from lmread.records import CATEGORIES, Mark, Sample
+from lmread.study import Study
+
+#: Default reading pace of pre-generated samples, tokens per second.
+DEFAULT_PACE = 12.0
+#: Bounds and step of the pace keys.
+PACE_MIN, PACE_MAX = 1.0, 400.0
+
+_SENTENCE_END = re.compile(r"[.!?\u3002\uff01\uff1f][\"'\u201d\u2019)\]]*(\s|$)|\n")
+
+
+@dataclass
+class LiveJob:
+    """One sample to generate in a live session."""
+
+    model_id: str
+    prompt: Any
+    options: Any
+    index: int
+    prompt_text: str = ""
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class Item:
+    """An entry of the reading queue: a stored sample or a live job."""
+
+    sample_id: str | None = None
+    job: LiveJob | None = None
+    start_revealed: int = 0
+
+
+@dataclass
+class Current:
+    """The sample on screen."""
+
+    item: Item
+    sample: Sample | None
+    text: str = ""
+    offsets: list[int] = field(default_factory=lambda: [0])
+    ranks: list[int | None] = field(default_factory=list)
+    revealed: int = 0
+    started: float = 0.0
+    stopped: float | None = None
+    streaming: bool = False
+    stream_done: bool = False
+    failed: str | None = None
+    mark: Mark | None = None
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def live(self) -> bool:
+        return self.item.job is not None
+
+    @property
+    def marked(self) -> bool:
+        return self.mark is not None
+
+    @property
+    def prompt_text(self) -> str:
+        if self.sample is not None:
+            return str(self.sample.prompt.get("text", ""))
+        return self.item.job.prompt_text if self.item.job else ""
+
+
+def sentence_end(text: str, offsets: list[int], revealed: int) -> int:
+    """The token count that reveals through the end of the next sentence after ``revealed``
+    tokens (or every token when no sentence end follows)."""
+    n = len(offsets) - 1
+    if revealed >= n:
+        return n
+    start = offsets[revealed]
+    for match in _SENTENCE_END.finditer(text, start):
+        # the sentence ends with the character before the whitespace (or the newline itself)
+        end_char = match.start(1) if match.group(1) is not None else match.end()
+        if end_char <= start:
+            continue
+        # first token whose span end reaches end_char
+        lo, hi = revealed + 1, n
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if offsets[mid] >= end_char:
+                hi = mid
+            else:
+                lo = mid + 1
+        # include the whitespace token right after the punctuation if it holds nothing else
+        return max(lo, revealed + 1)
+    return n
+
+
+def format_elapsed(seconds: float) -> str:
+    """``m:ss`` for the status line."""
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def category_label(key: str | None) -> str:
+    """The human label of a category key."""
+    for k, label in CATEGORIES:
+        if k == key:
+            return label
+    return key or "-"
+
+
+def model_label(model: dict[str, Any]) -> str:
+    """The model identity shown after a mark: id, parameter count, quantization."""
+    parts = [str(model.get("name") or model.get("id") or "?")]
+    if model.get("id") and model.get("name") and model.get("id") != model.get("name"):
+        parts.append(f"({model['id']})")
+    n = model.get("n_params")
+    if isinstance(n, int) and n > 0:
+        parts.append(f"{n / 1e6:.0f}M params" if n >= 1e6 else f"{n:,} params")
+    if model.get("quantization"):
+        parts.append(str(model["quantization"]))
+    return " ".join(parts)
+
+
+class ReadingSession:
+    """Reading-queue, reveal and mark logic for one annotator on one study."""
+
+    def __init__(
+        self,
+        study: Study,
+        annotator: str,
+        *,
+        blind: bool = True,
+        reveal_after_mark: bool = True,
+        pace_tps: float = DEFAULT_PACE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.study = study
+        self.annotator = annotator
+        self.blind = blind
+        self.reveal_after_mark = reveal_after_mark
+        self.pace_tps = float(pace_tps)
+        self.paused = False
+        self.clock = clock
+        self.queue: deque[Item] = deque()
+        self.current: Current | None = None
+        self._pace_anchor: tuple[float, float] = (0.0, 0.0)  # (time, revealed) when pace last changed
+        self.rebuild_queue()
+
+    # -- the queue ---------------------------------------------------------------------------
+
+    def rebuild_queue(self) -> None:
+        """Stored samples not yet marked by this annotator, in the study's reading order
+        (live jobs already queued stay in front)."""
+        self.study.refresh()
+        done = {sid for (_, sid) in self.study.current_marks(self.annotator)}
+        live = [item for item in self.queue if item.job is not None]
+        current_id = self.current.sample.id if self.current and self.current.sample else None
+        stored = [
+            Item(sample_id=sid) for sid in self.study.reading_order(self.annotator)
+            if sid not in done and sid != current_id
+        ]
+        self.queue = deque(live + stored)
+
+    def add_live_jobs(self, jobs: list[LiveJob]) -> None:
+        """Put live jobs at the front of the queue (read them now, in the given order)."""
+        for job in reversed(jobs):
+            self.queue.appendleft(Item(job=job))
+
+    @property
+    def samples_left(self) -> int:
+        """Samples still to read, counting the one on screen while it is unmarked."""
+        on_screen = 1 if self.current is not None and not self.current.marked else 0
+        return len(self.queue) + on_screen
+
+    def next(self) -> Current | None:
+        """Move to the next sample of the queue (None when there is none)."""
+        while self.queue:
+            item = self.queue.popleft()
+            if item.job is not None:
+                self.current = Current(item=item, sample=None, streaming=True, started=self.clock())
+                self._pace_anchor = (self.current.started, 0.0)
+                return self.current
+            assert item.sample_id is not None
+            sample = self.study.samples.get(item.sample_id)
+            if sample is None:
+                continue
+            self.current = self._current_for(sample, item)
+            return self.current
+        self.current = None
+        return None
+
+    def _current_for(self, sample: Sample, item: Item) -> Current:
+        ranks = list(sample.tokens.rank) if sample.tokens.rank is not None else []
+        revealed = min(item.start_revealed, sample.n_tokens)
+        cur = Current(item=item, sample=sample, text=sample.text, offsets=list(sample.tokens.offsets),
+                      ranks=ranks, revealed=revealed, started=self.clock(), stream_done=True)
+        self._pace_anchor = (cur.started, float(revealed))
+        return cur
+
+    # -- revealing ---------------------------------------------------------------------------
+
+    def elapsed(self) -> float:
+        """Seconds the current sample has been on screen (frozen once marked)."""
+        cur = self.current
+        if cur is None:
+            return 0.0
+        end = cur.stopped if cur.stopped is not None else self.clock()
+        return max(0.0, end - cur.started)
+
+    def paced_revealed(self) -> int:
+        """How many tokens the reading pace has revealed by now (pre-generated samples)."""
+        cur = self.current
+        if cur is None:
+            return 0
+        if cur.live or cur.marked or self.paused:
+            return cur.revealed
+        t0, r0 = self._pace_anchor
+        target = int(r0 + self.pace_tps * max(0.0, self.clock() - t0))
+        return max(cur.revealed, min(target, cur.n_tokens))
+
+    def set_revealed(self, revealed: int) -> int:
+        """Reveal up to ``revealed`` tokens (never fewer than already shown); returns the count."""
+        cur = self.current
+        if cur is None:
+            return 0
+        cur.revealed = max(cur.revealed, min(int(revealed), cur.n_tokens))
+        return cur.revealed
+
+    def reveal_sentence(self) -> int:
+        """Reveal through the end of the next sentence; restarts the pace from there."""
+        cur = self.current
+        if cur is None:
+            return 0
+        self.set_revealed(sentence_end(cur.text, cur.offsets, cur.revealed))
+        self._pace_anchor = (self.clock(), float(cur.revealed))
+        return cur.revealed
+
+    def change_pace(self, factor: float) -> float:
+        """Multiply the reading pace by ``factor`` (bounded); the reveal continues from here."""
+        if self.current is not None:
+            self._pace_anchor = (self.clock(), float(self.paced_revealed()))
+        self.pace_tps = min(PACE_MAX, max(PACE_MIN, round(self.pace_tps * factor, 1)))
+        return self.pace_tps
+
+    def toggle_pause(self) -> bool:
+        """Pause or resume the paced reveal; returns whether it is now paused."""
+        if self.paused:
+            self._pace_anchor = (self.clock(), float(self.current.revealed if self.current else 0))
+        self.paused = not self.paused
+        return self.paused
+
+    # -- live streaming ----------------------------------------------------------------------
+
+    def feed(self, text_chunk: str, new_offsets: list[int], ranks: list[int | None] | None) -> None:
+        """Append streamed tokens to the live sample on screen (all of them are revealed)."""
+        cur = self.current
+        if cur is None:
+            return
+        cur.text += text_chunk
+        cur.offsets.extend(new_offsets)
+        if ranks:
+            cur.ranks.extend(ranks)
+        cur.revealed = cur.n_tokens
+
+    def stream_finished(self, sample: Sample | None, error: str | None = None,
+                        reveal_all: bool = True) -> Sample | None:
+        """The driver returned the (possibly partial) sample: store it and adopt its exact
+        token arrays.  With ``reveal_all`` (the stream ended by itself, so the reader watched
+        it to its end) every token is revealed; otherwise (stopped by a mark) the revealed count
+        stays what it was.  Returns the stored sample, or None when generation failed."""
+        cur = self.current
+        if cur is None:
+            return None
+        cur.streaming = False
+        cur.stream_done = True
+        if sample is None:
+            cur.failed = error or "generation failed"
+            return None
+        self.study.add_sample(sample)
+        cur.sample = self.study.samples.get(sample.id, sample)
+        cur.item.sample_id = cur.sample.id
+        cur.text = cur.sample.text
+        cur.offsets = list(cur.sample.tokens.offsets)
+        cur.ranks = list(cur.sample.tokens.rank) if cur.sample.tokens.rank is not None else []
+        cur.revealed = cur.n_tokens if reveal_all else min(cur.revealed, cur.n_tokens)
+        return cur.sample
+
+    # -- marks -------------------------------------------------------------------------------
+
+    def build_mark(self, kind: str, at: int | None = None, category: str | None = None,
+                   severity: int | None = None, note: str | None = None) -> Mark:
+        """A mark on the current sample (not yet recorded).  A fall must be at a revealed token."""
+        cur = self.current
+        if cur is None:
+            raise MarkError("no sample on screen to mark")
+        if cur.marked:
+            raise MarkError("this sample is already marked; press u to undo the mark")
+        revealed = cur.revealed
+        if kind == "fall":
+            if at is None or not 0 <= at < revealed:
+                raise MarkError("move the cursor onto a revealed token to mark where the text falls")
+        note = note.strip() if note else None
+        return Mark(
+            sample=cur.sample.id if cur.sample else "",
+            annotator=self.annotator,
+            kind=kind,
+            at=at if kind == "fall" else None,
+            read_to=revealed if kind in ("fall", "no_fall") else None,
+            revealed=revealed,
+            elapsed_s=round(self.elapsed(), 3),
+            client="tui",
+            category=category if kind == "fall" else None,
+            severity=severity if kind == "fall" else None,
+            note=note or None,
+        )
+
+    def commit(self, mark: Mark) -> Mark:
+        """Write ``mark`` (fsynced by the study) and mark the current sample as done.
+
+        The current sample must be stored; the caller waits for a live stream to end first.
+        """
+        cur = self.current
+        if cur is None or cur.sample is None:
+            raise MarkError("the sample is not stored yet; wait for the generation to stop")
+        mark.sample = cur.sample.id
+        mark.elapsed_s = round(self.elapsed(), 3) if mark.elapsed_s is None else mark.elapsed_s
+        saved = self.study.append_mark(mark)
+        cur.mark = saved
+        cur.stopped = cur.started + (saved.elapsed_s if saved.elapsed_s is not None else self.elapsed())
+        return saved
+
+    def undo(self) -> tuple[Mark, Mark]:
+        """Withdraw the annotator's latest standing mark; its sample goes back to the front of
+        the queue (revealed as far as it was).  Returns ``(undo_event, withdrawn_mark)``."""
+        event = self.study.undo(self.annotator)
+        standing = next(m for m in self.study.marks(self.annotator) if m.id == event.undoes)
+        cur = self.current
+        if cur is not None and not cur.marked and not cur.streaming and cur.sample is not None:
+            # the unmarked sample on screen goes back right after the restored one
+            self.queue.appendleft(Item(sample_id=cur.sample.id, start_revealed=cur.revealed))
+        self.queue = deque(i for i in self.queue if i.sample_id != standing.sample or i.job is not None)
+        self.queue.appendleft(Item(sample_id=standing.sample, start_revealed=standing.revealed or 0))
+        self.current = None
+        return event, standing
+
+    def model_visible(self) -> bool:
+        """Whether the model identity of the current sample may be shown."""
+        cur = self.current
+        if cur is None:
+            return False
+        if not self.blind:
+            return True
+        return cur.marked and self.reveal_after_mark
+
+    def ranks_allowed(self) -> bool:
+        """GLTR rank colours: in blind mode only once the sample is marked."""
+        cur = self.current
+        return cur is not None and (not self.blind or cur.marked)
+
+
+def live_order_seed(study: Study) -> int:
+    """Seed of a live session's shuffled job order: derived from the study's recorded seed."""
+    return (study.shuffle_seed * 1_000_003 + len(study.samples)) % (2**31)
+
+
+def shuffled_jobs(jobs: list[LiveJob], seed: int) -> list[LiveJob]:
+    """Interleave jobs of all models in a seeded random order."""
+    out = list(jobs)
+    random.Random(seed).shuffle(out)
+    return out
