@@ -125,7 +125,7 @@ class ScriptedBackend:
         ids = others[:k]
         if rank <= k:
             ids = others[: rank - 1] + [tid] + others[rank - 1 : k - 1]
-        lps = [-0.4 - 0.7 * j - float(rng.random()) * 0.1 for j in range(k)]
+        lps = [-1.0 - 0.7 * j - float(rng.random()) * 0.1 for j in range(k)]  # sums to < 1
         logprob = lps[rank - 1] if rank <= k else lps[-1] - 0.01 * (rank - k)
         entropy = float(1.0 + rng.random() * 3.0)
         n = len(self._pieces_by_id)

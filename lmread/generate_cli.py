@@ -1,0 +1,254 @@
+"""``lmread generate``: draw samples from one or more models into a study, headless.
+
+Every option is checked before any model is loaded or the study is created.  Re-running the
+same command resumes it (samples already saved are skipped).  Ctrl-C stops cleanly: samples in
+flight are discarded, saved ones stay, and the command exits 130.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import threading
+import time
+from typing import Any, TextIO
+
+import click
+
+from lmread.backends.base import GenOptions
+from lmread.cli import emit_json, settings_from, study_path
+from lmread.errors import ModelError, OptionError
+from lmread.generate import GenerationPlan, ModelJob, Progress, StudySink, run_generation, sigint_cancels
+
+#: backend option name -> the command-line flag that sets it
+_OPTION_FLAGS = {
+    "n_threads": "--threads", "n_gpu_layers": "--gpu-layers", "n_ctx": "--ctx", "device": "--device",
+    "allow_pickle": "--allow-pickle", "base_url": "--base-url", "api_key_env": "--api-key-env",
+    "concurrency": "--concurrency",
+}
+
+
+def unescape(text: str) -> str:
+    r"""Turn ``\n``, ``\t`` and ``\\`` in a command-line stop string into the characters."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text) and text[i + 1] in "nt\\":
+            out.append({"n": "\n", "t": "\t", "\\": "\\"}[text[i + 1]])
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def collect_prompts(prompt_file: str | None, prompt_sets: tuple[str, ...], texts: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The prompts of ``--prompts``, ``--prompt-set`` and ``--prompt`` (in that order), one per text."""
+    from lmread.prompts import builtin_set, check_prompts, load_prompt_file, single_prompt
+
+    prompts: list[dict[str, Any]] = []
+    if prompt_file is not None:
+        prompts += load_prompt_file(prompt_file)
+    for name in prompt_sets:
+        prompts += builtin_set(name)
+    for i, text in enumerate(texts, start=1):
+        prompts.append(single_prompt(text, name=f"prompt-{i:02d}"))
+    if not prompts:
+        raise OptionError("no prompts given: use --prompt TEXT, --prompts FILE or --prompt-set NAME")
+    seen: set[str] = set()
+    unique = []
+    for p in prompts:  # the same text twice would give the same samples: keep the first
+        if p["text"] not in seen:
+            seen.add(p["text"])
+            unique.append(p)
+    return check_prompts(unique, "prompts")
+
+
+def backend_options(threads: int | None, gpu_layers: int | None, ctx: int | None, device: str | None,
+                    allow_pickle: bool, base_url: str | None, api_key_env: str | None,
+                    concurrency: int | None) -> dict[str, Any]:
+    """The backend options the user set (checked), by their ``open_backend`` names."""
+    if threads is not None and threads < 1:
+        raise OptionError(f"invalid option --threads {threads}: must be a whole number >= 1")
+    if gpu_layers is not None and gpu_layers < -1:
+        raise OptionError(f"invalid option --gpu-layers {gpu_layers}: must be >= 0, or -1 for all layers")
+    if ctx is not None and ctx < 16:
+        raise OptionError(f"invalid option --ctx {ctx}: must be a whole number >= 16")
+    if concurrency is not None and concurrency < 1:
+        raise OptionError(f"invalid option --concurrency {concurrency}: must be a whole number >= 1")
+    if base_url is not None and not base_url.startswith(("http://", "https://")):
+        raise OptionError(f"invalid option --base-url {base_url!r}: must start with http:// or https://")
+    if device is not None and not device.strip():
+        raise OptionError("invalid option --device '': name a device such as cpu, cuda or cuda:1")
+    if api_key_env is not None and not api_key_env.strip():
+        raise OptionError("invalid option --api-key-env '': name the environment variable holding the key")
+    values = {"n_threads": threads, "n_gpu_layers": gpu_layers, "n_ctx": ctx, "device": device,
+              "allow_pickle": True if allow_pickle else None, "base_url": base_url, "api_key_env": api_key_env,
+              "concurrency": concurrency}
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def resolve_job(catalog: Any, model_id: str, backend: str | None, options: dict[str, Any]) -> ModelJob:
+    """A :class:`ModelJob` for ``model_id``: its card (or an ad-hoc remote card with
+    ``--backend openai --base-url``), the backend checked to be installed and to take ``options``."""
+    from lmread.backends import backend_class
+    from lmread.catalog import ModelCard
+
+    try:
+        card = catalog.get(model_id)
+    except ModelError:
+        if backend == "openai" and options.get("base_url"):
+            card = ModelCard(id=model_id, name=model_id, family="remote", backends=["openai"],
+                             source={"url": options["base_url"], "model": model_id})
+        else:
+            raise
+    name = backend or card.backends[0]
+    if name not in card.backends:
+        raise ModelError(f"model {card.id!r} has no backend {name!r} (it has: {', '.join(card.backends)}); "
+                         "choose one with --backend")
+    cls = backend_class(name)
+    from_card = getattr(cls, "from_card", None)
+    if from_card is None:
+        raise ModelError(f"backend {name!r} cannot load model cards")
+    params = inspect.signature(from_card).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        for key in options:
+            if key not in params:
+                raise OptionError(f"option {_OPTION_FLAGS.get(key, key)} does not apply to the {name} backend "
+                                  f"(model {card.id!r}); leave it out")
+    return ModelJob(card=card, backend=name, options=dict(options))
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal (redrawn with ``\\r``, at most 10 times a second);
+    silent when the stream is not a terminal."""
+
+    def __init__(self, stream: TextIO | None = None, enabled: bool | None = None, width: int = 24) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.width = width
+        self._last = 0.0
+        self._drawn = 0
+        self._lock = threading.Lock()
+
+    def update(self, p: Progress) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        final = p.phase in {"done", "interrupted"}
+        with self._lock:
+            if not final and now - self._last < 0.1 and p.phase == "generating":
+                return
+            self._last = now
+            frac = p.done / p.total if p.total else 1.0
+            fill = round(frac * self.width)
+            bar = "#" * fill + "-" * (self.width - fill)
+            line = (f"[{bar}] {p.done}/{p.total} samples  {p.tokens_per_s:6.1f} tok/s  {p.model} ({p.phase})"
+                    + (f"  {p.failed} failed" if p.failed else ""))
+            pad = " " * max(0, self._drawn - len(line))
+            self.stream.write("\r" + line + pad)
+            self._drawn = len(line)
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = 0
+
+
+@click.command("generate")
+@click.option("--study", "study", type=click.Path(file_okay=False), default=None,
+              help="Study folder (created if missing; default: the default study).")
+@click.option("--model", "models", multiple=True, required=True,
+              help="Model id from 'lmread models' (or a .gguf path); repeat for several models.")
+@click.option("--prompts", "prompt_file", type=click.Path(dir_okay=False), default=None,
+              help="File of prompts: one per line, or JSONL {\"text\", \"name\"?, \"set\"?} (.jsonl).")
+@click.option("--prompt-set", "prompt_sets", multiple=True,
+              help="A built-in prompt set: encyclopedia, news, story, list, letter, dialogue, howto, all.")
+@click.option("--prompt", "prompt_texts", multiple=True, help="A single prompt text (repeatable).")
+@click.option("--samples", type=int, default=1, show_default=True, help="Samples per prompt and model.")
+@click.option("--max-tokens", type=int, default=256, show_default=True, help="Tokens per sample at most.")
+@click.option("--temperature", type=float, default=1.0, show_default=True, help="Sampling temperature (0 = greedy).")
+@click.option("--top-p", type=float, default=1.0, show_default=True, help="Nucleus sampling (1 = off).")
+@click.option("--top-k", type=int, default=0, show_default=True, help="Top-k sampling (0 = off).")
+@click.option("--min-p", type=float, default=0.0, show_default=True, help="Min-p sampling (0 = off).")
+@click.option("--repetition-penalty", type=float, default=1.0, show_default=True, help="Repetition penalty (1 = off).")
+@click.option("--top-logprobs", type=int, default=5, show_default=True, help="Alternatives recorded per token (0-20).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Base seed; each sample's seed is derived from it, the model, the prompt and the sample index.")
+@click.option("--stop", "stops", multiple=True,
+              help="Stop string (repeatable; \\n and \\t are understood). The sample ends once its text contains it.")
+@click.option("--backend", type=click.Choice(["llamacpp", "hf", "openai", "scripted"]), default=None,
+              help="Backend (default: the model card's first).")
+@click.option("--base-url", default=None, help="OpenAI-compatible server URL (openai backend).")
+@click.option("--api-key-env", default=None, help="Environment variable holding the API key (openai backend).")
+@click.option("--concurrency", type=int, default=None, help="Concurrent requests (openai backend).")
+@click.option("--threads", type=int, default=None, help="CPU threads (llamacpp, hf).")
+@click.option("--gpu-layers", type=int, default=None, help="Layers offloaded to the GPU, -1 = all (llamacpp).")
+@click.option("--ctx", "ctx_size", type=int, default=None, help="Context size in tokens (llamacpp).")
+@click.option("--device", default=None, help="Torch device, e.g. cpu or cuda (hf).")
+@click.option("--allow-pickle", is_flag=True, help="Allow loading pickle checkpoints (hf; only for files you trust).")
+@click.option("--batch-size", type=int, default=None, help="Samples of one prompt drawn per batch (hf).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.pass_context
+def generate(ctx: click.Context, study: str | None, models: tuple[str, ...], prompt_file: str | None,
+             prompt_sets: tuple[str, ...], prompt_texts: tuple[str, ...], samples: int, max_tokens: int,
+             temperature: float, top_p: float, top_k: int, min_p: float, repetition_penalty: float,
+             top_logprobs: int, seed: int, stops: tuple[str, ...], backend: str | None, base_url: str | None,
+             api_key_env: str | None, concurrency: int | None, threads: int | None, gpu_layers: int | None,
+             ctx_size: int | None, device: str | None, allow_pickle: bool, batch_size: int | None,
+             as_json: bool) -> None:
+    """Generate --samples samples per prompt from each --model into a study, headless.
+
+    Samples get seeds derived from --seed, so the same command gives the same samples;
+    re-running it resumes (samples already saved are skipped).  Ctrl-C discards the samples in
+    flight, keeps the saved ones, and exits 130.
+    """
+    from lmread.catalog import load_catalog
+
+    settings = settings_from(ctx)
+    path = study_path(ctx, study)
+    options = GenOptions(max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
+                         repetition_penalty=repetition_penalty, seed=None, stop=[unescape(s) for s in stops],
+                         top_logprobs=top_logprobs).validate()
+    if samples < 1:
+        raise OptionError(f"invalid option --samples {samples}: must be a whole number >= 1")
+    if not 0 <= seed < 2**32:
+        raise OptionError(f"invalid option --seed {seed}: must be a whole number in [0, 2^32)")
+    if batch_size is not None and batch_size < 1:
+        raise OptionError(f"invalid option --batch-size {batch_size}: must be a whole number >= 1")
+    prompts = collect_prompts(prompt_file, prompt_sets, prompt_texts)
+    bopts = backend_options(threads, gpu_layers, ctx_size, device, allow_pickle, base_url, api_key_env, concurrency)
+    catalog = load_catalog(settings)
+    jobs: list[ModelJob] = []
+    for model_id in dict.fromkeys(models):
+        jobs.append(resolve_job(catalog, model_id, backend, bopts))
+    plan = GenerationPlan(models=jobs, prompts=prompts, samples=samples, options=options, base_seed=seed,
+                          batch_size=batch_size).validate()
+    sink = StudySink(path)
+
+    bar = ProgressBar()
+    cancel = threading.Event()
+    try:
+        with sigint_cancels(cancel):
+            result = run_generation(sink, plan, progress=bar.update, cancel=cancel)
+    finally:
+        bar.close()
+
+    if as_json:
+        emit_json(result.to_json())
+    else:
+        rate = f" ({result.tokens / result.seconds:.1f} tok/s)" if result.seconds > 0 and result.tokens else ""
+        click.echo(f"generated {result.generated} samples into {path} (skipped {result.skipped} already there, "
+                   f"{result.failed} failed): {result.tokens} tokens in {result.seconds:.1f} s{rate}")
+    if result.interrupted:
+        click.echo(f"lmread: interrupted: {result.generated} samples saved to {path}; "
+                   "run the same command again to resume", err=True)
+        raise click.exceptions.Exit(130)
+    if result.errors:
+        for line in result.errors:
+            click.echo(f"lmread: error: {' '.join(line.split())}", err=True)
+        raise click.exceptions.Exit(2)
+
