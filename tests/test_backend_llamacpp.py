@@ -1,0 +1,287 @@
+"""The llama.cpp backend on the two bundled models (short generations, models loaded once)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lmread.backends.base import GenOptions, StreamEnd, TokenChunk
+from lmread.backends.llamacpp import LlamaCppBackend
+from lmread.errors import BackendError, ModelError, OptionError
+from lmread.records import TokenAssembler
+from tests.fixtures.llamacpp import bundled_model_path, load_llamacpp
+
+MODELS = ["llama_smollm2", "llama_gemma"]
+STORY = "The lighthouse keeper opened the logbook and wrote"
+
+
+@pytest.fixture(params=MODELS)
+def model(request: pytest.FixtureRequest) -> LlamaCppBackend:
+    """Each bundled model in turn."""
+    return request.getfixturevalue(request.param)
+
+
+def gen(backend: LlamaCppBackend, prompt: str, **opts: Any) -> tuple[list[TokenChunk], StreamEnd]:
+    """Run a stream to its end."""
+    *chunks, end = list(backend.stream(prompt, GenOptions(**opts)))
+    assert isinstance(end, StreamEnd)
+    return chunks, end  # type: ignore[return-value]
+
+
+def test_chunks_carry_sane_distribution_fields(model: LlamaCppBackend) -> None:
+    chunks, end = gen(model, STORY, max_tokens=12, temperature=1.0, seed=21, top_logprobs=5)
+    assert end.reason in {"length", "eos"} and chunks
+    for c in chunks:
+        assert 0 <= c.id < model.n_vocab
+        assert c.piece == model.piece(c.id)
+        assert c.logprob is not None and c.logprob <= 0.0
+        assert c.rank is not None and c.rank >= 1
+        assert c.entropy is not None and c.entropy >= 0.0
+        assert len(c.top_ids) == len(c.top_logprobs) == len(c.top_pieces) == 5
+        assert c.top_logprobs == sorted(c.top_logprobs, reverse=True)
+        assert c.top_pieces == [model.piece(t) for t in c.top_ids]
+        if c.rank <= 5:
+            assert c.top_ids[c.rank - 1] == c.id or c.top_logprobs[c.rank - 1] == pytest.approx(c.logprob)
+            assert c.top_logprobs[c.top_ids.index(c.id)] == pytest.approx(c.logprob, abs=1e-9)
+        else:
+            assert c.id not in c.top_ids and c.logprob <= c.top_logprobs[-1]
+
+
+def test_fields_match_a_float64_softmax_of_the_same_logits(llama_smollm2: LlamaCppBackend) -> None:
+    # Recompute the first token's distribution from the prompt's logits, independently.
+    b = llama_smollm2
+    chunks, _ = gen(b, STORY, max_tokens=1, temperature=1.0, seed=4, top_logprobs=5)
+    c = chunks[0]
+    ids = b.tokenize(STORY)
+    b._reset()
+    assert b._prefill(ids) == 0
+    x = b._logits(-1).astype(np.float64)
+    logp = x - x.max() - math.log(np.exp(x - x.max()).sum())
+    assert c.logprob == pytest.approx(logp[c.id], abs=1e-4)
+    assert c.rank == int(np.count_nonzero(x > x[c.id])) + 1
+    assert c.entropy == pytest.approx(float(-(np.exp(logp) * logp).sum()), abs=1e-3)
+    assert c.top_ids == [int(i) for i in np.argsort(-x, kind="stable")[:5]]
+
+
+def test_greedy_tokens_all_have_rank_one(model: LlamaCppBackend) -> None:
+    chunks, _ = gen(model, STORY, max_tokens=12, temperature=0.0)
+    assert chunks and all(c.rank == 1 for c in chunks)
+    again, _ = gen(model, STORY, max_tokens=12, temperature=0.0)
+    assert [c.id for c in again] == [c.id for c in chunks]
+
+
+def test_same_seed_same_text_other_seeds_differ(model: LlamaCppBackend) -> None:
+    prompt = "A list of unusual words:"
+    runs = {seed: [c.id for c in gen(model, prompt, max_tokens=10, temperature=1.0, seed=seed)[0]] for seed in (1, 2, 3)}
+    assert [c.id for c in gen(model, prompt, max_tokens=10, temperature=1.0, seed=1)[0]] == runs[1]
+    assert len({tuple(v) for v in runs.values()}) >= 2
+
+
+def test_truncation_and_penalty_options_run(llama_smollm2: LlamaCppBackend) -> None:
+    chunks, end = gen(llama_smollm2, STORY, max_tokens=8, temperature=0.7, top_k=5, top_p=0.9, min_p=0.05,
+                      repetition_penalty=1.3, seed=8)
+    assert end.reason in {"length", "eos"} and chunks
+    assert all(c.rank is not None and c.rank <= 5 for c in chunks)  # top_k=5 keeps only the 5 best
+    again, _ = gen(llama_smollm2, STORY, max_tokens=8, temperature=0.7, top_k=5, top_p=0.9, min_p=0.05,
+                   repetition_penalty=1.3, seed=8)
+    assert [c.id for c in again] == [c.id for c in chunks]  # llama.cpp's seeded chain is reproducible
+
+
+MULTILINGUAL = ["Emoji list: 😀 😃 😄 ", "日本語の文章：東京は", "Café, naïve, façade, crème brûlée, "]
+
+
+def test_exact_text_across_scripts_with_split_characters(llama_smollm2: LlamaCppBackend,
+                                                         llama_gemma: LlamaCppBackend) -> None:
+    partial = 0
+    for backend in (llama_smollm2, llama_gemma):
+        for prompt in MULTILINGUAL:
+            chunks, _ = gen(backend, prompt, max_tokens=24, temperature=1.0, seed=1)
+            asm = TokenAssembler()
+            for c in chunks:
+                asm.add(c.id, c.piece, c.logprob, c.rank, c.entropy, c.top_ids, c.top_logprobs, c.top_pieces)
+                try:
+                    c.piece.decode("utf-8")
+                except UnicodeDecodeError:
+                    partial += 1
+            tokens, text, raw = asm.finish()
+            data = b"".join(c.piece for c in chunks)
+            if raw is None:
+                assert data.decode("utf-8") == text
+            else:  # the last character was cut by max_tokens: bytes are kept, none lost
+                assert raw == data and data.decode("utf-8", errors="replace") == text
+            offs = tokens.offsets
+            assert offs[0] == 0 and offs[-1] == len(text)
+            assert "".join(text[a:b] for a, b in zip(offs, offs[1:], strict=False)) == text
+    assert partial > 0, "no token split a multi-byte character; the split case was not exercised"
+
+
+def test_eos_ends_the_stream(llama_smollm2: LlamaCppBackend) -> None:
+    prompt = "<|im_start|>user\nIs the sky blue? Answer yes or no.<|im_end|>\n<|im_start|>assistant\n"
+    chunks, end = gen(llama_smollm2, prompt, max_tokens=24, temperature=0.0)
+    assert end.reason == "eos" and 0 < len(chunks) < 24
+
+
+def test_context_full_ends_with_context(llama_home: Path) -> None:
+    small = load_llamacpp("smollm2-135m", llama_home, n_ctx=64)
+    try:
+        n_ctx = small.n_ctx  # llama.cpp may round the size up
+        words = " ".join(["boat"] * (n_ctx - 6))
+        ids = small.tokenize(words)
+        prompt = " ".join(["boat"] * (n_ctx - 6 - (len(ids) - (n_ctx - 6))))
+        n_prompt = len(small.tokenize(prompt))
+        assert n_ctx - 8 <= n_prompt <= n_ctx - 3
+        chunks, end = gen(small, prompt, max_tokens=64, temperature=0.0)
+        assert end.reason == "context"
+        assert len(chunks) == n_ctx - n_prompt + 1  # the last one is sampled from the full context
+
+        with pytest.raises(OptionError, match=rf"prompt has \d+ tokens, the context holds {n_ctx}"):
+            small.stream(" ".join(["boat"] * (n_ctx + 10)), GenOptions(max_tokens=4))
+    finally:
+        small.close()
+
+
+def test_score_returns_one_chunk_per_text_token(model: LlamaCppBackend) -> None:
+    text = " and the sea was calm. Café 😀 東京"
+    chunks = model.score(text, prompt=STORY)
+    expected = model.tokenize(text, as_prompt=False)
+    assert [c.id for c in chunks] == expected
+    assert b"".join(c.piece for c in chunks) == text.encode("utf-8")
+    assert all(c.logprob is not None and c.logprob <= 0 and c.rank >= 1 and c.entropy >= 0 for c in chunks)
+
+
+def test_score_of_a_generated_text_reproduces_its_stream(llama_smollm2: LlamaCppBackend) -> None:
+    # Scoring runs the same decode path as generation, so teacher forcing the greedy
+    # continuation gives back exactly the streamed distributions.
+    chunks, _ = gen(llama_smollm2, STORY, max_tokens=10, temperature=0.0)
+    text = b"".join(c.piece for c in chunks).decode("utf-8")
+    assert llama_smollm2.tokenize(text, as_prompt=False) == [c.id for c in chunks]
+    scored = llama_smollm2.score(text, prompt=STORY)
+    assert [c.id for c in scored] == [c.id for c in chunks]
+    for s, c in zip(scored, chunks, strict=True):
+        assert s.rank == c.rank == 1
+        assert s.logprob == pytest.approx(c.logprob, abs=1e-6)
+        assert s.entropy == pytest.approx(c.entropy, abs=1e-6)
+        assert s.top_ids == c.top_ids
+
+
+def test_score_without_prompt_uses_bos_as_context(llama_smollm2: LlamaCppBackend) -> None:
+    chunks = llama_smollm2.score("Hello world")
+    assert [c.id for c in chunks] == llama_smollm2.tokenize("Hello world", as_prompt=False)
+    assert all(c.logprob is not None for c in chunks)
+
+
+def test_describe_records_identity(llama_gemma: LlamaCppBackend) -> None:
+    import llama_cpp
+
+    info = llama_gemma.describe()
+    assert info["id"] == "gemma3-270m"
+    assert info["backend"] == "llamacpp" and info["backend_version"] == llama_cpp.__version__
+    assert info["architecture"] == "gemma3" and info["quantization"] == "Q4_K_M"
+    assert 200_000_000 < info["n_params"] < 400_000_000
+    assert len(info["sha256"]) == 64 and info["library_versions"]["llama_cpp_python"] == llama_cpp.__version__
+    assert llama_gemma.max_concurrency == 1
+
+
+def test_from_card_and_plain_path(llama_home: Path) -> None:
+    path = bundled_model_path("smollm2-135m", llama_home)
+    b = LlamaCppBackend.from_card(str(path), n_ctx=128, n_threads=1)
+    try:
+        assert b.n_threads == 1 and b.describe()["id"] == path.stem
+        assert len(gen(b, STORY, max_tokens=2, temperature=0.0)[0]) == 2
+    finally:
+        b.close()
+    with pytest.raises(BackendError, match="closed"):
+        b.stream(STORY, GenOptions(max_tokens=2))
+    b.close()  # closing twice is harmless
+
+
+def test_missing_llama_cpp_is_a_model_error(llama_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = bundled_model_path("smollm2-135m", llama_home)
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # import llama_cpp now raises ImportError
+    with pytest.raises(ModelError, match=r"pip install 'lmread\[llamacpp\]'"):
+        LlamaCppBackend(path)
+
+
+# -------------------------------------------------------------------------- bad inputs
+
+
+def test_missing_file_is_a_model_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="does not exist"):
+        LlamaCppBackend(tmp_path / "nope.gguf")
+
+
+def test_non_gguf_file_is_refused_before_llama_loads_it(tmp_path: Path) -> None:
+    bad = tmp_path / "model.gguf"
+    bad.write_bytes(b"PK\x03\x04 this is a zip, not a model" * 10)
+    with pytest.raises(ModelError, match="is not a GGUF file"):
+        LlamaCppBackend(bad)
+
+
+def test_unsupported_architecture_is_named(tmp_path: Path) -> None:
+    gguf = pytest.importorskip("gguf")
+    path = tmp_path / "bogus.gguf"
+    writer = gguf.GGUFWriter(str(path), "bogusformer")
+    writer.add_block_count(1)
+    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(ModelError, match="architecture 'bogusformer'") as info:
+        LlamaCppBackend(path)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_backend_options_are_option_errors(llama_home: Path) -> None:
+    path = bundled_model_path("smollm2-135m", llama_home)
+    with pytest.raises(OptionError, match="--ctx"):
+        LlamaCppBackend(path, n_ctx=2)
+    with pytest.raises(OptionError, match="--threads"):
+        LlamaCppBackend(path, n_threads=0)
+
+
+def test_prompt_too_long_raises_before_generating(llama_gemma: LlamaCppBackend) -> None:
+    prompt = "word " * (llama_gemma.n_ctx + 50)
+    with pytest.raises(OptionError, match=r"prompt has \d+ tokens, the context holds \d+; shorten it or raise --ctx"):
+        llama_gemma.stream(prompt, GenOptions(max_tokens=4))
+
+
+def test_stop_string_ends_with_stop(llama_smollm2: LlamaCppBackend) -> None:
+    chunks, _ = gen(llama_smollm2, STORY, max_tokens=12, temperature=0.0)
+    text = b"".join(c.piece for c in chunks).decode("utf-8", errors="replace")
+    word = text.split()[1]
+    chunks2, end = gen(llama_smollm2, STORY, max_tokens=12, temperature=0.0, stop=[word])
+    assert end.reason == "stop" and end.detail == word
+    assert word in b"".join(c.piece for c in chunks2).decode("utf-8", errors="replace")
+    assert len(chunks2) < len(chunks)
+
+
+def test_a_new_stream_supersedes_an_unfinished_one(llama_smollm2: LlamaCppBackend) -> None:
+    first = llama_smollm2.stream(STORY, GenOptions(max_tokens=8, temperature=0.0))
+    assert isinstance(next(first), TokenChunk)
+    second, end = gen(llama_smollm2, STORY, max_tokens=3, temperature=0.0)
+    assert end.reason == "length" and len(second) == 3
+    rest = list(first)
+    assert isinstance(rest[-1], StreamEnd) and rest[-1].reason == "error"
+
+
+def test_sample_unmodified_draws_from_the_softmax() -> None:
+    from lmread.backends.base import distribution_fields, sample_unmodified
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=3000).astype(np.float32) * 2.0  # three draw blocks, the last ragged
+    logits[[5, 1500, 2999]] += 6.0
+    p = np.exp(logits.astype(np.float64) - logits.max())
+    p /= p.sum()
+    draws = np.array([sample_unmodified(logits, 3, float(u))[0] for u in rng.random(4000)])
+    for tid in (5, 1500, 2999):
+        assert abs(np.mean(draws == tid) - p[tid]) < 4 * math.sqrt(p[tid] * (1 - p[tid]) / 4000) + 1e-3
+    tid, *fields = sample_unmodified(logits, 3, 0.5)
+    ref = distribution_fields(logits, tid, 3)
+    assert fields[:3] == list(ref[:3]) and list(fields[3]) == list(ref[3])
+    assert sample_unmodified(logits, 3, 0.0)[0] == int(np.flatnonzero(p > 0)[0])
