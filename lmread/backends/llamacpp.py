@@ -153,7 +153,8 @@ class LlamaCppBackend:
         self._ctx = self._llama.ctx
         self._model = self._llama.model
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
-        self.n_ctx = int(llama_cpp.llama_n_ctx(self._ctx))
+        # llama.cpp may round the context up (e.g. 64 -> 256); the limit is what the user asked for
+        self.n_ctx = min(int(llama_cpp.llama_n_ctx(self._ctx)), int(n_ctx))
         self.n_batch = int(llama_cpp.llama_n_batch(self._ctx))  # Llama caps it at n_ctx
         self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
