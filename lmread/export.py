@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 
 from lmread import __version__
-from lmread.errors import LmreadError, OptionError
+from lmread.errors import LmreadError, OptionError, StudyError
 from lmread.observations import Observations, check_unit
 from lmread.records import SURVIVAL_SCHEMA, utc_now
+from lmread.study import write_atomic
 from lmread.survival import (
     GroupTables,
     aalen_johansen_codes,
@@ -312,13 +313,7 @@ def check_writable(path: Path, option: str) -> None:
 
 def write_file(path: Path, data: bytes, option: str) -> None:
     """Write ``data`` to ``path`` atomically; a one-line :class:`OptionError` on failure."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OptionError(f"cannot write {option} {path}: {exc.strerror}; choose a writable path") from None
+        write_atomic(path, data)
+    except StudyError as exc:
+        raise OptionError(f"{option}: {exc}; choose a writable path") from None
