@@ -56,6 +56,19 @@ def rank_bucket(rank: int | None) -> int:
     return len(RANK_BUCKETS) + 1
 
 
+class _TokenMessage(Message):
+    """A message about one token of a :class:`TokenView`."""
+
+    def __init__(self, token_view: TokenView, index: int) -> None:
+        super().__init__()
+        self.token_view = token_view
+        self.index = index
+
+    @property
+    def control(self) -> TokenView:
+        return self.token_view
+
+
 class TokenView(ScrollView, can_focus=True):
     """A word-wrapped, scrollable view of a token sequence with a token cursor.
 
@@ -100,29 +113,11 @@ class TokenView(ScrollView, can_focus=True):
     fall_index: reactive[int | None] = reactive(None, repaint=False, init=False)
     """The marked fall token (highlighted; the text after it is dimmed), or ``None``."""
 
-    class CursorMoved(Message):
+    class CursorMoved(_TokenMessage):
         """The cursor moved to token ``index``."""
 
-        def __init__(self, token_view: TokenView, index: int) -> None:
-            super().__init__()
-            self.token_view = token_view
-            self.index = index
-
-        @property
-        def control(self) -> TokenView:
-            return self.token_view
-
-    class TokenClicked(Message):
+    class TokenClicked(_TokenMessage):
         """Token ``index`` was clicked (the cursor is already on it)."""
-
-        def __init__(self, token_view: TokenView, index: int) -> None:
-            super().__init__()
-            self.token_view = token_view
-            self.index = index
-
-        @property
-        def control(self) -> TokenView:
-            return self.token_view
 
     def __init__(
         self,
