@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -68,9 +69,23 @@ def test_sigkill_at_random_moments_loses_no_reported_mark(study_dir: Path) -> No
     Study.open(study_dir).append_mark(Mark(sample="s_a", annotator="ann", kind="fall", at=1))
 
 
-def _limit_file_size(limit: int) -> None:
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+def _disk_full_in_child(limit: int, write: Callable[[], object]) -> bool:
+    """Run ``write`` in a forked child whose files may not grow past ``limit`` bytes; True when it
+    raised :class:`DiskFullError` (and nothing else)."""
+    pid = os.fork()
+    if pid == 0:
+        code = 3
+        try:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+            write()
+            code = 0
+        except DiskFullError:
+            code = 7
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 7
 
 
 def test_full_disk_fails_cleanly_and_file_stays_loadable(study_dir: Path) -> None:
@@ -79,19 +94,8 @@ def test_full_disk_fails_cleanly_and_file_stays_loadable(study_dir: Path) -> Non
     first = study.append_mark(Mark(sample="s_a", annotator="ann", kind="fall", at=1))
     path = study_dir / "marks" / "ann.jsonl"
     before = path.read_bytes()
-    pid = os.fork()
-    if pid == 0:
-        code = 3
-        try:
-            _limit_file_size(len(before) + 200)
-            Study.open(study_dir).append_mark(Mark(sample="s_a", annotator="ann", kind="fall", at=2, note="y" * 3000))
-            code = 0
-        except DiskFullError:
-            code = 7
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 7
+    assert _disk_full_in_child(len(before) + 200, lambda: Study.open(study_dir).append_mark(
+        Mark(sample="s_a", annotator="ann", kind="fall", at=2, note="y" * 3000)))
     assert path.read_bytes() == before
     assert [m.id for m in Study.open(study_dir).marks()] == [first.id]
 
@@ -117,17 +121,5 @@ def test_full_disk_through_the_cli(study_dir: Path) -> None:
 @pytest.mark.parametrize("limit", [0, 10])
 def test_full_disk_on_sample_append(study_dir: Path, limit: int) -> None:
     Study.create(study_dir)
-    pid = os.fork()
-    if pid == 0:
-        code = 3
-        try:
-            _limit_file_size(limit)
-            Study.open(study_dir).add_samples([make_sample("s_x")])
-            code = 0
-        except DiskFullError:
-            code = 7
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 7
+    assert _disk_full_in_child(limit, lambda: Study.open(study_dir).add_samples([make_sample("s_x")]))
     assert Study.open(study_dir).samples == {}
