@@ -8,15 +8,18 @@ PIP     = $(PY) -m pip
 # pytest arguments for `make test` (e.g. make test PYTEST_ARGS="-k survival")
 PYTEST_ARGS ?=
 
-.PHONY: run test setup setup-dev lint bench clean
+.PHONY: run test setup setup-dev lint bench doctor rebuild-llama clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
 # torch is pinned first so the CPU build on local disk is taken (a newer one would be a CUDA build)
-$(VENV)/.stamp-all: pyproject.toml | $(VENV)/bin/python
+# llama-cpp-python is built by scripts/build-llama.sh with AMX off into a wheel folder keyed by
+# version, flags and CPU, never through pip's cache (which ignores build flags)
+$(VENV)/.stamp-all: pyproject.toml scripts/build-llama.sh | $(VENV)/bin/python
 	$(PIP) install -q "torch==2.13.0"
+	scripts/build-llama.sh $(PY)
 	$(PIP) install -q -e ".[all]"
 	touch $@
 
@@ -31,8 +34,17 @@ setup-dev: $(VENV)/.stamp-dev
 run: setup
 	$(VENV)/bin/lmread
 
-## Set up with the dev extra and run the whole test suite
+## Rebuild llama-cpp-python from source for this host (AMX off) and reinstall it
+rebuild-llama: | $(VENV)/bin/python
+	REBUILD=1 scripts/build-llama.sh $(PY)
+
+## Check that every backend loads, prefills, generates and scores on this machine
+doctor: setup
+	$(VENV)/bin/lmread doctor
+
+## Set up with the dev extra and run the whole test suite (lmread doctor first: a broken build fails fast)
 test: setup-dev
+	$(VENV)/bin/lmread doctor
 	$(VENV)/bin/ruff check lmread tests
 	LMREAD_NO_SKIP=1 $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
