@@ -43,8 +43,10 @@ doctor: setup
 	$(VENV)/bin/lmread doctor
 
 ## Set up with the dev extra and run the whole test suite (lmread doctor first: a broken build fails fast)
+# doctor runs on the tests' data folder, so the GGUF conversions it caches serve the tests too
+TEST_HOME = $(CURDIR)/.lmread-test-home
 test: setup-dev
-	$(VENV)/bin/lmread doctor
+	LMREAD_HOME=$(TEST_HOME) LMREAD_CONFIG=$(TEST_HOME)/no-config.toml $(VENV)/bin/lmread doctor
 	$(VENV)/bin/ruff check lmread tests
 	LMREAD_NO_SKIP=1 $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 

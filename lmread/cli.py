@@ -27,6 +27,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "generate": ("lmread.generate_cli", "generate", "Generate samples into a study (headless)."),
     "survival": ("lmread.survival_cli", "survival", "Kaplan-Meier survival of coherent length per group."),
     "bench": ("lmread.bench", "bench", "Run the speed benchmarks (ratios measured side by side)."),
+    "doctor": ("lmread.doctor_cli", "doctor", "Check that every backend runs the bundled models on this machine."),
 }
 
 

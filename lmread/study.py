@@ -584,13 +584,16 @@ def merge_studies(sources: list[Path], dest: Path, dry_run: bool = False) -> Mer
         for mark in marks:
             if mark.kind != "undo" and mark.sample not in have_samples:
                 report.conflicts.append(f"mark {mark.id}: its sample {mark.sample} is in no study")
-    if report.conflicts or dry_run or target is None:
+    if report.conflicts:
+        return report
+    # a dry run reports the same counts the real merge would add, then writes nothing
+    report.samples_added = len(new_samples)
+    report.marks_added = sum(len(marks) for marks in new_marks.values())
+    if dry_run or target is None:
         return report
     if new_samples:
         append_lines(target.path / SAMPLES_FILE, b"".join(s.dumps() for s in new_samples))
-        report.samples_added = len(new_samples)
     (target.path / MARKS_DIR).mkdir(exist_ok=True)
     for annotator, marks in new_marks.items():
         append_lines(target.path / MARKS_DIR / f"{annotator}.jsonl", b"".join(m.dumps() for m in marks))
-        report.marks_added += len(marks)
     return report

@@ -241,19 +241,23 @@ def rmst(curve: KM, horizon: float) -> RMST:
 def curation(curve: KM, lengths: list[float]) -> list[dict[str, Any]]:
     """Curation ratio ``1 / S(L)``: how many samples one reads to find one that holds up past L.
 
-    ``ratio`` is ``None`` when S(L) is 0 (none holds up) or L lies beyond the longest observation
-    while the curve is still above 0 (S(L) unknown); ``note`` says which.
+    ``ratio`` is ``None`` when S(L) is 0 or L lies beyond the longest observation while the
+    curve is still above 0 (S(L) unknown); ``note`` says which.  When S(L) is 0 the ratio is
+    infinite (no number of samples read finds one that holds up): ``infinite`` is then true and
+    the note says "none of the n samples held past L".
     """
     out: list[dict[str, Any]] = []
     t_max = float(curve.time[-1]) if len(curve.time) else 0.0
     for length in lengths:
         s = float(curve.at(length))
-        entry: dict[str, Any] = {"length": float(length), "survival": s, "ratio": None, "note": None}
+        entry: dict[str, Any] = {"length": float(length), "survival": s, "ratio": None, "infinite": False,
+                                 "note": None}
         if length > t_max and s > 0:
             entry["survival"] = None
             entry["note"] = f"beyond the longest observation ({t_max:g})"
         elif s <= 0:
-            entry["note"] = "no sample holds up this long"
+            entry["infinite"] = True
+            entry["note"] = f"none of the {curve.n} samples held past {length:g}"
         else:
             entry["ratio"] = 1.0 / s
         out.append(entry)
@@ -381,7 +385,9 @@ def aalen_johansen_codes(durations: np.ndarray, codes: np.ndarray, causes: list[
     factor = 1.0 - d_all / at_risk
     survival = np.cumprod(factor)
     before = np.concatenate(([1.0], survival[:-1]))
-    cif = np.cumsum(before * per_cause / at_risk, axis=1)
+    # probabilities stay in [0, 1] exactly: a sum of increments can round to 1 + 2e-16
+    cif = np.clip(np.cumsum(before * per_cause / at_risk, axis=1), 0.0, 1.0)
+    survival = np.clip(survival, 0.0, 1.0)
     return CumulativeIncidence(time, list(causes), cif, per_cause, survival)
 
 

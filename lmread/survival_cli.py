@@ -65,9 +65,14 @@ def format_table(doc: dict[str, Any]) -> str:
             cells = []
             for c in g["curation"][: len(lengths)]:
                 cells.append(f"{c['ratio']:>9.3g}" if c["ratio"] is not None else
-                             f"{('none' if c['survival'] == 0 else '?'):>9}")
+                             f"{('inf' if c.get('infinite') else '?'):>9}")
             label = g["label"] if len(g["label"]) <= 30 else g["label"][:29] + "…"
             lines.append(f"  {label:<30} " + " ".join(cells))
+        shown = [c for g in doc["groups"] for c in g["curation"][: len(lengths)]]
+        if any(c.get("infinite") for c in shown):
+            lines.append("  inf: none of the group's samples held past L (S(L) = 0), so no number read finds one")
+        if any(c["ratio"] is None and not c.get("infinite") for c in shown):
+            lines.append("  ?: L lies beyond the group's longest observation (S(L) unknown)")
     comp = doc["comparisons"]
     if comp["overall"]:
         o = comp["overall"]

@@ -206,7 +206,8 @@ def test_curation_ratio() -> None:
     curve = sv.km([1, 2, 3, 4], [1, 1, 0, 1])
     out = sv.curation(curve, [2, 4])
     assert out[0]["survival"] == pytest.approx(0.5) and out[0]["ratio"] == pytest.approx(2.0)
-    assert out[1]["ratio"] is None and "no sample" in out[1]["note"]
+    assert out[1]["ratio"] is None and out[1]["infinite"] is True
+    assert out[1]["note"] == "none of the 4 samples held past 4"
 
 
 def test_nice_edges() -> None:

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lmread.backends.base import GenOptions, StreamEnd, TokenChunk, distribution_fields, sample_unmodified
+from lmread.backends.probe import ensure_llama_build
 from lmread.errors import BackendError, ModelError, OptionError
 from lmread.gguf_meta import read_gguf
 
@@ -128,6 +129,8 @@ class LlamaCppBackend:
                 "the llamacpp backend needs llama-cpp-python; install it with: pip install 'lmread[llamacpp]'"
             ) from None
 
+        # a build with instructions this CPU cannot run dies with SIGILL: find out in a child first
+        ensure_llama_build(self.path)
         self._lib = llama_cpp
         kwargs: dict[str, Any] = dict(
             model_path=str(self.path),
