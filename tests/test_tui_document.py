@@ -469,6 +469,45 @@ def test_motions_on_empty_document() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# ranks and catching up with a stored sample
+
+
+def test_ranks_follow_the_tokens() -> None:
+    doc = TokenDocument("ab", [0, 1, 2])
+    assert doc.ranks == [None, None]
+    doc.load("abc", [0, 1, 2, 3], ranks=[5, 7])  # short: padded
+    assert doc.ranks == [5, 7, None]
+    doc.append("de", [4, 5], ranks=[1, 2, 3])  # long: cut
+    assert doc.ranks == [5, 7, None, 1, 2] and doc.n_tokens == 5
+    doc.set_ranks(None)
+    assert doc.ranks == [None] * 5
+
+
+def test_extend_to_appends_only_what_is_missing() -> None:
+    asm = TokenAssembler()
+    pieces = [b"The", b" cat", b" \xf0\x9f", b"\x90\x88", b" sat", b" \xe6\x97"]  # ends mid-character
+    streamed = TokenDocument()
+    for i, piece in enumerate(pieces):
+        asm.add(i, piece, rank=i + 1)
+        if i == 2:  # a batch of the first three tokens
+            streamed.append(asm.text, asm.tokens.offsets[1:4], reveal=True, ranks=asm.tokens.rank[:3])
+    loads = streamed.load_count
+    tokens, text, _ = asm.finish()
+    assert text.endswith("\ufffd")
+    assert streamed.extend_to(text, tokens.offsets, tokens.rank, reveal=False)
+    assert (streamed.text, streamed.offsets, streamed.ranks) == (text, tokens.offsets, tokens.rank)
+    assert streamed.revealed == 3 and streamed.load_count == loads  # appended, not reloaded
+    # every token already there: the flushed U+FFFD still joins the last token
+    whole = TokenDocument(text[:-1], tokens.offsets[:-1] + [len(text) - 1])
+    assert whole.extend_to(text, tokens.offsets, tokens.rank, reveal=True)
+    assert whole.offsets == tokens.offsets and whole.text == text and whole.revealed == len(pieces)
+    # not a beginning of it: everything is loaded, the reveal count kept
+    other = TokenDocument("A dog", [0, 1, 5], revealed=1)
+    assert not other.extend_to(text, tokens.offsets, tokens.rank)
+    assert (other.text, other.offsets, other.revealed) == (text, tokens.offsets, 1)
+
+
+# ---------------------------------------------------------------------------------------------
 # bad input
 
 

@@ -24,7 +24,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from lmread.tui.document.cells import KIND_CONTROL, KIND_NEWLINE, KIND_TAB, KIND_TEXT, TAB_SIZE, char_cells, display_char
+from lmread.tui.document.cells import (
+    KIND_CONTROL,
+    KIND_NEWLINE,
+    KIND_TAB,
+    KIND_TEXT,
+    TAB_SIZE,
+    char_cells,
+    display_char,
+)
 from lmread.tui.document.lookup import LinePiece
 from lmread.tui.document.motions import MOTION_KINDS, TokenMotions
 
