@@ -22,12 +22,13 @@ from lmread.study import Study
 pytest.importorskip("textual")
 
 from lmread.tui.app import LmreadApp
+from lmread.tui.document import TokenDocument
 from lmread.tui.messages import LiveConfig
 from lmread.tui.screens.dialogs import LiveDialog, MarkPrompt, TooSmallScreen
 from lmread.tui.screens.help import KEYS, HelpScreen
 from lmread.tui.screens.home import HomeScreen
 from lmread.tui.screens.reader import ReaderScreen
-from lmread.tui.session import ReadingSession, sentence_end
+from lmread.tui.session import ReadingSession, plan_live_jobs, sentence_end
 
 SIZE = (100, 32)
 
@@ -124,6 +125,62 @@ def test_sentence_end_reveals_whole_sentences() -> None:
     assert sample.text[: sample.tokens.offsets[n1]] == "The harbour was quiet that morning."
     n2 = sentence_end(sample.text, sample.tokens.offsets, n1)
     assert sample.text[: sample.tokens.offsets[n2]].endswith("above the boats.")
+
+
+#: byte pieces with sentence ends of every kind: punctuation with closers, an ellipsis, CJK
+#: full stops, a paragraph break in a token of its own, line breaks held by the next word's token
+SENTENCE_PIECES = [
+    [b"He", b" said", b" \"Stop", b".\"", b" Then", b" he", b" left", b"!", b" Did", b" she", b" stay", b"?",
+     b" Yes", b"\xe2\x80\xa6", b" she", b" did", b".", b"\n\n", b"A", b" heading", b"\n", b"Next", b" line",
+     b"\n\n\nand", b" more", b".", b" End"],
+    [piece.encode() for piece in ["Tea", " is", " hot", "\u3002", " Coffee", " too", "\uff01", " OK", "?", " fine"]],
+]
+
+
+def _pieces_id(pieces: list[bytes]) -> str:
+    return b"".join(pieces)[:12].decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("pieces", [*SENTENCE_PIECES, [m.encode() for m in re.findall(r"\s*\S+|\s+", TEXT_A)]],
+                         ids=_pieces_id)
+def test_space_reveal_stops_where_the_sentence_motion_lands(tmp_path: Path, pieces: list[bytes]) -> None:
+    """One sentence rule: each space-reveal ends where the ``]`` motion finds the next sentence
+    (nothing but whitespace tokens between, or the boundary inside the last revealed token)."""
+    st = Study.create(tmp_path / "sentences", shuffle_seed=5)
+    sample = make_sample(pieces=pieces)
+    st.add_sample(sample)
+    session = ReadingSession(st, "tester", clock=FakeClock())
+    cur = session.next()
+    stops = []
+    while cur.revealed < cur.n_tokens:
+        stops.append(session.reveal_sentence())
+    doc = TokenDocument(sample.text, sample.tokens.offsets)  # everything revealed
+    starts, i = [], 0
+    while (j := doc.move(i, "sentence", 1)) != i:
+        starts.append(j)
+        i = j
+    assert len(stops) == len(starts) + 1 >= 3 and stops[-1] == sample.n_tokens
+    for k, j in zip(stops, starts, strict=False):
+        if j >= k:  # the reveal ends with the sentence; only whitespace tokens before the next one
+            assert sample.text[sample.tokens.offsets[k] - 1] in ".!?\"\u2026\u3002\uff01\uff1f\n"
+            assert all(not sample.piece(t).strip() for t in range(k, j)), (k, j)
+        else:  # the last revealed token holds the sentence end and the next sentence's start
+            assert j == k - 1 and "\n" in sample.piece(j), (k, j)
+
+
+def test_plan_live_jobs_takes_prompts_in_turn_and_passes_over_stored_samples() -> None:
+    from lmread.generate import GenerationPlan, derive_seed
+    from lmread.records import sample_id
+
+    prompts = [{"text": f"Prompt {i}.", "set": "t", "name": f"t-{i}"} for i in range(3)]
+    plan = GenerationPlan(models=[], prompts=prompts, samples=2, options=GenOptions(max_tokens=20), base_seed=77)
+    identity = ScriptedBackend(text="x", model_id="m").describe()
+    jobs = plan_live_jobs(plan, 5, {"m": identity})
+    assert [(j.prompt["name"], j.index) for j in jobs] == [("t-0", 0), ("t-1", 0), ("t-2", 0), ("t-0", 1), ("t-1", 1)]
+    assert all(j.options.seed == derive_seed(77, "m", j.prompt, j.index) for j in jobs)
+    stored = {sample_id(identity, j.prompt, j.options.settings(), j.options.seed) for j in jobs[:2]}
+    again = plan_live_jobs(plan, 2, {"m": identity}, existing=stored)
+    assert [(j.prompt["name"], j.index) for j in again] == [("t-2", 0), ("t-0", 1)]
 
 
 def test_help_lists_every_reader_binding() -> None:
@@ -378,6 +435,163 @@ async def test_live_model_failing_to_load_does_not_stop_the_rest(tmp_path: Path)
         sample = st.sample(m.sample)
         assert sample.finish_reason == "length" and sample.n_tokens == 30
         assert m.kind == "no_fall" and m.read_to == 30
+
+
+class Collector:
+    """A message target for the live worker outside an app: keeps what is posted."""
+
+    def __init__(self, accept: bool = True) -> None:
+        self.messages: list = []
+        self.accept = accept
+
+    def post_message(self, message) -> bool:
+        self.messages.append(message)
+        return self.accept
+
+
+class TickingClock:
+    """A clock that moves 10 ms every time it is read."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        self.t += 0.01
+        return self.t
+
+
+def test_live_worker_posts_batches_that_add_up_to_the_stored_sample() -> None:
+    from lmread.tui.live import LiveStream
+    from lmread.tui.session import LiveJob
+
+    pieces = MULTIBYTE_PIECES * 3 + [b" \xf0\x9f"]  # ends inside a character: U+FFFD at the end
+    backend = ScriptedBackend(pieces=pieces, model_id="m")
+    job = LiveJob(model_id="m", prompt={"text": "p", "set": "t", "name": "t-1"},
+                  options=GenOptions(max_tokens=100, seed=3), index=0)
+    target = Collector()
+    LiveStream(job, backend, target, interval_s=0.03, clock=TickingClock()).run()
+    *batches, end = target.messages
+    assert all(isinstance(b, LiveStream.TokenBatch) and b.job is job for b in batches)
+    assert isinstance(end, LiveStream.Ended) and end.error is None and end.sample.n_tokens == len(pieces)
+    assert 3 < len(batches) < len(pieces)  # batched, not one message a token
+    sample = end.sample
+    doc = TokenDocument()
+    for b in batches:
+        doc.append(b.text, b.offsets, reveal=True, ranks=b.ranks)
+    assert doc.extend_to(sample.text, sample.tokens.offsets, sample.tokens.rank, reveal=True)
+    assert (doc.text, doc.offsets, doc.ranks, doc.revealed) == (
+        sample.text, sample.tokens.offsets, sample.tokens.rank, sample.n_tokens)
+    assert sample.text.endswith("\ufffd")
+    # errors end the stream on one line; a target that is gone cancels the generation
+    failing = Collector()
+    LiveStream(LiveJob(model_id="m", prompt=job.prompt, options=job.options, index=0),
+               StreamFailsBackend(text=TEXT_A, model_id="m"), failing).run()
+    error = failing.messages[-1].error
+    assert failing.messages[-1].sample is None and "rebuild-llama" in error and "\n" not in error
+    gone = Collector(accept=False)
+    job3 = LiveJob(model_id="m", prompt=job.prompt, options=job.options, index=0)
+    LiveStream(job3, ScriptedBackend(text=TEXT_A, model_id="m"), gone).run()
+    assert job3.cancel.is_set() and gone.messages[-1].sample.finish_reason == "cancelled"
+
+
+def write_scripted_card(home: Path, model_id: str, text: str) -> None:
+    """A scripted model card in the user's model folder (the catalogue finds it, for the reader's
+    default backend factory and for ``lmread generate`` alike)."""
+    models = home / "models"
+    models.mkdir(exist_ok=True)
+    script = home / f"{model_id}.txt"
+    script.write_text(text, encoding="utf-8")
+    (models / f"{model_id}.toml").write_text(
+        f'id = "{model_id}"\nname = "Scripted {model_id}"\nfamily = "scripted"\nbackends = ["scripted"]\n'
+        f"n_params = 1000\nsource = {{ path = {orjson.dumps(str(script)).decode()} }}\n", encoding="utf-8")
+
+
+async def read_live_samples(pilot, app: LmreadApp, config: LiveConfig) -> list[str]:
+    """Run a live session and read each sample to its end (no fall); the ids read."""
+    app.begin_live(config)
+    scr = reader(app)
+    ids = []
+    for _ in range(config.n * len(config.models)):
+        await wait_for(pilot, lambda: scr.session.current is not None and scr.session.current.stream_done)
+        cur = scr.session.current
+        assert cur.sample is not None and scr.view.document is cur.document
+        assert cur.document.load_count == 1  # appended batch by batch, never reloaded
+        ids.append(cur.sample.id)
+        await pilot.press("e")
+        await wait_for(pilot, lambda c=cur: c.marked)
+        await pilot.press("n")
+    return ids
+
+
+async def test_live_sample_is_the_sample_lmread_generate_draws(tmp_path: Path, lmread_home: Path, capsys) -> None:
+    from lmread.cli import main
+
+    write_scripted_card(lmread_home, "scripted-live", TEXT_A * 4)
+    live_path, generated_path = tmp_path / "live", tmp_path / "generated"
+    Study.create(live_path, shuffle_seed=4242)
+    app = make_app(live_path, offer_first_run=False)  # the catalogue's backends, as `lmread generate`
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        config = LiveConfig(models=["scripted-live"], n=2, max_tokens=25, prompt_set="story")
+        first = await read_live_samples(pilot, app, config)
+        again = await read_live_samples(pilot, app, LiveConfig(models=["scripted-live"], n=1, max_tokens=25,
+                                                               prompt_set="story"))
+    assert len(set(first + again)) == 3  # a second session draws the plan's next sample
+    code = main(["generate", "--study", str(generated_path), "--model", "scripted-live", "--prompt-set", "story",
+                 "--samples", "1", "--max-tokens", "25", "--seed", "4242"])
+    assert code == 0, capsys.readouterr().err
+    live, generated = Study.open(live_path).samples, Study.open(generated_path).samples
+    assert set(live) <= set(generated)
+    for sid, sample in live.items():
+        twin = generated[sid]
+        assert (sample.text, sample.tokens.offsets, sample.seed, sample.prompt, sample.settings) == (
+            twin.text, twin.tokens.offsets, twin.seed, twin.prompt, twin.settings)
+        assert sample.finish_reason == twin.finish_reason == "length" and sample.n_tokens == 25
+
+
+class StreamFailsBackend(ScriptedBackend):
+    """A scripted backend whose stream raises a (multi-line) ModelError after three tokens."""
+
+    def stream(self, *args, **kwargs):
+        for i, item in enumerate(super().stream(*args, **kwargs)):
+            if i == 3:
+                raise ModelError("llama.cpp stopped:\nthe build does not run on this CPU; run make rebuild-llama")
+            yield item
+
+
+async def test_live_backend_errors_are_one_line_and_stored_samples_stay_readable(study: Study) -> None:
+    def factory(model_id: str) -> ScriptedBackend:
+        if model_id == "unloadable":
+            raise ModelError("llama.cpp was built for another CPU:\nrun make rebuild-llama, then start again")
+        return StreamFailsBackend(text=TEXT_B, model_id=model_id)
+
+    app = make_app(study.path, backend_factory=factory, offer_first_run=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.begin_live(LiveConfig(models=["unloadable"], n=1, max_tokens=30, prompt_set="story"))
+        scr = reader(app)
+        await wait_for(pilot, lambda: scr.session.current is not None)
+        messages = [str(n.message) for n in app._notifications]
+        assert any("unloadable" in m and "make rebuild-llama" in m and "\n" not in m for m in messages), messages
+        # the app is up and the stored samples can be read and marked
+        assert isinstance(app.screen, ReaderScreen) and scr.session.current.sample.id in study.samples
+        await reveal(pilot, app, 2.0)
+        await pilot.press("e")
+        await pilot.pause()
+        assert [m.kind for m in Study.open(study.path).marks("tester")] == ["no_fall"]
+        # a stream that fails: one line, the sample is not stored, the next stored sample reads
+        app.begin_live(LiveConfig(models=["breaks-midway"], n=1, max_tokens=30, prompt_set="story"))
+        scr = reader(app)
+        await wait_for(pilot, lambda: scr.session.current is not None and scr.session.current.stream_done)
+        assert scr.session.current.failed and "\n" not in scr.session.current.failed
+        assert any("rebuild-llama" in str(n.message) and "\n" not in str(n.message) for n in app._notifications)
+        await pilot.press("n")
+        assert scr.session.current.sample.id in study.samples and not scr.session.current.marked
+        await reveal(pilot, app, 2.0)
+        await pilot.press("s")
+        await pilot.pause()
+        st = Study.open(study.path)
+        assert [m.kind for m in st.marks("tester")] == ["no_fall", "skip"] and set(st.samples) == set(study.samples)
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,12 +3,14 @@ the text falls.
 
 Screens: home (studies, models), reader (one sample at a time), the live-session dialog, the
 category prompt, help, and the survival view (``lmread.tui.screens.survival``).  The app holds
-what outlives a screen: settings, the study folder, loaded live-session backends.
+what outlives a screen: settings, the study folder, loaded live-session backends; screens ask it
+for things by posting their messages (:class:`HomeScreen.OpenStudy`,
+:class:`ReaderScreen.StreamRequested`...), which the app handles here.  Live jobs come from a
+:class:`lmread.generate.GenerationPlan`, so a live sample is the one ``lmread generate`` draws.
 """
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -16,21 +18,27 @@ from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import work
+from textual import on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.events import Resize
 
+from lmread.backends.base import GenOptions
+from lmread.catalog import format_params, load_catalog
 from lmread.config import Settings, load_settings
 from lmread.errors import LmreadError
+from lmread.generate import GenerationPlan
+from lmread.prompts import builtin_set, prompt_set_names
 from lmread.study import Study
+from lmread.tui.live import LiveStream, one_line
 from lmread.tui.messages import BUNDLED_MODELS, LiveConfig
 from lmread.tui.screens.dialogs import MIN_HEIGHT, MIN_WIDTH, LiveDialog, TooSmallScreen
 from lmread.tui.screens.help import HelpScreen
 from lmread.tui.screens.home import HomeScreen
 from lmread.tui.screens.reader import ReaderScreen
-from lmread.tui.session import LiveJob, ReadingSession, live_order_seed, shuffled_jobs
+from lmread.tui.session import LiveJob, ReadingSession, live_order_seed, plan_live_jobs, shuffled_jobs
+from lmread.tui.widgets.token_view import new_document
 
 BackendFactory = Callable[[str], Any]
 
@@ -124,7 +132,8 @@ class LmreadApp(App[None]):
     # -- start -------------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        self.push_screen(HomeScreen())
+        rows = self.model_rows()
+        self.push_screen(HomeScreen(self.settings.studies_dir, self.study_path, rows, self.catalog_error))
         self._check_size()
         try:
             study = Study.open_or_create(self.study_path)
@@ -159,14 +168,9 @@ class LmreadApp(App[None]):
         """The model catalogue (loaded once; errors kept for the home screen)."""
         if self._catalog is None:
             try:
-                from lmread.catalog import load_catalog
-
                 self._catalog = load_catalog(self.settings)
             except LmreadError as exc:
                 self.catalog_error = f"model catalogue: {exc}"
-                self._catalog = False
-            except ImportError as exc:  # pragma: no cover - catalogue not installed
-                self.catalog_error = f"model catalogue unavailable: {exc}"
                 self._catalog = False
         return self._catalog or None
 
@@ -175,11 +179,6 @@ class LmreadApp(App[None]):
         cat = self.catalog()
         if cat is None:
             return []
-        try:
-            from lmread.catalog import format_params
-        except ImportError:  # pragma: no cover
-            def format_params(n: int | None) -> str:
-                return "?" if n is None else str(n)
         return [
             (card.id, card.name, format_params(card.n_params), card.quantization or "", ", ".join(card.backends))
             for card in cat.cards.values()
@@ -211,7 +210,7 @@ class LmreadApp(App[None]):
         study = Study.open(path)
         study.refresh()
         return ReadingSession(study, self.annotator, blind=self.blind, reveal_after_mark=self.reveal_after_mark,
-                              pace_tps=self.pace, clock=self.clock)
+                              pace_tps=self.pace, clock=self.clock, new_document=new_document)
 
     def reader_title(self, session: ReadingSession, live: bool = False) -> str:
         mode = "blind" if self.blind else "not blind"
@@ -232,6 +231,14 @@ class LmreadApp(App[None]):
         while len(self.screen_stack) > 1 and not isinstance(self.screen, HomeScreen):
             self.pop_screen()
 
+    @on(HomeScreen.OpenStudy)
+    def _open_study(self, message: HomeScreen.OpenStudy) -> None:
+        self.open_reader(message.path)
+
+    @on(HomeScreen.StudyHighlighted)
+    def _study_highlighted(self, message: HomeScreen.StudyHighlighted) -> None:
+        self.study_path = message.path
+
     def action_read_current(self) -> None:
         """Open the reader on the current study."""
         self.open_reader(self.study_path)
@@ -244,14 +251,8 @@ class LmreadApp(App[None]):
 
     def action_live(self, note: str = "") -> None:
         """Ask what to generate, then read it as it streams."""
-        try:
-            from lmread.prompts import prompt_set_names
-
-            sets = prompt_set_names()
-        except ImportError:  # pragma: no cover
-            sets = ["all"]
         config = LiveConfig(models=self.models or [m for m in BUNDLED_MODELS])
-        self.push_screen(LiveDialog(self.model_choices(), config, sets, note=note), self._live_chosen)
+        self.push_screen(LiveDialog(self.model_choices(), config, prompt_set_names(), note=note), self._live_chosen)
 
     def _live_chosen(self, config: LiveConfig | None) -> None:
         if config is not None:
@@ -262,59 +263,56 @@ class LmreadApp(App[None]):
         try:
             Study.open_or_create(self.study_path)
             session = self.new_session(self.study_path)
+            prompts = builtin_set(config.prompt_set)
+            options = GenOptions(max_tokens=config.max_tokens, temperature=config.temperature).validate()
         except LmreadError as exc:
-            self.notify(str(exc), severity="error", timeout=15)
+            self.notify(one_line(str(exc)), severity="error", timeout=15)
             return
-        reader = ReaderScreen(session, self.reader_title(session, live=True))
-        reader._loading = True
+        seed = session.study.shuffle_seed if config.seed is None else config.seed
+        if not 0 <= seed < 2**32:
+            self.notify(f"invalid live-session seed {seed}: must be a whole number in [0, 2^32)", severity="error")
+            return
+        # samples per prompt that n samples per model, taking the prompts in turn, reach
+        per_prompt = max(1, -(-config.n // max(1, len(prompts))))
+        plan = GenerationPlan(models=[], prompts=prompts, samples=per_prompt, options=options, base_seed=seed)
+        reader = ReaderScreen(session, self.reader_title(session, live=True), loading=True)
         self._pop_readers()
         self.push_screen(reader)
-        self._load_models(config, reader)
+        self._load_models(config, plan, reader)
 
     @work(thread=True, group="load-models", exit_on_error=False)
-    def _load_models(self, config: LiveConfig, reader: ReaderScreen) -> None:
-        loaded: list[str] = []
+    def _load_models(self, config: LiveConfig, plan: GenerationPlan, reader: ReaderScreen) -> None:
+        """Load the live session's models, then plan their jobs (in a thread: loading and a model's
+        identity, which may hash its file, take a while).  A model that fails is reported on one
+        line and left out."""
+        identities: dict[str, dict[str, Any]] = {}
         for model_id in config.models:
-            if model_id in self.backends:
-                loaded.append(model_id)
-                continue
             try:
-                backend = self.backend_factory(model_id)
+                backend = self.backends.get(model_id)
+                if backend is None:
+                    backend = self.backend_factory(model_id)
+                    self.backends[model_id] = backend
+                identities[model_id] = dict(backend.describe())
             except LmreadError as exc:
-                self.call_from_thread(self.notify, f"{model_id}: {exc}", severity="error", timeout=15)
-                continue
+                self.call_from_thread(self.notify, one_line(f"{model_id}: {exc}"), severity="error", timeout=15)
             except Exception as exc:
-                self.call_from_thread(self.notify, f"model {model_id} failed to load: {type(exc).__name__}: {exc}",
+                self.call_from_thread(self.notify, one_line(f"model {model_id} failed to load: {type(exc).__name__}: {exc}"),
                                       severity="error", timeout=15)
-                continue
-            self.backends[model_id] = backend
-            loaded.append(model_id)
-        self.call_from_thread(self._live_ready, config, reader, loaded)
+        study = reader.session.study
+        jobs = plan_live_jobs(plan, config.n, identities, existing=set(study.samples))
+        self.call_from_thread(self._live_ready, reader, shuffled_jobs(jobs, live_order_seed(study)), bool(identities))
 
-    def _live_ready(self, config: LiveConfig, reader: ReaderScreen, loaded: list[str]) -> None:
-        from lmread.backends.base import GenOptions
-        from lmread.prompts import builtin_set
-
-        if not loaded:
+    def _live_ready(self, reader: ReaderScreen, jobs: list[LiveJob], any_loaded: bool) -> None:
+        if not any_loaded:
             self.notify("no model of this live session could be loaded", severity="error", timeout=15)
-        try:
-            prompts = builtin_set(config.prompt_set)
-        except LmreadError as exc:
-            self.notify(str(exc), severity="error")
-            prompts = []
-        jobs: list[LiveJob] = []
-        seeds = random.SystemRandom()
-        if prompts:
-            for model_id in loaded:
-                for i in range(config.n):
-                    prompt = prompts[i % len(prompts)]
-                    options = GenOptions(max_tokens=config.max_tokens, temperature=config.temperature,
-                                         seed=seeds.randrange(2**32))
-                    jobs.append(LiveJob(model_id=model_id, prompt=prompt, options=options, index=i,
-                                        prompt_text=prompt["text"]))
-        session = reader.session
-        session.add_live_jobs(shuffled_jobs(jobs, live_order_seed(session.study)))
-        reader.loading_done()
+        reader.add_live_jobs(jobs)
+
+    @on(ReaderScreen.StreamRequested)
+    def _stream(self, message: ReaderScreen.StreamRequested) -> None:
+        """Stream a live job to the reader that shows it, in a worker thread."""
+        job = message.job
+        stream = LiveStream(job, self.backends.get(job.model_id), message.reader, self.generation_lock)
+        self.run_worker(stream.run, thread=True, group="generate", exit_on_error=False)
 
     # -- other screens -----------------------------------------------------------------------
 
@@ -325,12 +323,8 @@ class LmreadApp(App[None]):
 
     def action_survival(self) -> None:
         """The survival view of the current study."""
-        try:
-            from lmread.tui.screens.survival import SurvivalScreen
-        except ImportError as exc:
-            self.notify(f"the survival view is not available ({exc}); use 'lmread survival' on the command line",
-                        severity="warning", timeout=8)
-            return
+        from lmread.tui.screens.survival import SurvivalScreen  # numpy/scipy: only when asked for
+
         try:
             self.push_screen(SurvivalScreen(self.study_path))
         except LmreadError as exc:

@@ -1,11 +1,10 @@
-"""Messages and small value types shared by the reader's screens."""
+"""Small value types shared by the reader's screens and the app.  (Messages are nested in the
+screen or worker that posts them: ``HomeScreen.OpenStudy``, ``ReaderScreen.StreamRequested``,
+``LiveStream.TokenBatch``...)"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-
-from textual.message import Message
 
 #: The bundled models a first live session offers.
 BUNDLED_MODELS = ("smollm2-135m", "gemma3-270m")
@@ -13,26 +12,14 @@ BUNDLED_MODELS = ("smollm2-135m", "gemma3-270m")
 
 @dataclass
 class LiveConfig:
-    """What a live session generates: ``n`` samples of each model, continuing prompts of a set."""
+    """What a live session generates: ``n`` samples of each model, continuing prompts of a set.
+
+    The samples are those of a generation plan with base seed ``seed`` (None: the study's seed),
+    so ``lmread generate`` with the same prompts, settings and ``--seed`` draws the same ones."""
 
     models: list[str] = field(default_factory=lambda: list(BUNDLED_MODELS))
     n: int = 3
     max_tokens: int = 256
     prompt_set: str = "all"
     temperature: float = 1.0
-
-
-class OpenStudy(Message):
-    """Ask the app to open the reader on a study folder."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__()
-        self.path = path
-
-
-class StartLive(Message):
-    """Ask the app to start a live session."""
-
-    def __init__(self, config: LiveConfig) -> None:
-        super().__init__()
-        self.config = config
+    seed: int | None = None

@@ -4,7 +4,8 @@ A :class:`ReadingSession` holds the queue of samples an annotator still has to r
 samples in the study's shuffled reading order, plus live generation jobs), the sample on screen
 with how much of it is revealed and for how long it has been looked at, and it builds and records
 the marks.  The Textual screens are thin clients of it, so the logic is testable without a
-terminal.
+terminal.  The text of the sample on screen is held once, in its :class:`TokenDocument`, which the
+session reveals, a live stream appends to, and the token view draws.
 
 Rules it keeps:
 
@@ -18,29 +19,44 @@ Rules it keeps:
 from __future__ import annotations
 
 import random
-import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from lmread.errors import MarkError
-from lmread.records import CATEGORIES, Mark, Sample
+from lmread.generate import GenerationPlan
+from lmread.records import CATEGORIES, Mark, Sample, sample_id
 from lmread.study import Study
+from lmread.tui.document import TokenDocument
+from lmread.tui.document.units import sentence_end
 
 #: Default reading pace of pre-generated samples, tokens per second.
 DEFAULT_PACE = 12.0
 #: Bounds and step of the pace keys.
 PACE_MIN, PACE_MAX = 1.0, 400.0
 
-_SENTENCE_END = re.compile(r"[.!?\u3002\uff01\uff1f][\"'\u201d\u2019)\]]*(\s|$)|\n")
+__all__ = [
+    "Current",
+    "Item",
+    "LiveJob",
+    "ReadingSession",
+    "category_label",
+    "format_elapsed",
+    "live_order_seed",
+    "model_label",
+    "plan_live_jobs",
+    "sentence_end",
+    "shuffled_jobs",
+]
 
 
 @dataclass
 class LiveJob:
-    """One sample to generate in a live session."""
+    """One sample to generate in a live session: sample ``index`` of ``prompt`` in the generation
+    plan, with that sample's options (its seed derived as ``lmread generate`` derives it)."""
 
     model_id: str
     prompt: Any
@@ -61,14 +77,11 @@ class Item:
 
 @dataclass
 class Current:
-    """The sample on screen."""
+    """The sample on screen; its text, tokens, ranks and reveal count are held by ``document``."""
 
     item: Item
     sample: Sample | None
-    text: str = ""
-    offsets: list[int] = field(default_factory=lambda: [0])
-    ranks: list[int | None] = field(default_factory=list)
-    revealed: int = 0
+    document: TokenDocument = field(default_factory=TokenDocument)
     started: float = 0.0
     stopped: float | None = None
     streaming: bool = False
@@ -77,8 +90,29 @@ class Current:
     mark: Mark | None = None
 
     @property
+    def text(self) -> str:
+        return self.document.text
+
+    @property
+    def offsets(self) -> list[int]:
+        return self.document.offsets
+
+    @property
     def n_tokens(self) -> int:
-        return len(self.offsets) - 1
+        return self.document.n_tokens
+
+    @property
+    def revealed(self) -> int:
+        return self.document.revealed
+
+    @revealed.setter
+    def revealed(self, value: int) -> None:
+        self.document.revealed = value
+
+    @property
+    def has_ranks(self) -> bool:
+        """Whether any token has a recorded rank."""
+        return any(r is not None for r in self.document.ranks)
 
     @property
     def live(self) -> bool:
@@ -93,31 +127,6 @@ class Current:
         if self.sample is not None:
             return str(self.sample.prompt.get("text", ""))
         return self.item.job.prompt_text if self.item.job else ""
-
-
-def sentence_end(text: str, offsets: list[int], revealed: int) -> int:
-    """The token count that reveals through the end of the next sentence after ``revealed``
-    tokens (or every token when no sentence end follows)."""
-    n = len(offsets) - 1
-    if revealed >= n:
-        return n
-    start = offsets[revealed]
-    for match in _SENTENCE_END.finditer(text, start):
-        # the sentence ends with the character before the whitespace (or the newline itself)
-        end_char = match.start(1) if match.group(1) is not None else match.end()
-        if end_char <= start:
-            continue
-        # first token whose span end reaches end_char
-        lo, hi = revealed + 1, n
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if offsets[mid] >= end_char:
-                hi = mid
-            else:
-                lo = mid + 1
-        # include the whitespace token right after the punctuation if it holds nothing else
-        return max(lo, revealed + 1)
-    return n
 
 
 def format_elapsed(seconds: float) -> str:
@@ -159,8 +168,12 @@ class ReadingSession:
         reveal_after_mark: bool = True,
         pace_tps: float = DEFAULT_PACE,
         clock: Callable[[], float] = time.monotonic,
+        new_document: Callable[[], TokenDocument] = TokenDocument,
     ) -> None:
+        """``new_document()`` makes the document a sample is shown in (the token view passes one
+        measured as it draws)."""
         self.study = study
+        self.new_document = new_document
         self.annotator = annotator
         self.blind = blind
         self.reveal_after_mark = reveal_after_mark
@@ -203,7 +216,8 @@ class ReadingSession:
         while self.queue:
             item = self.queue.popleft()
             if item.job is not None:
-                self.current = Current(item=item, sample=None, streaming=True, started=self.clock())
+                self.current = Current(item=item, sample=None, document=self.new_document(), streaming=True,
+                                       started=self.clock())
                 self._pace_anchor = (self.current.started, 0.0)
                 return self.current
             assert item.sample_id is not None
@@ -216,10 +230,10 @@ class ReadingSession:
         return None
 
     def _current_for(self, sample: Sample, item: Item) -> Current:
-        ranks = list(sample.tokens.rank) if sample.tokens.rank is not None else []
         revealed = min(item.start_revealed, sample.n_tokens)
-        cur = Current(item=item, sample=sample, text=sample.text, offsets=list(sample.tokens.offsets),
-                      ranks=ranks, revealed=revealed, started=self.clock(), stream_done=True)
+        document = self.new_document()
+        document.load(sample.text, sample.tokens.offsets, revealed, sample.tokens.rank)
+        cur = Current(item=item, sample=sample, document=document, started=self.clock(), stream_done=True)
         self._pace_anchor = (cur.started, float(revealed))
         return cur
 
@@ -253,7 +267,8 @@ class ReadingSession:
         return cur.revealed
 
     def reveal_sentence(self) -> int:
-        """Reveal through the end of the next sentence; restarts the pace from there."""
+        """Reveal through the end of the next sentence (the rule of the ``]`` motion, see
+        :mod:`lmread.tui.document.units`); restarts the pace from there."""
         cur = self.current
         if cur is None:
             return 0
@@ -277,21 +292,18 @@ class ReadingSession:
 
     # -- live streaming ----------------------------------------------------------------------
 
-    def feed(self, text_chunk: str, new_offsets: list[int], ranks: list[int | None] | None) -> None:
+    def feed(self, text_chunk: str, new_offsets: Sequence[int], ranks: Sequence[int | None] | None) -> None:
         """Append streamed tokens to the live sample on screen (all of them are revealed)."""
         cur = self.current
         if cur is None:
             return
-        cur.text += text_chunk
-        cur.offsets.extend(new_offsets)
-        if ranks:
-            cur.ranks.extend(ranks)
-        cur.revealed = cur.n_tokens
+        cur.document.append(text_chunk, new_offsets, reveal=True, ranks=ranks)
 
     def stream_finished(self, sample: Sample | None, error: str | None = None,
                         reveal_all: bool = True) -> Sample | None:
-        """The driver returned the (possibly partial) sample: store it and adopt its exact
-        token arrays.  With ``reveal_all`` (the stream ended by itself, so the reader watched
+        """The driver returned the (possibly partial) sample: store it, and append to the document
+        what the stream had not shown yet (the last batch; a split character flushed at the end).
+        With ``reveal_all`` (the stream ended by itself, so the reader watched
         it to its end) every token is revealed; otherwise (stopped by a mark) the revealed count
         stays what it was.  Returns the stored sample, or None when generation failed."""
         cur = self.current
@@ -305,10 +317,7 @@ class ReadingSession:
         self.study.add_sample(sample)
         cur.sample = self.study.samples.get(sample.id, sample)
         cur.item.sample_id = cur.sample.id
-        cur.text = cur.sample.text
-        cur.offsets = list(cur.sample.tokens.offsets)
-        cur.ranks = list(cur.sample.tokens.rank) if cur.sample.tokens.rank is not None else []
-        cur.revealed = cur.n_tokens if reveal_all else min(cur.revealed, cur.n_tokens)
+        cur.document.extend_to(cur.sample.text, cur.sample.tokens.offsets, cur.sample.tokens.rank, reveal=reveal_all)
         return cur.sample
 
     # -- marks -------------------------------------------------------------------------------
@@ -394,3 +403,34 @@ def shuffled_jobs(jobs: list[LiveJob], seed: int) -> list[LiveJob]:
     out = list(jobs)
     random.Random(seed).shuffle(out)
     return out
+
+
+def plan_live_jobs(
+    plan: GenerationPlan,
+    per_model: int,
+    models: Mapping[str, dict[str, Any]],
+    existing: Container[str] = (),
+) -> list[LiveJob]:
+    """The live jobs of ``plan`` for each model of ``models`` (id -> its backend's identity,
+    ``describe()``): the next ``per_model`` samples, taking the prompts in turn (sample ``j`` is
+    sample index ``j // len(prompts)`` of prompt ``j % len(prompts)``) and passing over samples
+    whose id is in ``existing`` (already in the study).  Options and seeds are the plan's, so a
+    live sample is the sample ``lmread generate`` draws with the same model, prompt, index and
+    ``--seed`` (the same id and, from a deterministic backend, the same text)."""
+    prompts = plan.prompts
+    jobs: list[LiveJob] = []
+    if not prompts or per_model < 1:
+        return jobs
+    for model_id, identity in models.items():
+        found = 0
+        j = 0
+        while found < per_model:
+            prompt, index = prompts[j % len(prompts)], j // len(prompts)
+            options = plan.sample_options(model_id, prompt, index)
+            j += 1
+            if sample_id(identity, prompt, options.settings(), options.seed) in existing:
+                continue
+            jobs.append(LiveJob(model_id=model_id, prompt=prompt, options=options, index=index,
+                                prompt_text=str(prompt.get("text", ""))))
+            found += 1
+    return jobs

@@ -1,21 +1,28 @@
-"""The home screen: studies with their counts, the model catalogue, and what to do next."""
+"""The home screen: studies with their counts, the model catalogue, and what to do next.
+
+It shows what it is given (the studies folder, the current study, the catalogue's rows) and the
+studies' counts read from disk; choosing a study posts :class:`HomeScreen.OpenStudy` and moving
+over one posts :class:`HomeScreen.StudyHighlighted`, for the app to act on.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from lmread.errors import LmreadError
 from lmread.study import META_FILE, Study
 
-if TYPE_CHECKING:
-    from lmread.tui.app import LmreadApp
+#: the hint under the tables when the catalogue loaded fine
+HINT = "press l to generate samples with the bundled models and read them as they stream"
 
 
 def display_path(path: Path) -> str:
@@ -65,13 +72,28 @@ class HomeScreen(Screen[None]):
         Binding("q", "app.quit", "quit"),
     ]
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._paths: list[Path] = []
+    class _StudyMessage(Message):
+        def __init__(self, path: Path) -> None:
+            super().__init__()
+            self.path = path
 
-    @property
-    def lmapp(self) -> LmreadApp:
-        return self.app  # type: ignore[return-value]
+    class OpenStudy(_StudyMessage):
+        """Open the reader on the study folder ``path``."""
+
+    class StudyHighlighted(_StudyMessage):
+        """The study folder ``path`` is under the cursor (the current study from now on)."""
+
+    def __init__(self, studies_dir: Path, current: Path, model_rows: Sequence[Sequence[str]] = (),
+                 note: str = "") -> None:
+        """``studies_dir``: where studies are found; ``current``: the study listed first and
+        selected; ``model_rows``: the catalogue's (id, name, params, quantization, backends);
+        ``note``: shown instead of the hint (a catalogue error)."""
+        super().__init__()
+        self.studies_dir = studies_dir
+        self.current = current
+        self.model_rows = [tuple(row) for row in model_rows]
+        self.note = note
+        self._paths: list[Path] = []
 
     def compose(self) -> ComposeResult:
         yield Static("lmread: read long generations blind, mark where the text falls", id="home-title",
@@ -96,21 +118,20 @@ class HomeScreen(Screen[None]):
         self.refresh_tables()
 
     def refresh_tables(self) -> None:
-        """Re-read the studies' counts and the catalogue."""
-        app = self.lmapp
+        """Re-read the studies' counts; show the catalogue."""
+        current = self.current
         studies = self.query_one("#studies", DataTable)
         studies.clear()
-        self._paths = find_studies(app.settings.studies_dir, [app.study_path])
+        self._paths = find_studies(self.studies_dir, [current])
         for path, name, n_samples, n_marks, note in study_rows(self._paths):
             studies.add_row(name, n_samples, n_marks, note, display_path(path))
-        if self._paths and app.study_path in self._paths:
-            studies.move_cursor(row=self._paths.index(app.study_path))
+        if self._paths and current in self._paths:
+            studies.move_cursor(row=self._paths.index(current))
         models = self.query_one("#models", DataTable)
         models.clear()
-        for row in app.model_rows():
+        for row in self.model_rows:
             models.add_row(*row)
-        hint = "press l to generate samples with the bundled models and read them as they stream"
-        self.query_one("#home-hint", Static).update(app.catalog_error or hint)
+        self.query_one("#home-hint", Static).update(self.note or HINT)
 
     def selected_study(self) -> Path | None:
         """The study folder under the cursor."""
@@ -127,10 +148,11 @@ class HomeScreen(Screen[None]):
     def _row_highlighted(self, event: Any) -> None:
         path = self.selected_study()
         if path is not None:
-            self.lmapp.study_path = path
+            self.current = path
+            self.post_message(self.StudyHighlighted(path))
 
     def action_read(self) -> None:
         """Read the selected study."""
         path = self.selected_study()
         if path is not None:
-            self.lmapp.open_reader(path)
+            self.post_message(self.OpenStudy(path))

@@ -1,33 +1,30 @@
 """The reading screen: one sample at a time, blind, revealed progressively, marked with keys.
 
 Everything that decides something (queue, reveal, marks) lives in
-:class:`lmread.tui.session.ReadingSession`; this screen wires keys, the token view, the status
-line and the live generation worker to it.
+:class:`lmread.tui.session.ReadingSession`; this screen wires keys, the token view and the status
+line to it.  For a live sample it posts :class:`ReaderScreen.StreamRequested`; the app runs the
+live worker (:class:`lmread.tui.live.LiveStream`), whose token batches this screen appends to the
+sample's document.
 """
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from lmread.errors import LmreadError
 from lmread.records import Mark
+from lmread.tui.live import LiveStream
 from lmread.tui.screens.dialogs import MarkDetails, MarkPrompt
 from lmread.tui.session import Current, LiveJob, ReadingSession, format_elapsed
 from lmread.tui.widgets.panels import AfterMarkPanel, StatusLine, after_mark_text
-from lmread.tui.widgets.token_view import TokenView
-
-if TYPE_CHECKING:
-    from lmread.tui.app import LmreadApp
-
-#: the live stream is handed to the screen at most this often (seconds)
-FLUSH_INTERVAL_S = 0.03
+from lmread.tui.widgets.token_view import TokenView, new_document
 
 
 class ReaderScreen(Screen[None]):
@@ -51,7 +48,17 @@ class ReaderScreen(Screen[None]):
         Binding("q", "app.quit", "quit"),
     ]
 
-    def __init__(self, session: ReadingSession, title: str) -> None:
+    class StreamRequested(Message):
+        """A live sample is on screen: stream ``job`` to ``reader`` (with :class:`LiveStream`)."""
+
+        def __init__(self, reader: ReaderScreen, job: LiveJob) -> None:
+            super().__init__()
+            self.reader = reader
+            self.job = job
+
+    def __init__(self, session: ReadingSession, title: str, *, loading: bool = False) -> None:
+        """``loading``: a live session's models are still loading; reading starts with
+        :meth:`add_live_jobs`."""
         super().__init__()
         self.session = session
         self.title_text = title
@@ -59,12 +66,8 @@ class ReaderScreen(Screen[None]):
         self.state_style = ""
         self._pending: Mark | None = None
         self._prompt_open = False
-        self._loading = False
+        self._loading = loading
         self._finished_all = False
-
-    @property
-    def lmapp(self) -> LmreadApp:
-        return self.app  # type: ignore[return-value]
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -87,8 +90,9 @@ class ReaderScreen(Screen[None]):
         else:
             self.show_next()
 
-    def loading_done(self) -> None:
-        """The live session's models are loaded (or failed): start reading."""
+    def add_live_jobs(self, jobs: list[LiveJob]) -> None:
+        """The live session's models are loaded (or failed): read ``jobs`` first, then the rest."""
+        self.session.add_live_jobs(jobs)
         self._loading = False
         if self.is_mounted:
             self.show_next()
@@ -111,7 +115,7 @@ class ReaderScreen(Screen[None]):
         view.fall_index = None
         if cur is None:
             self.query_one("#reader-prompt", Static).update("")
-            view.load("", [0], revealed=0)
+            view.show(new_document())
             self._message("All samples of this study are read. Press escape for the home screen "
                           "(l there starts a live session), v for the survival view, u to undo the last mark.")
             self._set_state("")
@@ -119,11 +123,11 @@ class ReaderScreen(Screen[None]):
             return
         self._message(None)
         self.query_one("#reader-prompt", Static).update("prompt: " + " ".join(cur.prompt_text.split()))
-        view.load(cur.text, cur.offsets, revealed=cur.revealed, ranks=cur.ranks or None)
+        view.show(cur.document)
         view.cursor = max(0, cur.revealed - 1)
         self._set_state("generating…" if cur.live else "")
         if cur.live and cur.item.job is not None:
-            self._generate(cur.item.job)
+            self.post_message(self.StreamRequested(self, cur.item.job))
         self._update_status()
         view.focus()
 
@@ -158,98 +162,59 @@ class ReaderScreen(Screen[None]):
         if cur is not None and not cur.live and not cur.marked and not self._prompt_open:
             target = self.session.paced_revealed()
             if target > self.view.revealed:
-                self._show_revealed(cur, target)
+                self._show_revealed(cur, lambda: self.session.set_revealed(target))
         self._update_status()
 
-    def _show_revealed(self, cur: Current, target: int) -> None:
-        """Reveal up to ``target`` tokens; a cursor at the reveal front stays at the front."""
+    def _show_revealed(self, cur: Current, reveal: Callable[[], int]) -> None:
+        """Reveal more with the session's ``reveal()`` and draw it; a cursor at the reveal front
+        stays at the front."""
         view = self.view
-        at_front = view.cursor >= view.revealed - 1
-        self.session.set_revealed(target)
-        view.revealed = cur.revealed
+        at_front = view.cursor >= cur.revealed - 1
+        reveal()
+        view.sync()
         if at_front and cur.revealed:
             view.cursor = cur.revealed - 1
 
     # -- live generation ---------------------------------------------------------------------
 
-    @work(thread=True, group="generate", exit_on_error=False)
-    def _generate(self, job: LiveJob) -> None:
-        """Stream one live sample in a thread; hand tokens to the screen in batches."""
-        from lmread.generate import generate_sample
-
-        app = self.lmapp
-        sent = {"tokens": 0, "chars": 0, "at": 0.0}
-
-        def flush(asm: Any) -> None:
-            n = len(asm)
-            if n <= sent["tokens"]:
-                return
-            offsets = asm.tokens.offsets[sent["tokens"] + 1 : n + 1]
-            chunk = asm.text[sent["chars"] : offsets[-1]]
-            ranks = list(asm.tokens.rank[sent["tokens"] : n]) if asm.tokens.rank is not None else None
-            sent["tokens"], sent["chars"], sent["at"] = n, offsets[-1], time.monotonic()
-            try:
-                app.call_from_thread(self._on_stream, job, chunk, list(offsets), ranks)
-            except RuntimeError:  # the app is shutting down
-                job.cancel.set()
-
-        def on_tokens(asm: Any, n_new: int) -> None:
-            if time.monotonic() - sent["at"] >= FLUSH_INTERVAL_S:
-                flush(asm)
-
-        sample = None
-        error = None
-        backend = app.backends.get(job.model_id)
-        try:
-            if backend is None:
-                raise LmreadError(f"model {job.model_id} is not loaded")
-            with app.generation_lock:
-                sample = generate_sample(backend, job.prompt, job.options, job.cancel, on_tokens)
-        except LmreadError as exc:
-            error = str(exc)
-        except Exception as exc:
-            error = f"generation failed: {type(exc).__name__}: {exc}"
-        try:
-            app.call_from_thread(self._on_stream_end, job, sample, error)
-        except RuntimeError:
-            pass
-
     def _is_current_job(self, job: LiveJob) -> bool:
         cur = self.session.current
         return cur is not None and cur.item.job is job
 
-    def _on_stream(self, job: LiveJob, chunk: str, offsets: list[int], ranks: list[int | None] | None) -> None:
-        if not self._is_current_job(job) or not self.is_mounted:
-            return
+    def on_live_stream_token_batch(self, message: LiveStream.TokenBatch) -> None:
+        """Append a batch of the live sample on screen to its document (and draw it)."""
+        job = message.job
+        if not self._is_current_job(job) or job.cancel.is_set():
+            return  # stopped by a mark: the rest comes, unrevealed, with the stored sample
         cur = self.session.current
         assert cur is not None
         at_end = self.view.cursor >= cur.revealed - 1
-        self.session.feed(chunk, offsets, ranks)
-        self.view.append_tokens(chunk, offsets, ranks=ranks, reveal=True)
+        self.session.feed(message.text, message.offsets, message.ranks)
+        self.view.sync()
         if at_end and not self._prompt_open and not cur.marked and self._pending is None:
             self.view.cursor = max(0, cur.revealed - 1)
 
-    def _on_stream_end(self, job: LiveJob, sample: Any, error: str | None) -> None:
-        if not self._is_current_job(job) or not self.is_mounted:
+    def on_live_stream_ended(self, message: LiveStream.Ended) -> None:
+        """The live sample's driver returned: store the sample, then save a mark waiting for it."""
+        if not self._is_current_job(message.job):
             return
         cur = self.session.current
         assert cur is not None
+        error = message.error
         try:
-            stored = self.session.stream_finished(sample, error, reveal_all=self._pending is None and not cur.marked)
+            stored = self.session.stream_finished(message.sample, error,
+                                                  reveal_all=self._pending is None and not cur.marked)
         except LmreadError as exc:
             stored = None
-            error = str(exc)
+            error = " ".join(str(exc).split())
             cur.failed = error
         if stored is None:
-            self.app.notify(error or "generation failed", severity="error", timeout=8)
+            self.notify(error or "generation failed", severity="error", timeout=8)
             self._set_state("generation failed: n for the next sample", "bold red")
             self._pending = None
             self._update_status()
             return
-        # adopt the exact arrays of the stored sample (they may differ at a split character)
-        cursor = self.view.cursor
-        self.view.load(cur.text, cur.offsets, revealed=cur.revealed, ranks=cur.ranks or None)
-        self.view.cursor = min(cursor, max(0, cur.revealed - 1))
+        self.view.sync()
         if self._pending is not None:
             mark, self._pending = self._pending, None
             self._commit(mark)
@@ -264,12 +229,12 @@ class ReaderScreen(Screen[None]):
         if cur is None:
             return None
         if cur.marked:
-            self.app.notify("already marked: n for the next sample, u to undo")
+            self.notify("already marked: n for the next sample, u to undo")
             return None
         if self._pending is not None:
             return None
         if cur.failed:
-            self.app.notify("this sample failed to generate: n for the next one")
+            self.notify("this sample failed to generate: n for the next one")
             return None
         return cur
 
@@ -286,7 +251,7 @@ class ReaderScreen(Screen[None]):
         try:
             mark = self.session.build_mark("fall", at=at)
         except LmreadError as exc:
-            self.app.notify(str(exc), severity="warning")
+            self.notify(str(exc), severity="warning")
             return
         self._stop_stream(cur)
         self._prompt_open = True
@@ -344,7 +309,7 @@ class ReaderScreen(Screen[None]):
             saved = self.session.commit(mark)
         except LmreadError as exc:
             self._set_state(f"NOT saved: {exc}", "bold red")
-            self.app.notify(f"mark not saved: {exc}", severity="error", timeout=10)
+            self.notify(f"mark not saved: {exc}", severity="error", timeout=10)
             self._update_status()
             return
         self._set_state("saved", "bold green")
@@ -364,7 +329,7 @@ class ReaderScreen(Screen[None]):
         """Move on to the next sample once this one is marked."""
         cur = self.session.current
         if cur is not None and not cur.marked and not cur.failed:
-            self.app.notify("mark this sample first: f falls, e no fall, s skip")
+            self.notify("mark this sample first: f falls, e no fall, s skip")
             return
         self.query_one("#reader-title", Static).update(self.title_text)
         self.show_next()
@@ -373,15 +338,15 @@ class ReaderScreen(Screen[None]):
         """Withdraw the latest mark and go back to its sample."""
         cur = self.session.current
         if cur is not None and (cur.streaming or self._pending is not None):
-            self.app.notify("wait until this sample has stopped generating, or mark it first")
+            self.notify("wait until this sample has stopped generating, or mark it first")
             return
         try:
             _event, withdrawn = self.session.undo()
         except LmreadError as exc:
-            self.app.notify(str(exc), severity="warning")
+            self.notify(str(exc), severity="warning")
             return
         self.query_one("#reader-title", Static).update(self.title_text)
-        self.app.notify(f"undid the {withdrawn.kind.replace('_', '-')} mark on sample {withdrawn.sample[:12]}; "
+        self.notify(f"undid the {withdrawn.kind.replace('_', '-')} mark on sample {withdrawn.sample[:12]}; "
                         "back to it")
         self.show_next()
         self._set_state("undone", "bold yellow")
@@ -394,13 +359,13 @@ class ReaderScreen(Screen[None]):
         cur = self.session.current
         if cur is None or cur.marked or cur.live:
             return
-        self._show_revealed(cur, self.session.reveal_sentence())
+        self._show_revealed(cur, self.session.reveal_sentence)
         self._update_status()
 
     def action_pace(self, factor: float) -> None:
         """Change the reading pace."""
         pace = self.session.change_pace(float(factor))
-        self.app.notify(f"reading pace {pace:g} tokens/s", timeout=1.5)
+        self.notify(f"reading pace {pace:g} tokens/s", timeout=1.5)
         self._update_status()
 
     def action_pause(self) -> None:
@@ -411,11 +376,11 @@ class ReaderScreen(Screen[None]):
     def action_ranks(self) -> None:
         """Toggle GLTR rank colours (blind mode: only once the sample is marked)."""
         if not self.session.ranks_allowed():
-            self.app.notify("rank colours show once the sample is marked (blind mode)")
+            self.notify("rank colours show once the sample is marked (blind mode)")
             return
         cur = self.session.current
-        if cur is not None and not cur.ranks:
-            self.app.notify("this sample has no token ranks recorded")
+        if cur is not None and not cur.has_ranks:
+            self.notify("this sample has no token ranks recorded")
             return
         self.view.show_ranks = not self.view.show_ranks
 

@@ -2,7 +2,9 @@
 
 All text logic lives in :class:`lmread.tui.document.TokenDocument` (wrapping, lookups, cursor
 motions); this widget turns its display lines into :class:`~textual.strip.Strip` objects, caches
-them, and handles keys, clicks and scrolling.
+them, and handles keys, clicks and scrolling.  It draws a document it is given (:meth:`TokenView.show`;
+the reader's session owns the documents of its samples) or one it loads itself
+(:meth:`TokenView.load`); after the document changed, :meth:`TokenView.sync` redraws what changed.
 
 Rendering.  ``render_line(y)`` renders display line ``scroll_y + y`` from an LRU cache keyed by
 the line index, its character range, the wrap width, the cursor token when it is on that line, the
@@ -38,7 +40,7 @@ from textual.strip import Strip
 
 from lmread.tui.document import KIND_CONTROL, KIND_NEWLINE, KIND_TAB, KIND_TEXT, MOTION_KINDS, TokenDocument
 
-__all__ = ["RANK_BUCKETS", "TokenView", "rank_bucket"]
+__all__ = ["RANK_BUCKETS", "TokenView", "new_document", "rank_bucket"]
 
 #: (upper rank bound, colour) of the GLTR-style rank tints; ranks are 1-based (1 = most likely).
 RANK_BUCKETS: tuple[tuple[int, str], ...] = ((10, "#2ea043"), (100, "#d4a72c"), (1000, "#d1242f"))
@@ -54,6 +56,11 @@ def rank_bucket(rank: int | None) -> int:
         if rank <= bound:
             return bucket
     return len(RANK_BUCKETS) + 1
+
+
+def new_document(show_newlines: bool = False) -> TokenDocument:
+    """An empty token document measured as the token view draws (rich's cell widths)."""
+    return TokenDocument(char_width=get_character_cell_size, show_newlines=show_newlines)
 
 
 class _TokenMessage(Message):
@@ -135,9 +142,9 @@ class TokenView(ScrollView, can_focus=True):
     ) -> None:
         """``follow``: while streaming, keep the view scrolled to the end if it was at the end."""
         super().__init__(name=name, id=id, classes=classes, disabled=disabled)
-        self.document = TokenDocument(char_width=get_character_cell_size, show_newlines=show_newlines)
+        self.document = new_document(show_newlines)
         self.follow = follow
-        self._ranks: list[int | None] = []
+        self._drawn = (0, 0, 0)  # the document's (load_count, visible_end, line count) last drawn
         self._cache: LRUCache[tuple, Strip] = LRUCache(1024)
         self._styles: dict[tuple[int, int, int, bool], Style] = {}
         self._style_gen = 0
@@ -160,6 +167,16 @@ class TokenView(ScrollView, can_focus=True):
         cursor to 0, the fall mark to ``None`` and scrolls to the top.  Text past the last offset
         belongs to no token and is dropped."""
         self._load_document(text, offsets, revealed, ranks)
+        self._reset()
+
+    def show(self, document: TokenDocument) -> None:
+        """Draw ``document`` from now on (it is not copied: make it with :func:`new_document`, and
+        call :meth:`sync` after changing it).  Resets the cursor, the fall mark and the scroll
+        as :meth:`load` does."""
+        self.document = document
+        self._reset()
+
+    def _reset(self) -> None:
         self.set_reactive(TokenView.cursor, 0)
         self.set_reactive(TokenView.fall_index, None)
         self._goal_x = None
@@ -180,15 +197,27 @@ class TokenView(ScrollView, can_focus=True):
         offs = list(offsets) or [0]
         if offs[-1] < len(text):
             text = text[: max(0, offs[-1])]
-        self.document.load(text, offs, revealed)
-        self._ranks = self._fit_ranks(ranks, len(offs) - 1)
+        self.document.load(text, offs, revealed, ranks)
 
-    @staticmethod
-    def _fit_ranks(ranks: Sequence[int | None] | None, n: int) -> list[int | None]:
-        out: list[int | None] = list(ranks or [])[:n]
-        if len(out) < n:
-            out.extend([None] * (n - len(out)))
-        return out
+    def sync(self) -> None:
+        """Redraw after the document changed: tokens appended or revealed are drawn from the old
+        last line on (and the view follows the end if it was there); anything else (a reload,
+        fewer tokens revealed) redraws everything.  The cursor is kept inside the visible tokens."""
+        doc = self.document
+        loads, drawn_end, old_lines = self._drawn
+        same = doc.load_count == loads
+        end = doc.visible_end
+        if same and end > drawn_end:
+            width = self._width()
+            was_at_end = self.follow and self.is_mounted and self.is_vertical_scroll_end
+            self._after_reveal(old_lines, was_at_end, width)
+        elif not same or end < drawn_end:
+            if not same:
+                self._cache.clear()
+            self._update_virtual_size()
+            self.refresh()
+        if self.cursor > doc.clamp(self.cursor):
+            self.cursor = doc.clamp(self.cursor)
 
     def append_tokens(
         self,
@@ -200,24 +229,14 @@ class TokenView(ScrollView, can_focus=True):
         """Append streamed tokens: ``text_chunk`` and the absolute end offsets of the new tokens
         (one per token, as ``Tokens.offsets[n_old + 1:]``), with their ranks if known.  With
         ``reveal`` they become visible at once.  Only the lines that change are re-rendered."""
-        doc = self.document
-        k = len(new_offsets)
-        if not k and not text_chunk:
+        if not new_offsets and not text_chunk:
             return
-        width = self._width()
-        was_at_end = self.follow and self.is_mounted and self.is_vertical_scroll_end
-        old_lines = doc.line_count(width) if reveal else 0
-        doc.append(text_chunk, new_offsets, reveal=reveal)
-        rk = list(ranks or [])[:k]
-        self._ranks.extend(rk)
-        if len(rk) < k:
-            self._ranks.extend([None] * (k - len(rk)))
-        if reveal:
-            self._after_reveal(old_lines, was_at_end, width)
+        self.document.append(text_chunk, new_offsets, reveal=reveal, ranks=ranks)
+        self.sync()
 
     def set_ranks(self, ranks: Sequence[int | None] | None) -> None:
         """Replace the per-token ranks (``None`` entries or ``None`` for none)."""
-        self._ranks = self._fit_ranks(ranks, self.document.n_tokens)
+        self.document.set_ranks(ranks)
         self._style_gen += 1
         self._cache.clear()
         self.refresh()
@@ -225,7 +244,7 @@ class TokenView(ScrollView, can_focus=True):
     @property
     def ranks(self) -> list[int | None]:
         """Per-token ranks (``None`` where unknown).  Do not modify; use :meth:`set_ranks`."""
-        return self._ranks
+        return self.document.ranks
 
     @property
     def n_tokens(self) -> int:
@@ -239,23 +258,8 @@ class TokenView(ScrollView, can_focus=True):
 
     @revealed.setter
     def revealed(self, value: int) -> None:
-        doc = self.document
-        old = doc.revealed
-        value = max(0, min(int(value), doc.n_tokens))
-        if value == old:
-            return
-        if value > old:
-            width = self._width()
-            was_at_end = self.follow and self.is_mounted and self.is_vertical_scroll_end
-            old_lines = doc.line_count(width)
-            doc.revealed = value
-            self._after_reveal(old_lines, was_at_end, width)
-        else:
-            doc.revealed = value
-            self._update_virtual_size()
-            if self.cursor > doc.clamp(self.cursor):
-                self.cursor = doc.clamp(self.cursor)
-            self.refresh()
+        self.document.revealed = value
+        self.sync()
 
     def reveal_more(self, n_tokens: int) -> None:
         """Reveal ``n_tokens`` more tokens (as far as there are)."""
@@ -280,9 +284,12 @@ class TokenView(ScrollView, can_focus=True):
         return width if width > 0 else self.document.width
 
     def _update_virtual_size(self, width: int | None = None) -> None:
+        doc = self.document
         width = self._width() if width is None else width
-        self.document.width = width
-        self.virtual_size = Size(width, self.document.line_count(width))
+        doc.width = width
+        lines = doc.line_count(width)
+        self._drawn = (doc.load_count, doc.visible_end, lines)
+        self.virtual_size = Size(width, lines)
 
     def on_resize(self, event: events.Resize) -> None:
         """Rewrap at the new width and keep the cursor in view."""
@@ -455,7 +462,7 @@ class TokenView(ScrollView, can_focus=True):
         strip = self._cache.get(key)
         if strip is not None:
             return strip
-        ranks = self._ranks if self.show_ranks else None
+        ranks = doc.ranks if self.show_ranks else None
         segments: list[Segment] = []
         style_of = self._style
         for piece in doc.line_pieces(line, width):
