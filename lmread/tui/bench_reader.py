@@ -2,15 +2,17 @@
 cost of one cursor keypress at the end of a long sample.  All run in a headless Textual app
 (``App.run_test``).
 
-Methods.
-- ``reader_ingest_tokens_per_s``: a worker thread draws scripted tokens (with fake distributions,
-  so ranks flow too) from :class:`ScriptedBackend.stream`, assembles them with
-  :class:`TokenAssembler`, and hands a batch to ``TokenView.append_tokens`` every ~30 ms through
-  ``app.call_from_thread`` (as the live session does).  Tokens per second from the first token
-  drawn to the last token inside the widget.
-- ``reader_first_paint_s``: a 50,000-token sample; the time from ``load()`` until the first screen
-  has been painted (``await pilot.pause()``, which lets Textual run its refresh).  The details also
-  give the time of ``load()`` plus rendering every visible line through ``render_line``.
+Methods.  Each drives the product's own code.
+- ``reader_ingest_tokens_per_s``: the reader app (:class:`lmread.tui.app.LmreadApp`) runs a live
+  session on a scripted backend whose tokens carry made-up ranks (so ranks flow too): the plan
+  gives the job, the live worker (:class:`lmread.tui.live.LiveStream`) runs the generation driver
+  and posts token batches, the reader appends them to the sample's token document and draws it.
+  Tokens per second from the first token drawn to the last token inside the reader's document.
+- ``reader_first_paint_s``: a 50,000-token sample loaded into a document made as the reader makes
+  them (:func:`lmread.tui.widgets.token_view.new_document`) and shown with ``TokenView.show``; the
+  time until the first screen has been painted (``await pilot.pause()``, which lets Textual run its
+  refresh).  The details also give the time of that plus rendering every visible line through
+  ``render_line``.
 - ``reader_cursor_move_s``: the same sample with the cursor at its end; the mean time from sending
   one key event through the app's driver (alternating right/left, so the cursor moves every time)
   until the cursor has moved, plus re-rendering the cursor's line.  ``pilot.press`` itself waits
@@ -21,8 +23,9 @@ Methods.
 from __future__ import annotations
 
 import asyncio
-import threading
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from lmread.bench import BenchResult
@@ -67,68 +70,70 @@ def _app() -> Any:
     return BenchApp()
 
 
-async def _ingest(n_tokens: int, interval_s: float = 0.03) -> dict[str, Any]:
-    from lmread.backends.base import GenOptions, TokenChunk
-    from lmread.backends.scripted import ScriptedBackend
-    from lmread.records import TokenAssembler
-    from lmread.tui.widgets.token_view import TokenView
+class _RankedScript:
+    """Makes the bench's scripted backend: its tokens carry a made-up rank and logprob (a real
+    model's fake distributions cost the scripted backend ~0.2 ms a token, which would measure the
+    backend, not the reader) and it notes when its first token was drawn."""
 
-    # Fake distributions cost the scripted backend ~0.2 ms a token (a numpy generator per token),
-    # which would measure the backend, not the reader: ranks are made up cheaply instead.
-    backend = ScriptedBackend(text=_script(n_tokens), fake_logprobs=False)
-    app = _app()
-    done = threading.Event()
-    batches = [0]
-    times: dict[str, float] = {}
-    async with app.run_test(size=(100, 40)) as pilot:
-        view = app.query_one(TokenView)
-        view.focus()
-        await pilot.pause()
+    def __init__(self, n_tokens: int) -> None:
+        from lmread.backends.base import TokenChunk
+        from lmread.backends.scripted import ScriptedBackend
 
-        def produce() -> None:
-            asm = TokenAssembler()
-            sent_tokens = sent_chars = 0
-            last = time.perf_counter()
-            times["start"] = last
+        owner = self
 
-            def flush() -> None:
-                nonlocal sent_tokens, sent_chars, last
-                n = len(asm)
-                if n <= sent_tokens:
-                    return
-                offs = asm.tokens.offsets[sent_tokens + 1 : n + 1]
-                chunk = asm.text[sent_chars : offs[-1]]
-                ranks = list(asm.tokens.rank[sent_tokens:n])  # type: ignore[index]
-                sent_tokens, sent_chars, last = n, offs[-1], time.perf_counter()
-                app.call_from_thread(view.append_tokens, chunk, list(offs), ranks, True)
-                batches[0] += 1
+        class Backend(ScriptedBackend):
+            def stream(self, *args: Any, **kwargs: Any) -> Any:
+                for i, item in enumerate(super().stream(*args, **kwargs)):
+                    if isinstance(item, TokenChunk):
+                        if owner.first_token_at is None:
+                            owner.first_token_at = time.perf_counter()
+                        item.rank = (i * 7919) % 1500 + 1
+                        item.logprob = -1.0
+                    yield item
 
-            for item in backend.stream("", GenOptions(max_tokens=n_tokens + 1)):
-                if isinstance(item, TokenChunk):
-                    rank = (len(asm) * 7919) % 1500 + 1
-                    asm.add(item.id, item.piece, item.logprob, rank, item.entropy,
-                            item.top_ids, item.top_logprobs, item.top_pieces)
-                    if time.perf_counter() - last >= interval_s:
-                        flush()
-            flush()
-            times["end"] = time.perf_counter()
-            done.set()
+        self.first_token_at: float | None = None
+        self.backend = Backend(text=_script(n_tokens), fake_logprobs=False, model_id="bench-reader", n_params=1000)
 
-        thread = threading.Thread(target=produce, daemon=True)
-        thread.start()
-        while not done.is_set():
-            await asyncio.sleep(0.005)
-        thread.join()
-        await pilot.pause()
-        got = view.n_tokens
-    elapsed = times["end"] - times["start"]
-    return {"tokens": got, "elapsed_s": elapsed, "batches": batches[0], "rate": got / elapsed}
+
+async def _ingest(n_tokens: int) -> dict[str, Any]:
+    from lmread.config import Settings
+    from lmread.tui.app import LmreadApp
+    from lmread.tui.messages import LiveConfig
+    from lmread.tui.screens.reader import ReaderScreen
+
+    script = _RankedScript(n_tokens)
+    with tempfile.TemporaryDirectory(prefix="lmread-bench-") as tmp:
+        home = Path(tmp)
+        settings = Settings(data_dir=home, config_file=home / "config.toml", annotator="bench")
+        app = LmreadApp(home / "studies" / "bench", settings=settings, backend_factory=lambda _id: script.backend,
+                        offer_first_run=False)
+        async with app.run_test(size=(100, 40)) as pilot:
+            await pilot.pause()
+            app.begin_live(LiveConfig(models=["bench-reader"], n=1, max_tokens=n_tokens + 1, prompt_set="story",
+                                      seed=0))
+            end = None
+            while end is None:
+                await asyncio.sleep(0.002)
+                screen = app.screen
+                cur = screen.session.current if isinstance(screen, ReaderScreen) else None
+                if cur is not None and cur.n_tokens >= n_tokens:
+                    end = time.perf_counter()
+            while not cur.stream_done:  # the sample is stored before the app closes
+                await asyncio.sleep(0.01)
+            got = cur.n_tokens
+            ranked = sum(r is not None for r in cur.document.ranks)
+            await pilot.pause()
+    assert script.first_token_at is not None
+    elapsed = end - script.first_token_at
+    return {"tokens": got, "ranked_tokens": ranked, "elapsed_s": elapsed, "rate": got / elapsed,
+            "method": "a live session of LmreadApp on a scripted backend: plan, LiveStream worker, "
+                      "token batches appended to the reader's document; first token drawn to last token shown"}
 
 
 async def _paint_and_cursor(n_tokens: int, presses: int) -> dict[str, Any]:
     from textual import events
 
-    from lmread.tui.widgets.token_view import TokenView
+    from lmread.tui.widgets.token_view import TokenView, new_document
 
     text, offsets, ranks = _sample(n_tokens)
     app = _app()
@@ -138,18 +143,22 @@ async def _paint_and_cursor(n_tokens: int, presses: int) -> dict[str, Any]:
         view.focus()
         await pilot.pause()
         height = view.scrollable_content_region.height
-        # (a) explicit: load + render every visible line
+        # (a) explicit: load + show + render every visible line
         t0 = time.perf_counter()
-        view.load(text, offsets, ranks=ranks)
+        document = new_document()
+        document.load(text, offsets, None, ranks)
+        view.show(document)
         for y in range(height):
             view.render_line(y)
         out["load_and_render_lines_s"] = time.perf_counter() - t0
-        # (b) load + let Textual paint the screen (the reported value); a fresh load of the same
-        # sample drops every cached line and wrap
-        view.load("", [0])
+        # (b) load + show + let Textual paint the screen (the reported value); a fresh document
+        # of the same sample has no wrap, and showing it drops every cached line
+        view.show(new_document())
         await pilot.pause()
         t0 = time.perf_counter()
-        view.load(text, offsets, ranks=ranks)
+        document = new_document()
+        document.load(text, offsets, None, ranks)
+        view.show(document)
         await pilot.pause()
         out["first_paint_s"] = time.perf_counter() - t0
         out["lines"] = view.virtual_size.height
@@ -211,7 +220,8 @@ def run(quick: bool = False) -> list[BenchResult]:
             comparison="<=",
             details={"tokens": paint["tokens"], "chars": paint["chars"], "lines": paint["lines"],
                      "load_and_render_lines_s": paint["load_and_render_lines_s"],
-                     "method": "load() then await pilot.pause() in App.run_test(size=(100, 40))"},
+                     "method": "new_document() + load() + TokenView.show(), then await pilot.pause() in "
+                               "App.run_test(size=(100, 40))"},
         ),
         BenchResult(
             name="reader_cursor_move_s",
