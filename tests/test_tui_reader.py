@@ -183,6 +183,16 @@ def test_plan_live_jobs_takes_prompts_in_turn_and_passes_over_stored_samples() -
     assert [(j.prompt["name"], j.index) for j in again] == [("t-2", 0), ("t-0", 1)]
 
 
+def test_screens_ask_the_app_by_messages() -> None:
+    """Screens do not reach into the app: no screen module knows the app class or its state."""
+    import lmread.tui.screens as screens
+
+    for path in Path(screens.__file__).parent.glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        for name in ("LmreadApp", "lmapp", "app.backends", "app.study_path", "app.settings", "call_from_thread"):
+            assert name not in source, f"{path.name} uses {name}"
+
+
 def test_help_lists_every_reader_binding() -> None:
     listed = " ".join(k for _, k, _ in KEYS)
     for binding in ReaderScreen.BINDINGS:
