@@ -1,4 +1,4 @@
-"""A study folder on disk: append-only, crash-safe, mergeable.
+"""A study folder on disk: append-only, crash-safe.
 
 Layout::
 
@@ -7,23 +7,16 @@ Layout::
       samples.jsonl         one sample per line (lmread.sample/1)
       marks/NAME.jsonl      one append-only event file per annotator (lmread.mark/1)
 
-Every append is one ``write`` of whole lines under an exclusive ``flock``, followed by ``fsync``;
-a record is reported saved only after that.  A failed write (full disk, file-size limit) is
-rolled back with ``ftruncate`` so the file stays loadable.  Loading tolerates a torn last line
-(a crash mid-write): it warns and ignores it; the next append moves the fragment to
-``FILE.torn`` and starts on a fresh line.  Any other corrupt line is an error naming the file
-and the line number.
+Files are written only through :mod:`lmread.storage` (locked fsynced appends of whole lines,
+atomic whole-file writes); loading tolerates a torn last line (see there).
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
-import os
 import random
 import tomllib
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,180 +24,14 @@ from typing import Any
 import orjson
 
 from lmread import __version__
-from lmread.errors import DiskFullError, MarkError, MergeConflict, StudyError
+from lmread.errors import MarkError, MergeConflict, StudyError
 from lmread.records import STUDY_SCHEMA, Mark, Sample, check_annotator, schema_version, utc_now
+from lmread.storage import JsonlReader, append_lines, write_atomic
 
 SAMPLES_FILE = "samples.jsonl"
 MARKS_DIR = "marks"
 META_FILE = "study.toml"
 
-
-# --------------------------------------------------------------------------------------------
-# Low-level file operations
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _set_aside_torn_tail(fd: int, path: Path, size: int) -> tuple[int, bool]:
-    """Deal with a last line that has no newline (a writer died mid-write), under the lock.
-
-    A tail that parses as JSON is a whole record missing only its newline: keep it (returns
-    ``keep=True``, the caller writes the newline).  Anything else is a torn fragment that was
-    never reported saved: it is moved to ``FILE.torn`` (so no byte is lost) and the file is
-    truncated back to its last complete line, so the next record starts on a fresh line and no
-    corrupt line is ever left inside the file.
-    """
-    start = size
-    while start > 0:
-        step = min(start, 1 << 20)
-        chunk = os.pread(fd, step, start - step)
-        nl = chunk.rfind(b"\n")
-        if nl >= 0:
-            start = start - step + nl + 1
-            break
-        start -= step
-    tail = os.pread(fd, size - start, start)
-    try:
-        orjson.loads(tail)
-        return size, True
-    except orjson.JSONDecodeError:
-        pass
-    side = path.with_name(path.name + ".torn")
-    with open(side, "ab") as fh:
-        fh.write(tail + b"\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.ftruncate(fd, start)
-    os.fsync(fd)
-    return start, False
-
-
-def append_lines(path: Path, data: bytes) -> None:
-    """Append ``data`` (whole lines, ending in newline) to ``path`` with one write and fsync.
-
-    If the file ends in a torn line, it is set aside first (see :func:`_set_aside_torn_tail`).  On any
-    write error the file is truncated back to its previous size and :class:`DiskFullError`
-    (no space / size limit) or :class:`StudyError` is raised.
-    """
-    if not data.endswith(b"\n"):
-        raise ValueError("append_lines needs whole lines")
-    created = not path.exists()
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise StudyError(f"cannot open {path} for writing: {exc.strerror}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            size, keep = _set_aside_torn_tail(fd, path, size)
-            if keep:
-                data = b"\n" + data
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                if written <= 0:
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                view = view[written:]
-            os.fsync(fd)
-        except OSError as exc:
-            try:
-                os.ftruncate(fd, size)
-                os.fsync(fd)
-            except OSError:
-                pass
-            if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-                raise DiskFullError(
-                    f"no space to write {path} ({exc.strerror}); nothing was saved - free disk space and retry"
-                ) from None
-            raise StudyError(f"cannot write {path}: {exc.strerror}") from None
-    finally:
-        os.close(fd)
-    if created:
-        _fsync_dir(path.parent)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write a whole file atomically: temporary file, fsync, rename, fsync the folder."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-            raise DiskFullError(f"no space to write {path} ({exc.strerror})") from None
-        raise StudyError(f"cannot write {path}: {exc.strerror}") from None
-    _fsync_dir(path.parent)
-
-
-@dataclass
-class JsonlReader:
-    """Incremental reader of a JSONL file: each :meth:`read_new` parses only what was appended.
-
-    A final line without newline that does not parse is a torn write: it is reported in
-    ``warnings`` and skipped (and re-read later if it was merely still being written).
-    """
-
-    path: Path
-    offset: int = 0
-    line_no: int = 0
-    warnings: list[str] = field(default_factory=list)
-
-    def read_new(self) -> Iterator[tuple[int, Any]]:
-        try:
-            with open(self.path, "rb") as fh:
-                fh.seek(self.offset)
-                data = fh.read()
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise StudyError(f"cannot read {self.path}: {exc.strerror}") from None
-        pos = 0
-        end = len(data)
-        while pos < end:
-            nl = data.find(b"\n", pos)
-            complete = nl >= 0
-            line = data[pos:nl] if complete else data[pos:]
-            line_no = self.line_no + 1
-            if line.strip():
-                try:
-                    record = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    if not complete:
-                        self.warnings.append(
-                            f"{self.path}: line {line_no} is incomplete (torn write); ignored"
-                        )
-                        return
-                    raise StudyError(
-                        f"{self.path}: line {line_no} is not valid JSON; repair or remove that line"
-                    ) from None
-                yield line_no, record
-            if not complete:
-                # a parsable last line without newline: accept it and move past it
-                self.offset += end
-                self.line_no = line_no
-                return
-            self.line_no = line_no
-            self.offset += nl + 1 - pos
-            pos = nl + 1
-
-
-# --------------------------------------------------------------------------------------------
-# The study
 
 
 @dataclass
@@ -536,64 +363,3 @@ def _toml_dumps(data: dict[str, Any]) -> str:
             lines.append(f"\n[{key}]")
             lines.extend(f"{k} = {_toml_value(v)}" for k, v in value.items())
     return "\n".join(lines) + "\n"
-
-
-# --------------------------------------------------------------------------------------------
-# Merging
-
-
-@dataclass
-class MergeReport:
-    samples_added: int = 0
-    marks_added: int = 0
-    conflicts: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"samples_added": self.samples_added, "marks_added": self.marks_added, "conflicts": self.conflicts}
-
-
-def merge_studies(sources: list[Path], dest: Path, dry_run: bool = False) -> MergeReport:
-    """Union samples and marks of ``sources`` into ``dest`` by id.
-
-    Conflicts (one id, different content) are collected first; if there are any, nothing is
-    written and the report lists them all.
-    """
-    report = MergeReport()
-    target = Study.open_or_create(dest) if not dry_run else (Study.open(dest) if (dest / META_FILE).exists() else None)
-    have_samples: dict[str, Sample] = dict(target.samples) if target else {}
-    have_marks: dict[str, Mark] = {m.id: m for m in target.marks()} if target else {}
-    new_samples: list[Sample] = []
-    new_marks: dict[str, list[Mark]] = defaultdict(list)
-    for src_path in sources:
-        src = Study.open(src_path)
-        for sid, sample in src.samples.items():
-            old = have_samples.get(sid)
-            if old is None:
-                have_samples[sid] = sample
-                new_samples.append(sample)
-            elif not same_content(old, sample):
-                report.conflicts.append(f"sample {sid}: different content in {src_path}")
-        for mark in src.marks():
-            old_mark = have_marks.get(mark.id)
-            if old_mark is None:
-                have_marks[mark.id] = mark
-                new_marks[mark.annotator].append(mark)
-            elif old_mark.to_json() != mark.to_json():
-                report.conflicts.append(f"mark {mark.id}: different content in {src_path}")
-    for marks in new_marks.values():
-        for mark in marks:
-            if mark.kind != "undo" and mark.sample not in have_samples:
-                report.conflicts.append(f"mark {mark.id}: its sample {mark.sample} is in no study")
-    if report.conflicts:
-        return report
-    # a dry run reports the same counts the real merge would add, then writes nothing
-    report.samples_added = len(new_samples)
-    report.marks_added = sum(len(marks) for marks in new_marks.values())
-    if dry_run or target is None:
-        return report
-    if new_samples:
-        append_lines(target.path / SAMPLES_FILE, b"".join(s.dumps() for s in new_samples))
-    (target.path / MARKS_DIR).mkdir(exist_ok=True)
-    for annotator, marks in new_marks.items():
-        append_lines(target.path / MARKS_DIR / f"{annotator}.jsonl", b"".join(m.dumps() for m in marks))
-    return report
