@@ -97,6 +97,8 @@ def import_jsonl(study_dir: Path, path: Path, tokenizer: str = "words", settings
         from lmread.backends import open_backend
         from lmread.catalog import load_catalog
 
+        if settings is None:
+            raise TypeError("a model tokenizer needs the settings (where the model catalogue lives)")
         card = load_catalog(settings).get(tokenizer)
         scorer = open_backend(card)
     study = Study.open(study_dir) if (study_dir / "study.toml").exists() else None

