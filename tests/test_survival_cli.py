@@ -13,8 +13,8 @@ import numpy as np
 import orjson
 import pytest
 
+from lmread.analysis.observations import observations_from_study, word_starts
 from lmread.cli import main
-from lmread.observations import observations_from_study, word_starts
 from lmread.study import Study
 
 SCHEMA = Path(__file__).resolve().parents[1] / "annotations" / "schema" / "survival.schema.json"
@@ -312,7 +312,7 @@ def test_output_in_missing_folder(known_study: Path, tmp_path: Path, capsys: pyt
 
 def test_output_write_failure_leaves_nothing(known_study: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    import lmread.export as export
+    import lmread.analysis.export as export
 
     def fail(*_a: Any, **_k: Any) -> None:
         raise OSError(28, "No space left on device")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from lmread import survival as sv
+from lmread.analysis import survival as sv
 
 lifelines = pytest.importorskip("lifelines")
 from lifelines import AalenJohansenFitter, KaplanMeierFitter  # noqa: E402

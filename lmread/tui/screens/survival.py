@@ -1,7 +1,7 @@
 """The survival view: Kaplan–Meier curves of coherent length drawn in the terminal (plotext),
 and the group table.  ``u`` cycles the unit, ``b`` the grouping, ``escape`` / ``q`` closes.
 
-A thin client of :mod:`lmread.survival_cli` / :mod:`lmread.export`: it computes the same
+A thin client of :mod:`lmread.analysis.report`: it computes the same
 survival document that ``lmread survival --json`` writes.
 """
 
@@ -17,8 +17,8 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from lmread.analysis.observations import GROUPINGS, UNITS
 from lmread.errors import LmreadError
-from lmread.observations import GROUPINGS, UNITS
 
 #: bootstrap replicates in the interactive view (the CLI default is larger)
 VIEW_BOOTSTRAP = 200
@@ -103,7 +103,7 @@ class SurvivalScreen(Screen[None]):
 
     def compute(self) -> None:
         """Recompute the survival document for the current unit and grouping."""
-        from lmread.survival_cli import compute
+        from lmread.analysis.report import compute
 
         try:
             self.doc, _ = compute(self.study_path, unit=self.unit, by=self.by, n_boot=VIEW_BOOTSTRAP)

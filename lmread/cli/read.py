@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from lmread.cli.common import make_annotator_option, make_study_option
 from lmread.errors import OptionError, StudyError
 
 PACE_MIN, PACE_MAX = 1.0, 400.0
@@ -47,10 +48,8 @@ def preflight(study: Path, annotator: str, pace: float | None) -> None:
 
 
 @click.command("read")
-@click.option("--study", "study", type=click.Path(file_okay=True), default=None,
-              help="Study folder (default: the default study in the data folder; created if missing).")
-@click.option("--annotator", default=None,
-              help="Annotator name (default: $LMREAD_ANNOTATOR, the settings file, or your login).")
+@make_study_option("Study folder (default: the default study in the data folder; created if missing).", file_okay=True)
+@make_annotator_option()
 @click.option("--no-blind", is_flag=True, help="Show the model of each sample while reading.")
 @click.option("--no-reveal", is_flag=True, help="Do not reveal the model after a sample is marked.")
 @click.option("--pace", type=float, default=None, help="Reading pace of pre-generated samples, tokens/s.")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
-from lmread.catalog import format_params, load_catalog
-from lmread.cli import emit_json, settings_from
+from lmread.catalog import load_catalog
+from lmread.cli.common import emit_json, json_option, settings_from
+from lmread.units import format_params
 
 
 @click.command("models")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list (one object per model).")
+@json_option("Print a JSON list (one object per model).")
 @click.option("--no-discover", is_flag=True, help="Only the model cards; do not scan model folders and the HF cache.")
 @click.pass_context
 def models(ctx: click.Context, as_json: bool, no_discover: bool) -> None:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from lmread.bench import BenchResult
+from lmread.bench.result import BenchResult
 
 MODELS = ("smollm2-135m", "gemma3-270m")
 PROMPT = "The old lighthouse keeper opened his logbook and wrote:"
@@ -44,8 +44,9 @@ def _bench_model(model_id: str, n_tokens: int, trials: int, cc_trials: int,
     from lmread.backends.base import GenOptions, TokenChunk
     from lmread.backends.llamacpp import LlamaCppBackend
     from lmread.catalog import load_catalog
+    from lmread.config import load_settings
 
-    card = load_catalog().get(model_id)
+    card = load_catalog(load_settings()).get(model_id)
     path = card.resolve_path()
     backend = LlamaCppBackend.from_card(card, n_ctx=N_CTX, n_threads=n_threads)
     full = llama_cpp.Llama(

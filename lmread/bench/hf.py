@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from lmread.bench import BenchResult
+from lmread.bench.result import BenchResult
 
 MODELS = ("smollm2-135m", "gemma3-270m")
 PROMPT = "The old lighthouse keeper opened his logbook and wrote:"
@@ -34,8 +34,9 @@ def _bench_model(model_id: str, n_tokens: int, trials: int) -> BenchResult:
     from lmread.backends.base import GenOptions, TokenChunk
     from lmread.backends.hf import HFBackend
     from lmread.catalog import load_catalog
+    from lmread.config import load_settings
 
-    card = load_catalog().get(model_id)
+    card = load_catalog(load_settings()).get(model_id)
     backend = HFBackend.from_card(card)
     torch = backend._torch
     model = backend.model

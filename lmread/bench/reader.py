@@ -3,7 +3,7 @@ package (:mod:`lmread.tui.bench_reader`) so that only ``lmread/tui`` touches tex
 
 from __future__ import annotations
 
-from lmread.bench import BenchResult
+from lmread.bench.result import BenchResult
 
 
 def run(quick: bool = False) -> list[BenchResult]:

@@ -1,32 +1,23 @@
-"""Survival exports: the ``lmread.survival/1`` JSON document, the observation CSV, and plots.
+"""The survival document (``lmread.survival/1``): built from an observation table, or from a study.
 
-The JSON document is built from an :class:`~lmread.observations.Observations` table by
-:func:`build_survival`; its schema is ``annotations/schema/survival.schema.json``.  The CSV has
-one row per observation (durations in every unit) and loads straight into lifelines
-(``KaplanMeierFitter().fit(df.words, df.event)``) and R (``Surv(words, event)``).  Plots need
-matplotlib (the optional extra ``lmread[plot]``), imported only when a plot is asked for.
-
-Every writer renders the whole file in memory first and then writes it atomically (temporary
-file, fsync, rename), so a failed write leaves nothing half-written.
+:func:`build_survival` turns an :class:`~lmread.analysis.observations.Observations` table into
+the JSON document whose schema is ``annotations/schema/survival.schema.json`` (curves with
+confidence bands, medians, restricted means, hazards, curation ratios, cumulative incidence per
+category, log-rank comparisons, trend and scaling fit); :func:`compute` opens a study and does
+the whole way.  The CLI (``lmread survival``) and the TUI's survival view both call this module.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lmread import __version__
-from lmread.errors import LmreadError, OptionError, StudyError
-from lmread.observations import Observations, check_unit
-from lmread.records import SURVIVAL_SCHEMA, utc_now
-from lmread.study import write_atomic
-from lmread.survival import (
+from lmread.analysis.observations import Observations, check_unit, observations_from_study
+from lmread.analysis.survival import (
     GroupTables,
     aalen_johansen_codes,
     curation,
@@ -40,6 +31,9 @@ from lmread.survival import (
     scaling_fit,
     trend_test,
 )
+from lmread.errors import OptionError
+from lmread.records import SURVIVAL_SCHEMA, utc_now
+from lmread.study import Study
 
 #: default lengths of the curation ratio, per unit
 CURATION_LENGTHS: dict[str, tuple[int, ...]] = {
@@ -47,7 +41,6 @@ CURATION_LENGTHS: dict[str, tuple[int, ...]] = {
     "words": (25, 50, 100, 200, 500, 1000, 2000, 5000),
     "chars": (100, 250, 500, 1000, 2500, 5000, 10000, 25000),
 }
-PLOT_FORMATS = ("png", "svg", "pdf")
 
 
 def _nums(values: np.ndarray) -> list[Any]:
@@ -232,88 +225,13 @@ def _scaling(obs: Observations, tables: GroupTables, curves: list[Any], horizon:
             "model": "log(statistic) = intercept + slope * log(n_params)"}
 
 
-# --------------------------------------------------------------------------------------------
-# Writing files
-
-
-CSV_COLUMNS = ("group", "model", "n_params", "sample", "annotator", "n_annotators", "tokens", "words", "chars",
-               "event", "category", "end")
-
-
-def render_csv(obs: Observations) -> bytes:
-    """The observation table as CSV bytes (header + one row per observation)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    labels = [g.label for g in obs.groups]
-    models = [(g.model or {}).get("id", "") for g in obs.groups]
-    params = ["" if g.n_params is None else g.n_params for g in obs.groups]
-    cats = [*obs.categories, ""]  # code -1 -> ""
-    writer.writerows(
-        (labels[g], models[g], params[g], s, a, k, t, w, c, int(e), cats[code], end)
-        for g, s, a, k, t, w, c, e, code, end in zip(
-            obs.group.tolist(), obs.sample, obs.annotator, obs.n_annotators.tolist(), obs.tokens.tolist(),
-            obs.words.tolist(), obs.chars.tolist(), obs.event.tolist(), obs.category_code.tolist(), obs.end,
-            strict=True,
-        )
-    )
-    return buf.getvalue().encode("utf-8")
-
-
-def render_plot(doc: dict[str, Any], fmt: str) -> bytes:
-    """Step curves with CI bands per group, as ``fmt`` (png, svg or pdf) bytes; needs matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=True)
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise LmreadError("plotting needs matplotlib, which is not installed: pip install 'lmread[plot]'") from None
-    fig = Figure(figsize=(8, 5), dpi=120)
-    ax = fig.add_subplot()
-    for group in doc["groups"]:
-        pts = group["curve"]
-        t = [p["t"] for p in pts]
-        (line,) = ax.step(t, [p["survival"] for p in pts], where="post",
-                          label=f"{group['label']} (n={group['n']})")
-        ax.fill_between(t, [p["ci_low"] for p in pts], [p["ci_high"] for p in pts], step="post",
-                        alpha=0.2, color=line.get_color(), linewidth=0)
-    ax.set_xlabel(f"coherent length ({doc['unit']})")
-    ax.set_ylabel("S(t): still coherent")
-    ax.set_ylim(0, 1.02)
-    ax.set_xlim(left=0)
-    ax.axhline(0.5, color="grey", linewidth=0.6, linestyle=":")
-    ax.set_title(f"Survival of coherent length - {doc['study'].get('name', '')}".rstrip(" -"))
-    ax.legend(loc="upper right", fontsize="small")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format=fmt)
-    return buf.getvalue()
-
-
-def plot_format(path: Path) -> str:
-    """The plot format named by ``path``'s suffix, or :class:`OptionError`."""
-    fmt = path.suffix.lower().lstrip(".")
-    if fmt not in PLOT_FORMATS:
-        raise OptionError(f"--plot {path}: unknown image type {path.suffix or '(none)'!r}; use a .png, .svg or .pdf file")
-    return fmt
-
-
-def check_writable(path: Path, option: str) -> None:
-    """Raise :class:`OptionError` unless ``path`` can be created or replaced."""
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise OptionError(f"{option} {path} is a folder; give a file path")
-    if not parent.is_dir():
-        raise OptionError(f"{option} {path}: folder {parent} does not exist; create it or choose another path")
-    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise OptionError(f"{option} {path} is not writable; choose a writable path")
-
-
-def write_file(path: Path, data: bytes, option: str) -> None:
-    """Write ``data`` to ``path`` atomically; a one-line :class:`OptionError` on failure."""
-    try:
-        write_atomic(path, data)
-    except StudyError as exc:
-        raise OptionError(f"{option}: {exc}; choose a writable path") from None
+def compute(study_dir: Path, unit: str = "tokens", by: str = "model", annotator: str = "all",
+            consensus: str = "each", horizon: float | None = None, n_boot: int = 500,
+            seed: int = 0) -> tuple[dict[str, Any], Observations]:
+    """Open a study and build its survival document and observation table."""
+    check_unit(unit)
+    study = Study.open(study_dir)
+    obs = observations_from_study(study, by=by, annotator=annotator, consensus=consensus)
+    info = {"path": str(study.path), "name": study.name, "samples": len(study.samples)}
+    doc = build_survival(obs, unit, study=info, horizon=horizon, n_boot=n_boot, seed=seed)
+    return doc, obs

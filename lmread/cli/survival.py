@@ -1,5 +1,6 @@
 """``lmread survival``: Kaplan–Meier survival of coherent length per group, as a table, JSON,
-CSV or a plot."""
+CSV or a plot.  The document is built by :mod:`lmread.analysis.report`; this module parses the
+options, writes the outputs and formats the table."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from typing import Any
 import click
 import orjson
 
+from lmread.analysis.observations import CONSENSUS, GROUPINGS, UNITS
+from lmread.cli.common import make_annotator_option, make_study_option, study_path
 from lmread.errors import OptionError
-from lmread.observations import CONSENSUS, GROUPINGS, UNITS, Observations, observations_from_study
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -99,28 +101,11 @@ def format_table(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def compute(study_dir: Path, unit: str = "tokens", by: str = "model", annotator: str = "all",
-            consensus: str = "each", horizon: float | None = None, n_boot: int = 500,
-            seed: int = 0) -> tuple[dict[str, Any], Observations]:
-    """Open a study and build its survival document and observation table."""
-    from lmread.export import build_survival
-    from lmread.observations import check_unit
-    from lmread.study import Study
-
-    check_unit(unit)
-    study = Study.open(study_dir)
-    obs = observations_from_study(study, by=by, annotator=annotator, consensus=consensus)
-    info = {"path": str(study.path), "name": study.name, "samples": len(study.samples)}
-    doc = build_survival(obs, unit, study=info, horizon=horizon, n_boot=n_boot, seed=seed)
-    return doc, obs
-
-
 @click.command("survival")
-@click.option("--study", "study", type=click.Path(file_okay=False), default=None,
-              help="Study folder (default: the default study in the data folder).")
+@make_study_option()
 @click.option("--unit", default="tokens", show_default=True, help=f"Length unit: {', '.join(UNITS)}.")
 @click.option("--by", "by", default="model", show_default=True, help=f"Grouping: {', '.join(GROUPINGS)}.")
-@click.option("--annotator", default="all", show_default=True, help="Use one annotator's marks, or all.")
+@make_annotator_option("Use one annotator's marks, or all.", default="all", show_default=True)
 @click.option("--consensus", default="each", show_default=True,
               help=f"How several annotators' marks on one sample count: {', '.join(CONSENSUS)}.")
 @click.option("--horizon", type=float, default=None,
@@ -140,8 +125,8 @@ def survival(ctx: click.Context, study: str | None, unit: str, by: str, annotato
     Prints a table unless --json, --csv or --plot is given.  A fall at token i counts as i tokens
     of coherent text (event); a no-fall mark is censored at the tokens read; skips count nothing.
     """
-    from lmread.cli import study_path
-    from lmread.export import check_writable, plot_format, render_csv, render_plot, write_file
+    from lmread.analysis.export import check_writable, plot_format, render_csv, render_plot, write_file
+    from lmread.analysis.report import compute
 
     targets: list[tuple[Path, str]] = []
     for path, option in ((json_path, "--json"), (csv_path, "--csv"), (plot_path, "--plot")):

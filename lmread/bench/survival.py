@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from lmread.bench import BenchResult
-from lmread.observations import Group, Observations
+from lmread.analysis.observations import Group, Observations
+from lmread.bench.result import BenchResult
 
 CATEGORIES = ["repetition", "drift", "incoherent", "contradiction", "uncategorized"]
 
@@ -49,7 +49,7 @@ def synthetic_observations(n: int = 1_000_000, n_groups: int = 10, seed: int = 0
 
 
 def _ours(obs: Observations) -> tuple[float, int]:
-    from lmread.export import build_survival
+    from lmread.analysis.report import build_survival
 
     start = time.perf_counter()
     doc = build_survival(obs, "tokens", study={"name": "bench"})
@@ -63,7 +63,7 @@ def _split(obs: Observations) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def _ours_km(parts: list[tuple[np.ndarray, np.ndarray]]) -> float:
-    from lmread.survival import km, median
+    from lmread.analysis.survival import km, median
 
     start = time.perf_counter()
     for dur, ev in parts:

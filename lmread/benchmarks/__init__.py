@@ -1,1 +1,0 @@
-"""Benchmark modules run by ``lmread bench``."""
