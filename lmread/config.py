@@ -36,7 +36,6 @@ class Settings:
     blind: bool = True
     reveal_after_mark: bool = True
     reading_pace_tps: float = 12.0
-    threads: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -80,8 +79,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         annotator=env.get("LMREAD_ANNOTATOR") or data.get("annotator") or _default_annotator(),
         extra={k: v for k, v in data.items() if k not in {"data_dir", "model_dirs", "annotator"}},
     )
-    for key, kind in (("blind", bool), ("reveal_after_mark", bool), ("reading_pace_tps", (int, float)),
-                      ("threads", int)):
+    for key, kind in (("blind", bool), ("reveal_after_mark", bool), ("reading_pace_tps", (int, float))):
         if key in data:
             if not isinstance(data[key], kind):
                 raise ConfigError(f"settings file {config_file}: '{key}' has the wrong type")

@@ -52,7 +52,6 @@ from lmread.catalog.hfcache import discover_hf, hf_hub_cache, hf_snapshot
 from lmread.catalog.paths import bundled_model_dirs, cache_dir, user_model_dir
 from lmread.catalog.schema import BACKEND_NAMES, known_backends
 from lmread.catalog.sha import file_sha256
-from lmread.units import format_params
 
 __all__ = [
     "BACKEND_NAMES",
@@ -65,7 +64,6 @@ __all__ = [
     "discover_gguf",
     "discover_hf",
     "file_sha256",
-    "format_params",
     "hf_folder_info",
     "hf_hub_cache",
     "hf_snapshot",

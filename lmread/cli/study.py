@@ -8,6 +8,7 @@ import click
 
 from lmread.cli.common import annotator_option, emit_json, json_option, settings_from, study_option, study_path
 from lmread.errors import StudyError
+from lmread.units import format_params
 
 # --------------------------------------------------------------------------------------------
 # import
@@ -114,8 +115,7 @@ def study_info(ctx: click.Context, directory: str | None, as_json: bool) -> None
     click.echo(f"study {info['name']} at {info['study']}: {info['samples']} samples, {info['marked_samples']} marked")
     click.echo(f"  {'model':<32} {'params':>12} {'samples':>8} {'marked':>7} {'tokens':>9}")
     for m in info["models"]:
-        params = f"{m['n_params']:,}" if m["n_params"] else "?"
-        click.echo(f"  {m['model']:<32} {params:>12} {m['samples']:>8} {m['marked']:>7} {m['tokens']:>9}")
+        click.echo(f"  {m['model']:<32} {format_params(m['n_params']):>12} {m['samples']:>8} {m['marked']:>7} {m['tokens']:>9}")
     if info["annotators"]:
         click.echo(f"  {'annotator':<20} {'marked':>7} {'fallen':>7} {'censored':>9} {'skipped':>8} {'events':>7}")
         for a in info["annotators"]:

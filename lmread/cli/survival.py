@@ -14,6 +14,7 @@ import orjson
 from lmread.analysis.observations import CONSENSUS, GROUPINGS, UNITS
 from lmread.cli.common import make_annotator_option, make_study_option, study_path
 from lmread.errors import OptionError
+from lmread.units import format_params
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -22,15 +23,6 @@ def _fmt(value: Any, digits: int = 1) -> str:
     if isinstance(value, float) and not value.is_integer():
         return f"{value:.{digits}f}"
     return f"{int(value):,}" if isinstance(value, (int, float)) else str(value)
-
-
-def _params(n: Any) -> str:
-    if not n:
-        return "?"
-    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if n >= div:
-            return f"{n / div:.3g}{suffix}"
-    return str(n)
 
 
 def _p(p: float | None) -> str:
@@ -53,7 +45,7 @@ def format_table(doc: dict[str, Any]) -> str:
         m = g["median"]
         ci = f"[{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}]" if m["ci_low"] is not None else "-"
         label = g["label"] if len(g["label"]) <= 30 else g["label"][:29] + "…"
-        lines.append(f"  {label:<30} {_params(g['n_params']):>7} {g['n']:>6} {g['events']:>6} {g['censored']:>6} "
+        lines.append(f"  {label:<30} {format_params(g['n_params']):>7} {g['n']:>6} {g['events']:>6} {g['censored']:>6} "
                      f"{_fmt(m['value']):>8} {ci:>17} {_fmt(g['rmst']['value']):>11}")
     notes = {g["label"]: g["median"]["note"] for g in doc["groups"] if g["median"]["note"]}
     for label, note in notes.items():

@@ -199,15 +199,11 @@ class Study:
             return cur
         return {key: m for key, m in cur.items() if key[0] == annotator}
 
-    def is_undone(self, mark_id: str) -> bool:
-        self._ensure()
-        return mark_id in self._marks.undone
-
     def annotators(self) -> list[str]:
         self._ensure()
         return sorted(self._mark_readers)
 
-    def reading_order(self, annotator: str | None = None) -> list[str]:
+    def reading_order(self) -> list[str]:
         """Sample ids interleaved across models in an order shuffled with the study's seed."""
         ids = sorted(self.samples)
         rng = random.Random(self.shuffle_seed)

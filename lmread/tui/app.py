@@ -25,7 +25,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.events import Resize
 
 from lmread.backends.base import GenOptions
-from lmread.catalog import format_params, load_catalog
+from lmread.catalog import load_catalog
 from lmread.config import Settings, load_settings
 from lmread.errors import LmreadError
 from lmread.generate import GenerationPlan
@@ -39,6 +39,7 @@ from lmread.tui.screens.home import HomeScreen
 from lmread.tui.screens.reader import ReaderScreen
 from lmread.tui.session import LiveJob, ReadingSession, live_order_seed, plan_live_jobs, shuffled_jobs
 from lmread.tui.widgets.token_view import new_document
+from lmread.units import format_params
 
 BackendFactory = Callable[[str], Any]
 

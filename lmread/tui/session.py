@@ -32,6 +32,7 @@ from lmread.records import CATEGORIES, Mark, Sample, sample_id
 from lmread.study import Study
 from lmread.tui.document import TokenDocument
 from lmread.tui.document.units import sentence_end
+from lmread.units import format_params
 
 #: Default reading pace of pre-generated samples, tokens per second.
 DEFAULT_PACE = 12.0
@@ -150,7 +151,7 @@ def model_label(model: dict[str, Any]) -> str:
         parts.append(f"({model['id']})")
     n = model.get("n_params")
     if isinstance(n, int) and n > 0:
-        parts.append(f"{n / 1e6:.0f}M params" if n >= 1e6 else f"{n:,} params")
+        parts.append(f"{format_params(n)} params")
     if model.get("quantization"):
         parts.append(str(model["quantization"]))
     return " ".join(parts)
@@ -195,7 +196,7 @@ class ReadingSession:
         live = [item for item in self.queue if item.job is not None]
         current_id = self.current.sample.id if self.current and self.current.sample else None
         stored = [
-            Item(sample_id=sid) for sid in self.study.reading_order(self.annotator)
+            Item(sample_id=sid) for sid in self.study.reading_order()
             if sid not in done and sid != current_id
         ]
         self.queue = deque(live + stored)

@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from lmread.analysis.observations import GROUPINGS, UNITS
 from lmread.errors import LmreadError
+from lmread.units import format_params
 
 #: bootstrap replicates in the interactive view (the CLI default is larger)
 VIEW_BOOTSTRAP = 200
@@ -144,7 +145,7 @@ class SurvivalScreen(Screen[None]):
         for g in doc["groups"]:
             m = g["median"]
             ci = f"[{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}]" if m["ci_low"] is not None else "-"
-            table.add_row(g["label"], _fmt(g["n_params"]) if g["n_params"] else "?", str(g["n"]), str(g["events"]),
+            table.add_row(g["label"], format_params(g["n_params"]), str(g["n"]), str(g["events"]),
                           str(g["censored"]), _fmt(m["value"]), ci, _fmt(g["rmst"]["value"]))
 
     def action_cycle_unit(self) -> None:
