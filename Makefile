@@ -48,6 +48,7 @@ TEST_HOME = $(CURDIR)/.lmread-test-home
 test: setup-dev
 	LMREAD_HOME=$(TEST_HOME) LMREAD_CONFIG=$(TEST_HOME)/no-config.toml $(VENV)/bin/lmread doctor
 	$(VENV)/bin/ruff check lmread tests
+	$(VENV)/bin/mypy lmread
 	LMREAD_NO_SKIP=1 $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: setup-dev

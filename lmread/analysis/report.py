@@ -47,7 +47,8 @@ def _nums(values: np.ndarray) -> list[Any]:
     """A JSON-ready list: integers where every value is integral, floats otherwise."""
     arr = np.asarray(values, dtype=float)
     if arr.size and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-        return arr.astype(np.int64).tolist()
+        ints: list[Any] = arr.astype(np.int64).tolist()
+        return ints
     return [None if not math.isfinite(v) else v for v in arr.tolist()]
 
 

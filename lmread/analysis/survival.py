@@ -324,7 +324,8 @@ def nice_edges(t_max: float, n_windows: int = 10) -> np.ndarray:
     count = int(math.ceil(t_max / width + 1e-9))
     if count * width <= t_max:
         count += 1
-    return np.arange(count + 1, dtype=float) * width
+    edges: np.ndarray = np.arange(count + 1, dtype=float) * width
+    return edges
 
 
 # --------------------------------------------------------------------------------------------
@@ -525,7 +526,8 @@ def _replicate_stat(
         reached = below.any(axis=1)
         return np.where(reached, time[np.argmax(below, axis=1)], np.nan), reached
     # S is 1 on [0, time[0]) and surv[:, j] on [time[j], time[j+1])
-    clipped = np.minimum(time, horizon)  # type: ignore[type-var]
+    assert horizon is not None  # the restricted mean always has one (checked by the caller)
+    clipped = np.minimum(time, horizon)
     widths = np.diff(np.append(clipped, horizon))
     return float(clipped[0]) + (surv * widths).sum(axis=1), np.ones(reps, dtype=bool)
 
@@ -558,6 +560,7 @@ def bootstrap_statistic(
     if n == 0:
         return np.full(n_boot, np.nan)
     if statistic == "rmst":
+        assert horizon is not None
         head = int(np.searchsorted(time, horizon, side="left"))  # times < horizon matter
     else:
         curve = km_from_table(time, d, c, start_at_zero=False)
@@ -610,7 +613,8 @@ class ScalingFit:
 def _slope(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     xc = x - x.mean()
     yc = y - y.mean(axis=-1, keepdims=True)
-    return (yc @ xc) / (xc @ xc)
+    slope: np.ndarray = (yc @ xc) / (xc @ xc)
+    return slope
 
 
 def scaling_fit(

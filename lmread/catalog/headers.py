@@ -47,7 +47,7 @@ def hf_folder_info(folder: str | Path) -> dict[str, Any]:
         raise ModelError(f"{config_file} is not valid JSON ({exc}); re-download the model") from None
     if not isinstance(config, dict):
         raise ModelError(f"{config_file} is not a JSON object; re-download the model")
-    text_cfg = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
+    text_cfg: dict[str, Any] = config["text_config"] if isinstance(config.get("text_config"), dict) else {}
 
     def cfg(key: str) -> Any:
         return config.get(key, text_cfg.get(key))
@@ -64,10 +64,8 @@ def hf_folder_info(folder: str | Path) -> dict[str, Any]:
                 dtypes[k] = dtypes.get(k, 0) + v
     quant = config.get("quantization_config")
     if isinstance(quant, dict) and quant.get("quant_method"):
-        quantization: str | None = str(quant["quant_method"])
         bits = quant.get("bits") or quant.get("w_bit")
-        if bits:
-            quantization += f"-{bits}bit"
+        quantization: str | None = str(quant["quant_method"]) + (f"-{bits}bit" if bits else "")
     elif dtypes:
         quantization = max(dtypes, key=dtypes.__getitem__)
     else:

@@ -121,15 +121,15 @@ def survival(ctx: click.Context, study: str | None, unit: str, by: str, annotato
     from lmread.analysis.report import compute
 
     targets: list[tuple[Path, str]] = []
-    for path, option in ((json_path, "--json"), (csv_path, "--csv"), (plot_path, "--plot")):
-        if path is not None and path != "-":
-            targets.append((Path(path), option))
-        elif path == "-" and option != "--json":
+    for given, option in ((json_path, "--json"), (csv_path, "--csv"), (plot_path, "--plot")):
+        if given is not None and given != "-":
+            targets.append((Path(given), option))
+        elif given == "-" and option != "--json":
             raise OptionError(f"{option} needs a file path ('-' is only for --json)")
     if plot_path is not None and plot_path != "-":
         plot_format(Path(plot_path))
-    for path, option in targets:
-        check_writable(path, option)
+    for target, option in targets:
+        check_writable(target, option)
     if horizon is not None and horizon <= 0:
         raise OptionError(f"--horizon {horizon:g} must be > 0")
 
@@ -148,9 +148,9 @@ def survival(ctx: click.Context, study: str | None, unit: str, by: str, annotato
         outputs.append((Path(csv_path), render_csv(obs), "--csv"))
     if plot_path is not None:
         outputs.append((Path(plot_path), render_plot(doc, plot_format(Path(plot_path))), "--plot"))
-    for path, data, option in outputs:
-        write_file(path, data, option)
+    for target, data, option in outputs:
+        write_file(target, data, option)
         if json_path != "-":
-            click.echo(f"wrote {path}")
+            click.echo(f"wrote {target}")
     if json_path is None and csv_path is None and plot_path is None:
         click.echo(format_table(doc))

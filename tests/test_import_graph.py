@@ -1,0 +1,229 @@
+"""lmread's import graph: no cycles, and nothing below imports what stands above it.
+
+Every module under lmread/ is parsed with ``ast`` (nothing is imported).  An edge is an
+``import lmread.x`` / ``from lmread.x import y`` anywhere in the file (module level or inside a
+function), or a string constant naming an lmread module (the lazy registries: commands,
+backends, benchmarks are imported by name).  Imports under ``if TYPE_CHECKING:`` never run, so
+they are left out of the cycle check; they still count for the layering rules.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import lmread
+
+PACKAGE_DIR = Path(lmread.__file__).resolve().parent
+MODULE_NAME_RE = re.compile(r"^lmread(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One import of ``target`` by ``source`` (line ``line``)."""
+
+    source: str
+    target: str
+    line: int
+    lazy: bool  # inside a function
+    type_only: bool  # under ``if TYPE_CHECKING:``
+
+
+def module_names(package_dir: Path = PACKAGE_DIR) -> dict[str, Path]:
+    """Every module of the package by dotted name (a package by its ``__init__``)."""
+    out: dict[str, Path] = {}
+    for path in sorted(package_dir.rglob("*.py")):
+        parts = list(path.relative_to(package_dir.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+def _resolve(name: str, modules: dict[str, Path]) -> str | None:
+    """The longest known module that ``name`` starts with (``lmread.a.b.attr`` -> ``lmread.a.b``)."""
+    parts = name.split(".")
+    while parts:
+        candidate = ".".join(parts)
+        if candidate in modules:
+            return candidate
+        parts.pop()
+    return None
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def edges_of(source: str, tree: ast.AST, modules: dict[str, Path], is_package: bool) -> list[Edge]:
+    """The lmread imports of one parsed module."""
+    found: list[Edge] = []
+
+    def add(target: str | None, node: ast.AST, lazy: bool, type_only: bool) -> None:
+        if target is not None and target != source:
+            found.append(Edge(source, target, getattr(node, "lineno", 0), lazy, type_only))
+
+    def visit(node: ast.AST, lazy: bool, type_only: bool) -> None:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name == "lmread" or alias.name.startswith("lmread."):
+                    add(_resolve(alias.name, modules), node, lazy, type_only)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = source.split(".") if is_package else source.split(".")[:-1]
+                base = base[: len(base) - (node.level - 1)]
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            if module == "lmread" or module.startswith("lmread."):
+                for alias in node.names:
+                    add(_resolve(f"{module}.{alias.name}", modules), node, lazy, type_only)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and MODULE_NAME_RE.match(node.value):
+            if node.value in modules:
+                add(node.value, node, True, type_only)
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            for child in node.body:
+                visit(child, lazy, True)
+            for child in node.orelse:
+                visit(child, lazy, type_only)
+            return
+        inner = lazy or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        for child in ast.iter_child_nodes(node):
+            visit(child, inner, type_only)
+
+    visit(tree, False, False)
+    return found
+
+
+def import_graph(package_dir: Path = PACKAGE_DIR) -> list[Edge]:
+    """Every lmread import edge of every module under ``package_dir``."""
+    modules = module_names(package_dir)
+    out: list[Edge] = []
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        out += edges_of(name, tree, modules, path.name == "__init__.py")
+    return out
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of ``graph`` as ``[a, b, ..., a]``, or None when it has none."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def dfs(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt):], nxt]
+            if nxt not in state:
+                cycle = dfs(nxt)
+                if cycle:
+                    return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state:
+            cycle = dfs(start)
+            if cycle:
+                return cycle
+    return None
+
+
+def _under(module: str, *packages: str) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in packages)
+
+
+# --------------------------------------------------------------------------------------------
+# The checker itself can fail
+
+
+def test_edges_cover_every_kind_of_import() -> None:
+    modules = {m: Path() for m in ("lmread", "lmread.a", "lmread.a.b", "lmread.c", "lmread.d", "lmread.e", "lmread.f")}
+    code = (
+        "from typing import TYPE_CHECKING\n"
+        "import lmread.c\n"
+        "from lmread.a import b\n"
+        "from . import d\n"
+        "REGISTRY = {'x': 'lmread.e'}\n"
+        "if TYPE_CHECKING:\n"
+        "    from lmread.f import Thing\n"
+        "def later():\n"
+        "    from lmread.a import helper\n"
+    )
+    edges = edges_of("lmread.z", ast.parse(code), modules, is_package=False)
+    got = {(e.target, e.lazy, e.type_only) for e in edges}
+    assert got == {("lmread.c", False, False), ("lmread.a.b", False, False), ("lmread.d", False, False),
+                   ("lmread.e", True, False), ("lmread.f", False, True), ("lmread.a", True, False)}
+
+
+def test_find_cycle_finds_one() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+
+
+# --------------------------------------------------------------------------------------------
+# lmread's own graph
+
+
+def test_the_walk_sees_the_package() -> None:
+    edges = import_graph()
+    sources = {e.source for e in edges}
+    assert {"lmread.cli", "lmread.study.folder", "lmread.catalog.card", "lmread.analysis.report"} <= sources
+    assert any(e.source == "lmread.cli" and e.target == "lmread.cli.read" for e in edges)  # the lazy registry
+
+
+#: edges left out of the cycle check until their module moves: generate_cli (lazily registered by
+#: lmread.cli) still imports its helpers from lmread.cli instead of lmread.cli.common
+PENDING_EDGES = {("lmread.generate_cli", "lmread.cli")}
+
+
+def test_no_import_cycles() -> None:
+    graph: dict[str, set[str]] = {}
+    for e in import_graph():
+        if not e.type_only and (e.source, e.target) not in PENDING_EDGES:
+            graph.setdefault(e.source, set()).add(e.target)
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+#: the headless core and what each module of it may import (nothing above it)
+CORE_ALLOWED: dict[str, set[str]] = {
+    "lmread.errors": set(),
+    "lmread.units": set(),
+    "lmread.config": {"lmread.errors"},
+    "lmread.storage": {"lmread.errors"},
+    "lmread.records": {"lmread.errors"},
+}
+
+#: package -> packages it must not import (they stand above it)
+FORBIDDEN: dict[str, tuple[str, ...]] = {
+    "lmread.study": ("lmread.catalog", "lmread.backends", "lmread.generate", "lmread.analysis", "lmread.cli",
+                     "lmread.tui", "lmread.bench"),
+    "lmread.catalog": ("lmread.backends", "lmread.generate", "lmread.study", "lmread.analysis", "lmread.cli",
+                       "lmread.tui", "lmread.bench"),
+    "lmread.backends": ("lmread.study", "lmread.analysis", "lmread.cli", "lmread.generate", "lmread.tui",
+                        "lmread.bench"),
+    "lmread.analysis": ("lmread.cli", "lmread.tui", "lmread.bench", "lmread.backends", "lmread.generate"),
+}
+
+
+def test_layers() -> None:
+    bad: list[str] = []
+    for e in import_graph():
+        where = f"{e.source} imports {e.target} (line {e.line})"
+        if e.source in CORE_ALLOWED and e.target != "lmread" and e.target not in CORE_ALLOWED[e.source]:
+            bad.append(f"{where}: the core module may import only {sorted(CORE_ALLOWED[e.source]) or 'nothing'}")
+        for package, above in FORBIDDEN.items():
+            if _under(e.source, package) and _under(e.target, *above):
+                bad.append(f"{where}: {package} stands below {e.target}")
+        if _under(e.target, "lmread.tui") and not _under(e.source, "lmread.tui"):
+            allowed = e.source == "lmread.cli.read" or _under(e.source, "lmread.bench")
+            if not (allowed and e.lazy):
+                bad.append(f"{where}: only lmread.cli.read and lmread.bench may import the TUI, inside a function")
+    assert bad == [], "\n".join(bad)
