@@ -653,7 +653,7 @@ def test_file_sha256_cached(tmp_path: Path, lmread_home: Path) -> None:
 def test_modelcard_keeps_its_fields() -> None:
     card = ModelCard(id="x", name="X", family="f", backends=["scripted"], source={"path": "/x"})
     assert card.n_params is None and card.card_file is None and card.discovered is False and card.extra == {}
-    assert isinstance(Catalog({"x": card}).get("x"), ModelCard)
+    assert isinstance(Catalog({"x": card}, load_settings()).get("x"), ModelCard)
 
 
 # --------------------------------------------------------------------------------------------
