@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema
 import numpy as np
 
-from lmread import survival as sv
+from lmread.analysis import survival as sv
 from lmread.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

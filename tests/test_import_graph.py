@@ -3,7 +3,8 @@
 Every module under lmread/ is parsed with ``ast`` (nothing is imported).  An edge is an
 ``import lmread.x`` / ``from lmread.x import y`` anywhere in the file (module level or inside a
 function), or a string constant naming an lmread module (the lazy registries: commands,
-backends, benchmarks are imported by name).  Imports under ``if TYPE_CHECKING:`` never run, so
+backends, benchmarks are imported by name; a module run as a child, ``["-m", NAME]``, is not
+imported).  Imports under ``if TYPE_CHECKING:`` never run, so
 they are left out of the cycle check; they still count for the layering rules.
 """
 
@@ -61,6 +62,8 @@ def _is_type_checking(test: ast.expr) -> bool:
 def edges_of(source: str, tree: ast.AST, modules: dict[str, Path], is_package: bool) -> list[Edge]:
     """The lmread imports of one parsed module."""
     found: list[Edge] = []
+    run_as_child = {id(seq.elts[i + 1]) for seq in ast.walk(tree) if isinstance(seq, (ast.List, ast.Tuple))
+                    for i, elt in enumerate(seq.elts[:-1]) if isinstance(elt, ast.Constant) and elt.value == "-m"}
 
     def add(target: str | None, node: ast.AST, lazy: bool, type_only: bool) -> None:
         if target is not None and target != source:
@@ -82,7 +85,7 @@ def edges_of(source: str, tree: ast.AST, modules: dict[str, Path], is_package: b
                 for alias in node.names:
                     add(_resolve(f"{module}.{alias.name}", modules), node, lazy, type_only)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and MODULE_NAME_RE.match(node.value):
-            if node.value in modules:
+            if node.value in modules and id(node) not in run_as_child:
                 add(node.value, node, True, type_only)
         if isinstance(node, ast.If) and _is_type_checking(node.test):
             for child in node.body:
@@ -144,13 +147,14 @@ def _under(module: str, *packages: str) -> bool:
 
 
 def test_edges_cover_every_kind_of_import() -> None:
-    modules = {m: Path() for m in ("lmread", "lmread.a", "lmread.a.b", "lmread.c", "lmread.d", "lmread.e", "lmread.f")}
+    modules = {m: Path() for m in ("lmread", "lmread.a", "lmread.a.b", "lmread.c", "lmread.d", "lmread.e", "lmread.f", "lmread.g")}
     code = (
         "from typing import TYPE_CHECKING\n"
         "import lmread.c\n"
         "from lmread.a import b\n"
         "from . import d\n"
         "REGISTRY = {'x': 'lmread.e'}\n"
+        "CHILD = [sys.executable, '-m', 'lmread.g']\n"
         "if TYPE_CHECKING:\n"
         "    from lmread.f import Thing\n"
         "def later():\n"

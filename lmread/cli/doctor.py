@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from lmread.cli import emit_json, settings_from
+from lmread.cli.common import emit_json, settings_from
 
 #: backend -> the modules it needs (all must be importable for it to count as installed)
 BACKEND_MODULES: dict[str, tuple[str, ...]] = {
