@@ -20,8 +20,8 @@ import orjson
 
 from lmread.backends.scripted import split_text
 from lmread.config import Settings
-from lmread.errors import MergeConflict, StudyError
-from lmread.records import Sample, TokenAssembler, stable_id
+from lmread.errors import MergeConflict, OptionError, StudyError
+from lmread.records import Sample, TokenAssembler, human_control, stable_id
 from lmread.study import Study
 
 _FIELDS = {"text", "model", "prompt", "n_params", "id", "prompt_set"}
@@ -85,12 +85,18 @@ def _tokenize(text: str, prompt: str, tokenizer: str, scorer: Any) -> TokenAssem
     return assembler
 
 
-def import_jsonl(study_dir: Path, path: Path, tokenizer: str = "words", settings: Settings | None = None) -> list[Sample]:
+def import_jsonl(study_dir: Path, path: Path, tokenizer: str = "words", settings: Settings | None = None,
+                 control: str | None = None) -> list[Sample]:
     """Import ``path`` into the study at ``study_dir`` (created if missing); return the new samples.
 
+    With ``control="human"`` the texts become human controls (right answer: no fall; written
+    with schema lmread.sample/2): they join the study's pool of human controls, from which
+    ``lmread controls make`` picks some into the reading queue, and never enter model curves.
     A line whose id is already in the study, or repeated in the file, is an error and nothing is
     written.
     """
+    if control not in (None, "human"):
+        raise OptionError(f"--control {control!r}: only human-written texts are imported as controls (--control human)")
     rows = read_import_file(path)
     scorer = None
     if tokenizer not in ("words", "chars"):
@@ -110,7 +116,10 @@ def import_jsonl(study_dir: Path, path: Path, tokenizer: str = "words", settings
             where = f"{path}: line {line_no}"
             prompt = rec.get("prompt", "")
             label = rec["model"].strip()
-            sid = rec.get("id") or stable_id("s_", "import", label, prompt, rec["text"])
+            if control is None:
+                sid = rec.get("id") or stable_id("s_", "import", label, prompt, rec["text"])
+            else:
+                sid = rec.get("id") or stable_id("s_", "import-control", control, label, prompt, rec["text"])
             if sid in existing:
                 raise MergeConflict(f"{where}: sample {sid} is already in the study (duplicate import); nothing was imported")
             if sid in seen:
@@ -133,6 +142,7 @@ def import_jsonl(study_dir: Path, path: Path, tokenizer: str = "words", settings
                 finish_reason="eos",
                 source="imported",
                 raw=raw,
+                control=None if control is None else human_control(),
             ))
     finally:
         if scorer is not None:

@@ -25,6 +25,8 @@ import orjson
 from lmread.errors import MarkError, SchemaVersionError, StudyError
 
 SAMPLE_SCHEMA = "lmread.sample/1"
+#: schema of a control sample (a sample with a ``control`` field); ordinary samples stay at /1
+SAMPLE_SCHEMA_CONTROL = "lmread.sample/2"
 MARK_SCHEMA = "lmread.mark/1"
 STUDY_SCHEMA = "lmread.study/1"
 SURVIVAL_SCHEMA = "lmread.survival/1"
@@ -45,6 +47,11 @@ CATEGORIES: tuple[tuple[str, str], ...] = (
 CATEGORY_KEYS = tuple(key for key, _ in CATEGORIES)
 
 MARK_KINDS = ("fall", "no_fall", "skip", "undo")
+
+#: kinds of control samples (known answer): splice and loop fall at a known token, human never falls
+CONTROL_KINDS = ("splice", "loop", "human")
+#: the failure category of each control kind's known fall (None: the right answer is no fall)
+CONTROL_CATEGORY: dict[str, str | None] = {"splice": "drift", "loop": "repetition", "human": None}
 
 _ANNOTATOR_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -287,6 +294,7 @@ class Sample:
     times: dict[str, Any] = field(default_factory=dict)
     source: str = "generated"
     raw: bytes | None = None
+    control: dict[str, Any] | None = None
 
     @property
     def n_tokens(self) -> int:
@@ -307,7 +315,7 @@ class Sample:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "schema": SAMPLE_SCHEMA,
+            "schema": SAMPLE_SCHEMA if self.control is None else SAMPLE_SCHEMA_CONTROL,
             "id": self.id,
             "source": self.source,
             "model": self.model,
@@ -323,6 +331,8 @@ class Sample:
         }
         if self.raw is not None:
             out["raw_b64"] = base64.b64encode(self.raw).decode("ascii")
+        if self.control is not None:
+            out["control"] = self.control
         return out
 
     def dumps(self) -> bytes:
@@ -331,7 +341,9 @@ class Sample:
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> Sample:
-        schema_version(data, SAMPLE_SCHEMA, where)
+        version = schema_version(data, SAMPLE_SCHEMA_CONTROL, where)
+        if version < 2 and "control" in data:
+            raise StudyError(f"{where}: a 'control' field needs schema {SAMPLE_SCHEMA_CONTROL}, not {data['schema']}")
         try:
             sample = cls(
                 id=str(data["id"]),
@@ -347,11 +359,14 @@ class Sample:
                 times=dict(data.get("times") or {}),
                 source=str(data.get("source", "generated")),
                 raw=base64.b64decode(data["raw_b64"]) if data.get("raw_b64") else None,
+                control=data.get("control"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StudyError(f"{where}: malformed sample ({exc!r})") from None
         if sample.tokens.offsets[-1] != len(sample.text):
             raise StudyError(f"{where}: token offsets do not cover the text")
+        if sample.control is not None:
+            check_control(sample.control, sample.n_tokens, where)
         return sample
 
 
@@ -361,6 +376,57 @@ def sample_id(model: dict[str, Any], prompt: dict[str, Any], settings: dict[str,
         k: model.get(k) for k in ("id", "sha256", "revision", "source", "backend") if model.get(k)
     }
     return stable_id("s_", identity, prompt.get("text", ""), settings, seed)
+
+
+def check_control(control: Any, n_tokens: int, where: str) -> dict[str, Any]:
+    """Raise :class:`StudyError` unless ``control`` is a valid control record for a sample of
+    ``n_tokens`` tokens: ``{"kind", "onset", "category", "parts", "seed"}``."""
+    if not isinstance(control, dict):
+        raise StudyError(f"{where}: 'control' must be an object")
+    kind = control.get("kind")
+    if kind not in CONTROL_KINDS:
+        raise StudyError(f"{where}: control kind {kind!r} is not one of {', '.join(CONTROL_KINDS)}")
+    onset = control.get("onset")
+    if kind == "human":
+        if onset is not None:
+            raise StudyError(f"{where}: a human control has no onset (its right answer is no fall)")
+    elif not isinstance(onset, int) or isinstance(onset, bool) or not 0 <= onset < n_tokens:
+        raise StudyError(f"{where}: a {kind} control needs an onset token index in 0..{n_tokens - 1}")
+    if control.get("category") != CONTROL_CATEGORY[kind]:
+        raise StudyError(f"{where}: a {kind} control has category {CONTROL_CATEGORY[kind]!r}")
+    parts = control.get("parts")
+    if not isinstance(parts, list) or not all(isinstance(p, str) for p in parts):
+        raise StudyError(f"{where}: control 'parts' must be a list of sample ids")
+    seed = control.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise StudyError(f"{where}: control 'seed' must be a whole number")
+    return control
+
+
+def human_control(seed: int = 0) -> dict[str, Any]:
+    """The control record of an imported human-written text: right answer no fall."""
+    return {"kind": "human", "onset": None, "category": None, "parts": [], "seed": int(seed)}
+
+
+def is_control(sample: Sample) -> bool:
+    """Whether ``sample`` is a control with a known answer (it never enters model curves)."""
+    return sample.control is not None
+
+
+def control_kind(sample: Sample) -> str | None:
+    """``"splice"``, ``"loop"`` or ``"human"`` for a control, None for an ordinary sample."""
+    return None if sample.control is None else str(sample.control["kind"])
+
+
+def control_onset(sample: Sample) -> int | None:
+    """The token index of a control's known fall; None for a human control (right answer: no
+    fall) and for an ordinary sample (use :func:`is_control` to tell them apart)."""
+    return None if sample.control is None else sample.control.get("onset")
+
+
+def control_category(sample: Sample) -> str | None:
+    """The failure category of a control's known fall (drift, repetition), else None."""
+    return None if sample.control is None else sample.control.get("category")
 
 
 # --------------------------------------------------------------------------------------------
@@ -388,6 +454,7 @@ class Mark:
     revealed: int | None = None
     elapsed_s: float | None = None
     client: str = "cli"
+    queue_pos: int | None = None
     id: str = field(default_factory=new_mark_id)
     time: str = field(default_factory=utc_now)
 
@@ -407,6 +474,9 @@ class Mark:
             raise MarkError("a category belongs to a fall mark only")
         if self.severity is not None and self.severity not in (1, 2, 3):
             raise MarkError(f"severity must be 1, 2 or 3, not {self.severity!r}")
+        if self.queue_pos is not None and (not isinstance(self.queue_pos, int) or isinstance(self.queue_pos, bool)
+                                           or self.queue_pos < 0):
+            raise MarkError(f"queue_pos must be a whole number >= 0, not {self.queue_pos!r}")
         if self.note is not None and ("\n" in self.note or len(self.note) > 4000):
             self.note = " ".join(self.note.split())[:4000]
         return self
@@ -414,7 +484,7 @@ class Mark:
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"schema": MARK_SCHEMA, "id": self.id, "kind": self.kind}
         for key in ("sample", "annotator", "time", "at", "read_to", "category", "severity",
-                    "note", "undoes", "revealed", "elapsed_s", "client"):
+                    "note", "undoes", "revealed", "elapsed_s", "client", "queue_pos"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -442,6 +512,7 @@ class Mark:
                 revealed=data.get("revealed"),
                 elapsed_s=data.get("elapsed_s"),
                 client=str(data.get("client", "cli")),
+                queue_pos=data.get("queue_pos"),
             )
         except (KeyError, TypeError) as exc:
             raise StudyError(f"{where}: malformed mark ({exc!r})") from None

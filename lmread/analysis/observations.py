@@ -176,13 +176,29 @@ def observations_from_marks(
     marks: Iterable[Mark],
     by: str = "model",
     consensus: str = "each",
+    controls: bool = False,
+    min_read_speed: float | None = None,
+    max_read_speed: float | None = None,
 ) -> Observations:
-    """Build the observation table from samples and standing marks (skips are dropped)."""
+    """Build the observation table from samples and standing marks (skips are dropped).
+
+    Controls (samples with a known answer) never enter model groups: they are left out, or with
+    ``controls`` form their own groups ``control:splice``, ``control:loop``, ``control:human``.
+    Readings slower than ``min_read_speed`` or faster than ``max_read_speed`` words/s (see
+    :mod:`lmread.analysis.reading_speed`) are left out; readings of unknown speed are kept.  What
+    was left out is counted in ``filters["left_out"]``.
+    """
+    from lmread.analysis.reading_speed import speed_verdict, words_per_second
+
     check_grouping(by)
     check_consensus(consensus)
+    for name, value in (("--min-read-speed", min_read_speed), ("--max-read-speed", max_read_speed)):
+        if value is not None and not value > 0:
+            raise OptionError(f"{name} {value:g} must be > 0 words per second")
     warnings: list[str] = []
     per_sample: dict[str, list[_Row]] = {}
     missing = 0
+    left_out = {"controls": 0, "too_fast": 0, "too_slow": 0}
     for mark in marks:
         if mark.kind not in ("fall", "no_fall"):
             continue
@@ -190,9 +206,20 @@ def observations_from_marks(
         if sample is None:
             missing += 1
             continue
+        if sample.control is not None and not controls:
+            left_out["controls"] += 1
+            continue
+        if min_read_speed is not None or max_read_speed is not None:
+            verdict = speed_verdict(words_per_second(mark, sample), min_read_speed, max_read_speed)
+            if verdict in ("too_fast", "too_slow"):
+                left_out[verdict] += 1
+                continue
         per_sample.setdefault(sample.id, []).append(_row(sample, mark))
     if missing:
         warnings.append(f"{missing} marks refer to samples not in this study; they were left out")
+    if left_out["too_fast"] or left_out["too_slow"]:
+        warnings.append(f"{left_out['too_fast'] + left_out['too_slow']} readings outside the reading-speed limits "
+                        "were left out")
     chosen: list[tuple[_Row, int]] = []
     for rows in per_sample.values():
         rows.sort(key=lambda r: r.mark.annotator)
@@ -217,11 +244,15 @@ def observations_from_marks(
     for i, (row, count) in enumerate(chosen):
         s = row.sample
         label, dec, prompt_set = _group_key(s, by)
+        if s.control is not None:  # controls form their own groups, whatever the grouping
+            label, dec, prompt_set = f"control:{s.control['kind']}", None, None
         group = groups.get(label)
-        if group is None:
+        if group is None and s.control is not None:
+            group = groups[label] = Group(label, None, None)
+        elif group is None:
             ident = model_identity(s)
             group = groups[label] = Group(label, ident, ident.get("n_params"), dec, prompt_set)
-        elif group.model is not None and group.model.get("id") != s.model_id:
+        elif s.control is None and group.model is not None and group.model.get("id") != s.model_id:
             group.model = None  # a prompt-set group spanning several models
             group.n_params = None
         group_of.append(label)
@@ -250,14 +281,31 @@ def observations_from_marks(
     group_arr = np.fromiter((index[label] for label in group_of), dtype=np.int64, count=len(group_of))
     return Observations(ordered, group_arr, tokens, words, chars, event, category_code, list(categories),
                         sample_ids, np.unique(np.array(sample_ids, dtype=object), return_inverse=True)[1].ravel()
-                        if sample_ids else np.zeros(0, dtype=np.int64), annotators, ends, n_ann, {"by": by, "consensus": consensus}, warnings)
+                        if sample_ids else np.zeros(0, dtype=np.int64), annotators, ends, n_ann,
+                        {"by": by, "consensus": consensus, "controls": controls,
+                         "min_read_speed_wps": min_read_speed, "max_read_speed_wps": max_read_speed,
+                         "left_out": left_out}, warnings)
+
+
+def study_read_speed_limits(study: Study) -> tuple[float | None, float | None]:
+    """The study's ``min_read_speed_wps`` / ``max_read_speed_wps`` settings (None when unset)."""
+    out: list[float | None] = []
+    for key in ("min_read_speed_wps", "max_read_speed_wps"):
+        value = study.meta.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            raise StudyError(f"{study.path}/study.toml: {key} must be a number of words per second > 0")
+        out.append(None if value is None else float(value))
+    return out[0], out[1]
 
 
 def observations_from_study(
-    study: Study, by: str = "model", annotator: str = "all", consensus: str = "each"
+    study: Study, by: str = "model", annotator: str = "all", consensus: str = "each",
+    controls: bool = False, min_read_speed: float | None = None, max_read_speed: float | None = None,
 ) -> Observations:
     """The observation table of a study (see the module notes); raises a one-line
-    :class:`OptionError` / :class:`StudyError` for an unknown option or a study with no marks."""
+    :class:`OptionError` / :class:`StudyError` for an unknown option or a study with no marks.
+
+    Reading-speed limits not given fall back on the study's settings."""
     check_grouping(by)
     check_consensus(consensus)
     known = study.annotators()
@@ -265,7 +313,10 @@ def observations_from_study(
         have = ", ".join(known) if known else "nobody yet"
         raise OptionError(f"unknown annotator {annotator!r}: this study has marks by {have} (or use --annotator all)")
     marks = study.current_marks(None if annotator == "all" else annotator).values()
-    obs = observations_from_marks(study.samples, marks, by=by, consensus=consensus)
+    study_min, study_max = study_read_speed_limits(study)
+    obs = observations_from_marks(study.samples, marks, by=by, consensus=consensus, controls=controls,
+                                  min_read_speed=study_min if min_read_speed is None else min_read_speed,
+                                  max_read_speed=study_max if max_read_speed is None else max_read_speed)
     obs.filters["annotator"] = annotator
     obs.warnings[:0] = study.warnings
     if len(obs) == 0:

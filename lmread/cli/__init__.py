@@ -1,9 +1,9 @@
 """Command line: ``lmread`` (opens the reader), ``read``, ``models``, ``generate``, ``import``,
-``mark``, ``study``, ``merge``, ``survival``, ``bench``, ``doctor``.
+``mark``, ``study``, ``merge``, ``survival``, ``bench``, ``doctor``, ``controls``.
 
 One module per command group: :mod:`lmread.cli.study` (``import``, ``mark``, ``study``,
 ``merge``; registered here), and, imported only when run (:data:`LAZY_COMMANDS`), ``read``,
-``models``, ``survival``, ``bench``, ``doctor`` (``lmread.cli.*``) and ``generate``, so
+``models``, ``survival``, ``bench``, ``doctor``, ``controls`` (``lmread.cli.*``) and ``generate``, so
 ``lmread --help`` and the annotator's commands start fast.  Shared options and helpers live in :mod:`lmread.cli.common`.
 Every :class:`LmreadError` and usage error is printed as one line ``lmread: error: ...`` with a
 non-zero exit, no traceback.
@@ -38,6 +38,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "survival": ("lmread.cli.survival", "survival", "Kaplan-Meier survival of coherent length per group."),
     "bench": ("lmread.cli.bench", "bench", "Run the speed benchmarks (ratios measured side by side)."),
     "doctor": ("lmread.cli.doctor", "doctor", "Check that every backend runs the bundled models on this machine."),
+    "controls": ("lmread.cli.controls", "controls", "Mix controls with a known answer blind into the queue."),
 }
 
 

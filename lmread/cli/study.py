@@ -19,9 +19,13 @@ from lmread.units import format_params
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--tokenizer", default="words", show_default=True,
               help="How to split text into tokens: words, chars, or a model id from 'lmread models'.")
+@click.option("--control", "control", type=click.Choice(["human"]), default=None,
+              help="Import the texts as human controls (right answer: no fall); 'lmread controls make' "
+                   "picks them into the queue.")
 @json_option("Print a JSON summary.")
 @click.pass_context
-def import_cmd(ctx: click.Context, study: str | None, file: str, tokenizer: str, as_json: bool) -> None:
+def import_cmd(ctx: click.Context, study: str | None, file: str, tokenizer: str, control: str | None,
+               as_json: bool) -> None:
     """Import generations made elsewhere (or human-written controls) from a JSONL FILE.
 
     Each line: {"text": ..., "model": LABEL, "prompt": optional, "n_params": optional, "id": optional}.
@@ -30,11 +34,14 @@ def import_cmd(ctx: click.Context, study: str | None, file: str, tokenizer: str,
     from lmread.importer import import_jsonl
 
     path = study_path(ctx, study)
-    added = import_jsonl(path, Path(file), tokenizer=tokenizer, settings=settings_from(ctx))
+    added = import_jsonl(path, Path(file), tokenizer=tokenizer, settings=settings_from(ctx), control=control)
     if as_json:
         emit_json({"study": str(path), "imported": len(added), "ids": [s.id for s in added]})
     else:
-        click.echo(f"imported {len(added)} samples into {path}")
+        click.echo(f"imported {len(added)} {'human controls' if control else 'samples'} into {path}")
+    if control and any(not s.prompt.get("text") for s in added):
+        click.echo("lmread: warning: some human controls have no prompt; in the reader their empty prompt line "
+                   "sets them apart from generated samples (give each line a 'prompt')", err=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -116,6 +123,8 @@ def study_info(ctx: click.Context, directory: str | None, as_json: bool) -> None
     click.echo(f"  {'model':<32} {'params':>12} {'samples':>8} {'marked':>7} {'tokens':>9}")
     for m in info["models"]:
         click.echo(f"  {m['model']:<32} {format_params(m['n_params']):>12} {m['samples']:>8} {m['marked']:>7} {m['tokens']:>9}")
+    if info.get("controls"):
+        click.echo("  controls: " + ", ".join(f"{n} {kind}" for kind, n in info["controls"].items()))
     if info["annotators"]:
         click.echo(f"  {'annotator':<20} {'marked':>7} {'fallen':>7} {'censored':>9} {'skipped':>8} {'events':>7}")
         for a in info["annotators"]:

@@ -3,7 +3,7 @@
 Layout::
 
     STUDY/
-      study.toml            name, creation time, reading-order seed (written once, atomically)
+      study.toml            name, creation time, reading-order seed, settings (written atomically)
       samples.jsonl         one sample per line (lmread.sample/1)
       marks/NAME.jsonl      one append-only event file per annotator (lmread.mark/1)
 
@@ -27,6 +27,7 @@ from lmread import __version__
 from lmread.errors import MarkError, MergeConflict, StudyError
 from lmread.records import STUDY_SCHEMA, Mark, Sample, check_annotator, schema_version, utc_now
 from lmread.storage import JsonlReader, append_lines, write_atomic
+from lmread.study.order import reading_order
 
 SAMPLES_FILE = "samples.jsonl"
 MARKS_DIR = "marks"
@@ -203,12 +204,19 @@ class Study:
         self._ensure()
         return sorted(self._mark_readers)
 
-    def reading_order(self) -> list[str]:
-        """Sample ids interleaved across models in an order shuffled with the study's seed."""
-        ids = sorted(self.samples)
-        rng = random.Random(self.shuffle_seed)
-        rng.shuffle(ids)
-        return ids
+    def reading_order(self, annotator: str | None = None, overlap: float | None = None) -> list[str]:
+        """Sample ids interleaved across models in an order shuffled with the study's seed.
+
+        Human controls not picked into the queue are left out; with an overlap share (``overlap``,
+        else the study's ``overlap`` setting) see :func:`lmread.study.order.reading_order`.
+        """
+        return reading_order(self, annotator, overlap)
+
+    def update_meta(self, **fields: Any) -> None:
+        """Set ``fields`` in study.toml (rewritten atomically; the other fields are kept)."""
+        meta = {**self.meta, **fields}
+        write_atomic(self.path / META_FILE, _toml_dumps(meta).encode("utf-8"))
+        self.meta = meta
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -295,7 +303,11 @@ class Study:
         """Counts per model and per annotator (samples, marked, fallen, censored, skipped)."""
         samples = self.samples
         per_model: dict[str, dict[str, Any]] = {}
+        controls: Counter[str] = Counter()
         for s in samples.values():
+            if s.control is not None:  # controls are no model's samples
+                controls[str(s.control["kind"])] += 1
+                continue
             entry = per_model.setdefault(
                 s.model_id, {"model": s.model_id, "n_params": s.model.get("n_params"), "samples": 0, "tokens": 0}
             )
@@ -312,6 +324,8 @@ class Study:
             if mark.kind != "skip":
                 marked_samples.add(sid)
             model = samples[sid].model_id
+            if samples[sid].control is not None:
+                continue
             per_model[model].setdefault("marked", 0)
             per_model[model]["marked"] += 1 if mark.kind != "skip" else 0
         for entry in per_model.values():
@@ -322,6 +336,7 @@ class Study:
             "samples": len(samples),
             "marked_samples": len(marked_samples),
             "models": sorted(per_model.values(), key=lambda e: (e["n_params"] or 0, e["model"])),
+            **({"controls": dict(sorted(controls.items()))} if controls else {}),
             "annotators": [
                 {"annotator": a, "marked": c["marked"], "fallen": c["fallen"], "censored": c["censored"],
                  "skipped": c["skipped"], "events": len(self.marks(a))}
