@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from lmread.analysis.reading_speed import speed_verdict, words_per_second
 from lmread.errors import OptionError, StudyError
 from lmread.records import Mark, Sample
 from lmread.study import Study
@@ -188,8 +189,6 @@ def observations_from_marks(
     :mod:`lmread.analysis.reading_speed`) are left out; readings of unknown speed are kept.  What
     was left out is counted in ``filters["left_out"]``.
     """
-    from lmread.analysis.reading_speed import speed_verdict, words_per_second
-
     check_grouping(by)
     check_consensus(consensus)
     for name, value in (("--min-read-speed", min_read_speed), ("--max-read-speed", max_read_speed)):

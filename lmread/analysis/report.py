@@ -228,11 +228,14 @@ def _scaling(obs: Observations, tables: GroupTables, curves: list[Any], horizon:
 
 def compute(study_dir: Path, unit: str = "tokens", by: str = "model", annotator: str = "all",
             consensus: str = "each", horizon: float | None = None, n_boot: int = 500,
-            seed: int = 0) -> tuple[dict[str, Any], Observations]:
-    """Open a study and build its survival document and observation table."""
+            seed: int = 0, controls: bool = False, min_read_speed: float | None = None,
+            max_read_speed: float | None = None) -> tuple[dict[str, Any], Observations]:
+    """Open a study and build its survival document and observation table (controls as their
+    own groups only with ``controls``; reading-speed limits in words/s, default the study's)."""
     check_unit(unit)
     study = Study.open(study_dir)
-    obs = observations_from_study(study, by=by, annotator=annotator, consensus=consensus)
+    obs = observations_from_study(study, by=by, annotator=annotator, consensus=consensus, controls=controls,
+                                  min_read_speed=min_read_speed, max_read_speed=max_read_speed)
     info = {"path": str(study.path), "name": study.name, "samples": len(study.samples)}
     doc = build_survival(obs, unit, study=info, horizon=horizon, n_boot=n_boot, seed=seed)
     return doc, obs

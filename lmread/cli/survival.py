@@ -37,6 +37,12 @@ def format_table(doc: dict[str, Any]) -> str:
     lines = [f"survival of coherent length in {unit} - {doc['study'].get('name', '')} "
              f"({doc['n']} observations; {doc['filters'].get('by')}, annotator {doc['filters'].get('annotator')}, "
              f"consensus {doc['filters'].get('consensus')})"]
+    left_out = doc["filters"].get("left_out") or {}
+    parts = [f"{n} {what}" for n, what in ((left_out.get("controls", 0), "control readings (--controls shows them)"),
+                                           (left_out.get("too_fast", 0), "readings too fast"),
+                                           (left_out.get("too_slow", 0), "readings too slow")) if n]
+    if parts:
+        lines.append("  left out: " + ", ".join(parts))
     horizon = doc["horizon"]
     head = (f"  {'group':<30} {'params':>7} {'n':>6} {'falls':>6} {'cens':>6} {'median':>8} {'95% CI':>17} "
             f"{'RMST@' + _fmt(horizon, 0):>11}")
@@ -105,12 +111,19 @@ def format_table(doc: dict[str, Any]) -> str:
 @click.option("--bootstrap", "n_boot", type=click.IntRange(0, 100000), default=500, show_default=True,
               help="Bootstrap replicates for the scaling slope CI.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option("--controls", "controls", is_flag=True,
+              help="Also show the controls, as their own groups (control:splice, control:loop, control:human).")
+@click.option("--min-read-speed", type=float, default=None,
+              help="Leave out readings slower than this many words/s (default: the study's min_read_speed_wps).")
+@click.option("--max-read-speed", type=float, default=None,
+              help="Leave out readings faster than this many words/s (default: the study's max_read_speed_wps).")
 @click.option("--json", "json_path", default=None, help="Write the survival JSON to PATH ('-' for stdout).")
 @click.option("--csv", "csv_path", default=None, help="Write one row per observation as CSV to PATH.")
 @click.option("--plot", "plot_path", default=None, help="Write step curves with CI bands to PATH.png / .svg / .pdf.")
 @click.pass_context
 def survival(ctx: click.Context, study: str | None, unit: str, by: str, annotator: str, consensus: str,
-             horizon: float | None, n_boot: int, seed: int, json_path: str | None, csv_path: str | None,
+             horizon: float | None, n_boot: int, seed: int, controls: bool, min_read_speed: float | None,
+             max_read_speed: float | None, json_path: str | None, csv_path: str | None,
              plot_path: str | None) -> None:
     """Kaplan-Meier survival of coherent length per group (model, model+decoding or prompt set).
 
@@ -134,7 +147,8 @@ def survival(ctx: click.Context, study: str | None, unit: str, by: str, annotato
         raise OptionError(f"--horizon {horizon:g} must be > 0")
 
     doc, obs = compute(study_path(ctx, study), unit=unit, by=by, annotator=annotator, consensus=consensus,
-                       horizon=horizon, n_boot=n_boot, seed=seed)
+                       horizon=horizon, n_boot=n_boot, seed=seed, controls=controls,
+                       min_read_speed=min_read_speed, max_read_speed=max_read_speed)
     for warning in doc["warnings"]:
         click.echo(f"lmread: warning: {warning}", err=True)
     outputs: list[tuple[Path, bytes, str]] = []
