@@ -53,12 +53,15 @@ def preflight(study: Path, annotator: str, pace: float | None) -> None:
 @click.option("--no-blind", is_flag=True, help="Show the model of each sample while reading.")
 @click.option("--no-reveal", is_flag=True, help="Do not reveal the model after a sample is marked.")
 @click.option("--pace", type=float, default=None, help="Reading pace of pre-generated samples, tokens/s.")
+@click.option("--overlap", type=float, default=None,
+              help="Share of samples every annotator reads, interleaved in the same places of each queue "
+                   "(default: the study's 'overlap' setting; unset: one order for everyone).")
 @click.option("--live", is_flag=True, help="Open the live-session dialog (generate and read as it streams).")
 @click.option("--models", "models", multiple=True,
               help="Models of the live session (ids from 'lmread models'; repeat or comma-separate).")
 @click.pass_context
 def read(ctx: click.Context, study: str | None, annotator: str | None = None, no_blind: bool = False,
-         no_reveal: bool = False, pace: float | None = None, live: bool = False,
+         no_reveal: bool = False, pace: float | None = None, overlap: float | None = None, live: bool = False,
          models: tuple[str, ...] = ()) -> None:
     """Open the reader on a study: read samples blind, mark where the text falls."""
     from lmread.config import load_settings
@@ -68,6 +71,10 @@ def read(ctx: click.Context, study: str | None, annotator: str | None = None, no
     path = Path(study).expanduser() if study else settings.default_study
     who = annotator or settings.annotator
     preflight(path, who, pace)
+    if overlap is not None:
+        from lmread.study.order import check_overlap
+
+        check_overlap(overlap)
 
     from lmread.tui.app import LmreadApp
 
@@ -80,5 +87,6 @@ def read(ctx: click.Context, study: str | None, annotator: str | None = None, no
         pace=pace,
         live=live or bool(models),
         models=_split_models(models),
+        overlap=overlap,
     )
     app.run()

@@ -112,6 +112,7 @@ class LmreadApp(App[None]):
         backend_factory: BackendFactory | None = None,
         clock: Callable[[], float] = time.monotonic,
         offer_first_run: bool = True,
+        overlap: float | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings or load_settings()
@@ -125,6 +126,7 @@ class LmreadApp(App[None]):
         self.backend_factory = backend_factory or self.default_backend_factory
         self.clock = clock
         self.offer_first_run = offer_first_run
+        self.overlap = overlap
         self.backends: dict[str, Any] = {}
         self.generation_lock = threading.Lock()
         self.catalog_error = ""
@@ -211,7 +213,8 @@ class LmreadApp(App[None]):
         study = Study.open(path)
         study.refresh()
         return ReadingSession(study, self.annotator, blind=self.blind, reveal_after_mark=self.reveal_after_mark,
-                              pace_tps=self.pace, clock=self.clock, new_document=new_document)
+                              pace_tps=self.pace, clock=self.clock, new_document=new_document,
+                              overlap=self.overlap, max_read_speed_wps=self.settings.extra.get("max_read_speed_wps"))
 
     def reader_title(self, session: ReadingSession, live: bool = False) -> str:
         mode = "blind" if self.blind else "not blind"

@@ -26,6 +26,8 @@ from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lmread.analysis.observations import study_read_speed_limits
+from lmread.analysis.reading_speed import DEFAULT_MAX_WPS, words_per_second
 from lmread.errors import MarkError
 from lmread.generate import GenerationPlan
 from lmread.records import CATEGORIES, Mark, Sample, sample_id
@@ -170,10 +172,16 @@ class ReadingSession:
         pace_tps: float = DEFAULT_PACE,
         clock: Callable[[], float] = time.monotonic,
         new_document: Callable[[], TokenDocument] = TokenDocument,
+        overlap: float | None = None,
+        max_read_speed_wps: float | None = None,
     ) -> None:
         """``new_document()`` makes the document a sample is shown in (the token view passes one
-        measured as it draws)."""
+        measured as it draws).  ``overlap``: the share every annotator reads (default: the
+        study's setting); ``max_read_speed_wps``: the user's limit of a careful reading."""
         self.study = study
+        self.overlap = overlap
+        #: readings faster than this (words/s) get a gentle note: the study's setting, else the user's, else 8
+        self.max_read_speed_wps = float(study_read_speed_limits(study)[1] or max_read_speed_wps or DEFAULT_MAX_WPS)
         self.new_document = new_document
         self.annotator = annotator
         self.blind = blind
@@ -196,7 +204,7 @@ class ReadingSession:
         live = [item for item in self.queue if item.job is not None]
         current_id = self.current.sample.id if self.current and self.current.sample else None
         stored = [
-            Item(sample_id=sid) for sid in self.study.reading_order()
+            Item(sample_id=sid) for sid in self.study.reading_order(self.annotator, overlap=self.overlap)
             if sid not in done and sid != current_id
         ]
         self.queue = deque(live + stored)
@@ -336,6 +344,8 @@ class ReadingSession:
             if at is None or not 0 <= at < revealed:
                 raise MarkError("move the cursor onto a revealed token to mark where the text falls")
         note = note.strip() if note else None
+        own = cur.sample.id if cur.sample else None
+        read_before = {sid for (_, sid) in self.study.current_marks(self.annotator) if sid != own}
         return Mark(
             sample=cur.sample.id if cur.sample else "",
             annotator=self.annotator,
@@ -348,7 +358,20 @@ class ReadingSession:
             category=category if kind == "fall" else None,
             severity=severity if kind == "fall" else None,
             note=note or None,
+            queue_pos=len(read_before),
         )
+
+    def fast_reading_note(self, mark: Mark) -> str | None:
+        """A gentle note when a fall / no-fall reading of the current sample was faster than
+        ``max_read_speed_wps`` (e.g. "that was fast: 20 words/s"), else None."""
+        cur = self.current
+        if cur is None or cur.sample is None:
+            return None
+        wps = words_per_second(mark, cur.sample)
+        if wps is None or wps <= self.max_read_speed_wps:
+            return None
+        return (f"that was fast: {wps:.3g} words/s (a careful reading takes at most {self.max_read_speed_wps:g}). "
+                "Take your time: readings this fast may be left out of the curves.")
 
     def commit(self, mark: Mark) -> Mark:
         """Write ``mark`` (fsynced by the study) and mark the current sample as done.

@@ -314,6 +314,9 @@ class ReaderScreen(Screen[None]):
             return
         self._set_state("saved", "bold green")
         assert cur is not None and cur.sample is not None
+        fast = self.session.fast_reading_note(saved)
+        if fast:
+            self.notify(fast, title="reading speed", timeout=8)
         if saved.kind == "fall":
             self.view.fall_index = saved.at
         panel = self.query_one("#after-mark", AfterMarkPanel)

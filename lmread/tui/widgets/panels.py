@@ -7,6 +7,7 @@ import math
 from rich.text import Text
 from textual.widgets import Static
 
+from lmread.controls import control_line
 from lmread.records import Mark, Sample
 from lmread.tui.session import category_label, model_label
 
@@ -77,6 +78,9 @@ def after_mark_text(sample: Sample, mark: Mark, *, show_model: bool, context_cha
         out.append("Skipped: this sample counts for nothing.\n", style="bold")
     if mark.note:
         out.append(f"note: {mark.note}\n")
+    line = control_line(sample, mark)
+    if line:
+        out.append(line + "\n", style="bold yellow")
     if show_model:
         out.append("Model: ")
         out.append(model_label(sample.model), style="bold green")
