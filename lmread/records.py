@@ -370,6 +370,19 @@ class Sample:
         return sample
 
 
+def without_top_k(line: bytes) -> bytes:
+    """A sample's JSONL line with its ``tokens.top`` object cut out, as lmread writes it (``top``
+    is the last key of ``tokens``; a ``"`` inside any string is escaped, so the key cannot occur
+    elsewhere); other lines come back unchanged.  Parsing the result skips most of the objects."""
+    start = line.rfind(b',"top":{')
+    if start < 0:
+        return line
+    end = line.rfind(b'},"raw_b64":"')
+    if end < start:
+        end = len(line.rstrip()) - 2
+    return line[:start] + line[end:]
+
+
 def sample_id(model: dict[str, Any], prompt: dict[str, Any], settings: dict[str, Any], seed: Any) -> str:
     """Stable id of a generated sample: a hash of what defines it, so two machines agree."""
     identity = {
@@ -457,6 +470,8 @@ class Mark:
     queue_pos: int | None = None
     id: str = field(default_factory=new_mark_id)
     time: str = field(default_factory=utc_now)
+    #: machine readers only: ``{"name", "version", "params"}`` of the detector that wrote the mark
+    detector: dict[str, Any] | None = None
 
     def validate(self) -> Mark:
         """Raise :class:`MarkError` unless the mark is self-consistent; return it."""
@@ -479,12 +494,17 @@ class Mark:
             raise MarkError(f"queue_pos must be a whole number >= 0, not {self.queue_pos!r}")
         if self.note is not None and ("\n" in self.note or len(self.note) > 4000):
             self.note = " ".join(self.note.split())[:4000]
+        if self.detector is not None and not (
+            isinstance(self.detector, dict) and isinstance(self.detector.get("name"), str)
+            and isinstance(self.detector.get("version"), str) and isinstance(self.detector.get("params"), dict)
+        ):
+            raise MarkError("a mark's detector must be {name: str, version: str, params: object}")
         return self
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"schema": MARK_SCHEMA, "id": self.id, "kind": self.kind}
         for key in ("sample", "annotator", "time", "at", "read_to", "category", "severity",
-                    "note", "undoes", "revealed", "elapsed_s", "client", "queue_pos"):
+                    "note", "undoes", "revealed", "elapsed_s", "client", "queue_pos", "detector"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -513,6 +533,7 @@ class Mark:
                 elapsed_s=data.get("elapsed_s"),
                 client=str(data.get("client", "cli")),
                 queue_pos=data.get("queue_pos"),
+                detector=data.get("detector"),
             )
         except (KeyError, TypeError) as exc:
             raise StudyError(f"{where}: malformed mark ({exc!r})") from None

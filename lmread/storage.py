@@ -15,7 +15,7 @@ import errno
 import fcntl
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,6 +156,8 @@ class JsonlReader:
     offset: int = 0
     line_no: int = 0
     warnings: list[str] = field(default_factory=list)
+    #: rewrites each line before it is parsed (the original is parsed if the rewrite is not JSON)
+    prepare: Callable[[bytes], bytes] | None = None
 
     def read_new(self) -> Iterator[tuple[int, Any]]:
         """Parse the lines appended since the last call: ``(line number, record)`` each."""
@@ -176,16 +178,21 @@ class JsonlReader:
             line_no = self.line_no + 1
             if line.strip():
                 try:
-                    record = orjson.loads(line)
+                    record = orjson.loads(line if self.prepare is None else self.prepare(line))
                 except orjson.JSONDecodeError:
-                    if not complete:
-                        self.warnings.append(
-                            f"{self.path}: line {line_no} is incomplete (torn write); ignored"
-                        )
-                        return
-                    raise StudyError(
-                        f"{self.path}: line {line_no} is not valid JSON; repair or remove that line"
-                    ) from None
+                    record = None
+                if record is None:
+                    try:
+                        record = orjson.loads(line)
+                    except orjson.JSONDecodeError:
+                        if not complete:
+                            self.warnings.append(
+                                f"{self.path}: line {line_no} is incomplete (torn write); ignored"
+                            )
+                            return
+                        raise StudyError(
+                            f"{self.path}: line {line_no} is not valid JSON; repair or remove that line"
+                        ) from None
                 yield line_no, record
             if not complete:
                 # a parsable last line without newline: accept it and move past it

@@ -25,7 +25,7 @@ import orjson
 
 from lmread import __version__
 from lmread.errors import MarkError, MergeConflict, StudyError
-from lmread.records import STUDY_SCHEMA, Mark, Sample, check_annotator, schema_version, utc_now
+from lmread.records import STUDY_SCHEMA, Mark, Sample, check_annotator, schema_version, utc_now, without_top_k
 from lmread.storage import JsonlReader, append_lines, write_atomic
 from lmread.study.order import reading_order
 
@@ -56,14 +56,15 @@ class Study:
     """A study folder.  Open with :meth:`open` (existing) or :meth:`create`.
 
     Samples and marks are read lazily and incrementally; call :meth:`refresh` to pick up what
-    other processes appended.
+    other processes appended.  ``top_k=False`` reads samples without their top-k alternatives
+    (``tokens.top_*`` are ``None``), several times faster, for analyses that do not need them.
     """
 
-    def __init__(self, path: Path, meta: dict[str, Any]) -> None:
+    def __init__(self, path: Path, meta: dict[str, Any], top_k: bool = True) -> None:
         self.path = path
         self.meta = meta
         self._samples: dict[str, Sample] = {}
-        self._sample_reader = JsonlReader(path / SAMPLES_FILE)
+        self._sample_reader = JsonlReader(path / SAMPLES_FILE, prepare=None if top_k else without_top_k)
         self._mark_readers: dict[str, JsonlReader] = {}
         self._marks = MarkState()
         self._mark_ids: set[str] = set()
@@ -95,7 +96,7 @@ class Study:
         return cls(path, meta)
 
     @classmethod
-    def open(cls, path: str | Path) -> Study:
+    def open(cls, path: str | Path, top_k: bool = True) -> Study:
         """Open an existing study; raises :class:`StudyError` naming what is wrong."""
         path = Path(path)
         meta_path = path / META_FILE
@@ -110,7 +111,7 @@ class Study:
         except OSError as exc:
             raise StudyError(f"cannot read {meta_path}: {exc.strerror}") from None
         schema_version(meta, STUDY_SCHEMA, str(meta_path))
-        return cls(path, meta)
+        return cls(path, meta, top_k=top_k)
 
     @classmethod
     def open_or_create(cls, path: str | Path) -> Study:
