@@ -2,5 +2,9 @@
 
 :mod:`~lmread.analysis.observations` (a study -> an observation table), :mod:`~lmread.analysis.survival`
 (Kaplan–Meier, log-rank, scaling fits; pure numpy/scipy), :mod:`~lmread.analysis.report` (the
-survival document), :mod:`~lmread.analysis.export` (CSV, plots, writing files).
+survival document), :mod:`~lmread.analysis.export` (CSV, plots, writing files);
+:mod:`~lmread.analysis.severity` ("do they fall just as hard?"), :mod:`~lmread.analysis.parametric`
+(AFT fits, the scaling exponent, the proportional-hazards check), :mod:`~lmread.analysis.incidence`
+(cumulative incidence bands), :mod:`~lmread.analysis.summary_text` and :mod:`~lmread.analysis.plots`
+(their table lines and plot panels).
 """

@@ -49,7 +49,8 @@ def render_csv(obs: Observations) -> bytes:
 
 
 def render_plot(doc: dict[str, Any], fmt: str) -> bytes:
-    """Step curves with CI bands per group, as ``fmt`` (png, svg or pdf) bytes; needs matplotlib."""
+    """Step curves with CI bands per group, the per-unit hazard by size and the severity mix by
+    size (three panels), as ``fmt`` (png, svg or pdf) bytes; needs matplotlib."""
     try:
         import matplotlib
 
@@ -57,8 +58,10 @@ def render_plot(doc: dict[str, Any], fmt: str) -> bytes:
         from matplotlib.figure import Figure
     except ImportError:
         raise LmreadError("plotting needs matplotlib, which is not installed: pip install 'lmread[plot]'") from None
-    fig = Figure(figsize=(8, 5), dpi=120)
-    ax = fig.add_subplot()
+    from lmread.analysis.plots import draw_hazard, draw_severity
+
+    fig = Figure(figsize=(8, 14), dpi=120)
+    ax = fig.add_subplot(3, 1, 1)
     for group in doc["groups"]:
         pts = group["curve"]
         t = [p["t"] for p in pts]
@@ -74,6 +77,8 @@ def render_plot(doc: dict[str, Any], fmt: str) -> bytes:
     ax.set_title(f"Survival of coherent length - {doc['study'].get('name', '')}".rstrip(" -"))
     ax.legend(loc="upper right", fontsize="small")
     ax.grid(alpha=0.3)
+    draw_hazard(fig.add_subplot(3, 1, 2), doc)
+    draw_severity(fig.add_subplot(3, 1, 3), doc)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt)

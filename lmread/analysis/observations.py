@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from lmread.analysis.reading_speed import speed_verdict, words_per_second
+from lmread.analysis.severity import fall_token_measures
 from lmread.errors import OptionError, StudyError
 from lmread.records import Mark, Sample
 from lmread.study import Study
@@ -81,6 +82,11 @@ class Observations:
     n_annotators: np.ndarray
     filters: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: severity 1-3 of each fall (0: unrated or censored); ``None`` when not collected
+    severity: np.ndarray | None = None
+    #: per row (falls only, else nan): logprob and rank at the fall token and the medians of the
+    #: tokens before it (:func:`lmread.analysis.severity.fall_token_measures`)
+    fall_measures: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.group.size)
@@ -235,6 +241,8 @@ def observations_from_marks(
     event = np.empty(len(chosen), dtype=bool)
     n_ann = np.empty(len(chosen), dtype=np.int64)
     category_code = np.full(len(chosen), -1, dtype=np.int64)
+    severity = np.zeros(len(chosen), dtype=np.int64)
+    measures = np.full((len(chosen), 4), np.nan)
     categories: dict[str, int] = {}
     sample_ids: list[str] = []
     annotators: list[str] = []
@@ -267,6 +275,8 @@ def observations_from_marks(
         if row.event:
             cat = row.mark.category or UNCATEGORIZED
             category_code[i] = categories.setdefault(cat, len(categories))
+            severity[i] = row.mark.severity or 0
+            measures[i] = fall_token_measures(s, row.tokens)
         sample_ids.append(s.id)
         annotators.append(row.mark.annotator)
         if row.event:
@@ -283,7 +293,7 @@ def observations_from_marks(
                         if sample_ids else np.zeros(0, dtype=np.int64), annotators, ends, n_ann,
                         {"by": by, "consensus": consensus, "controls": controls,
                          "min_read_speed_wps": min_read_speed, "max_read_speed_wps": max_read_speed,
-                         "left_out": left_out}, warnings)
+                         "left_out": left_out}, warnings, severity, measures)
 
 
 def study_read_speed_limits(study: Study) -> tuple[float | None, float | None]:

@@ -16,10 +16,12 @@ from typing import Any
 import numpy as np
 
 from lmread import __version__
+from lmread.analysis.incidence import cumulative_incidence
 from lmread.analysis.observations import Observations, check_unit, observations_from_study
+from lmread.analysis.parametric import parametric_report, ph_report
+from lmread.analysis.severity import severity_report
 from lmread.analysis.survival import (
     GroupTables,
-    aalen_johansen_codes,
     curation,
     hazard_windows_from_table,
     km_from_table,
@@ -104,7 +106,7 @@ def build_survival(
         g_dur = dur[rows]
         g_ev = obs.event[rows]
         codes = obs.category_code[rows]
-        aj = aalen_johansen_codes(g_dur, codes, list(range(len(obs.categories))))
+        aj, _, cif_low, cif_high = cumulative_incidence(g_dur, codes, list(range(len(obs.categories))), alpha)
         by_category: dict[str, Any] = {}
         for k, name in enumerate(obs.categories):
             n_k = int(aj.events[k].sum())
@@ -115,8 +117,11 @@ def build_survival(
             by_category[name] = {
                 "events": n_k,
                 "cif_at_horizon": float(aj.cif[k, at_h]) if at_h >= 0 else 0.0,
+                "cif_at_horizon_ci": [float(cif_low[k, at_h]), float(cif_high[k, at_h])] if at_h >= 0 else [0.0, 0.0],
                 "cif_final": float(aj.cif[k, -1]),
-                "curve": [{"t": t, "cif": v} for t, v in zip(_nums(aj.time[steps]), aj.cif[k, steps].tolist(), strict=True)],
+                "curve": [{"t": t, "cif": v, "ci_low": lo, "ci_high": hi} for t, v, lo, hi in zip(
+                    _nums(aj.time[steps]), aj.cif[k, steps].tolist(), cif_low[k, steps].tolist(),
+                    cif_high[k, steps].tolist(), strict=True)],
             }
         points = [
             {"t": t, "survival": s, "ci_low": lo, "ci_high": hi, "at_risk": n, "events": e, "censored": cz}
@@ -145,6 +150,7 @@ def build_survival(
         })
 
     comparisons = _comparisons(obs, tables, alpha)
+    comparisons["proportional_hazards"] = ph_report(obs, tables)
     scaling = _scaling(obs, tables, curves, horizon, n_boot, seed, alpha)
     if unit == "tokens":
         tokenizers = {
@@ -166,6 +172,8 @@ def build_survival(
         "groups": groups_out,
         "comparisons": comparisons,
         "scaling": scaling,
+        "parametric": parametric_report(obs, tables, alpha),
+        "severity": severity_report(obs, seed=seed),
         "warnings": warnings,
     }
 
@@ -233,7 +241,7 @@ def compute(study_dir: Path, unit: str = "tokens", by: str = "model", annotator:
     """Open a study and build its survival document and observation table (controls as their
     own groups only with ``controls``; reading-speed limits in words/s, default the study's)."""
     check_unit(unit)
-    study = Study.open(study_dir)
+    study = Study.open(study_dir, top_k=False)  # the analysis never reads the top-k alternatives
     obs = observations_from_study(study, by=by, annotator=annotator, consensus=consensus, controls=controls,
                                   min_read_speed=min_read_speed, max_read_speed=max_read_speed)
     info = {"path": str(study.path), "name": study.name, "samples": len(study.samples)}

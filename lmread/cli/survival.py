@@ -12,6 +12,7 @@ import click
 import orjson
 
 from lmread.analysis.observations import CONSENSUS, GROUPINGS, UNITS
+from lmread.analysis.summary_text import parametric_lines, ph_lines, severity_lines
 from lmread.cli.common import make_annotator_option, make_study_option, study_path
 from lmread.errors import OptionError
 from lmread.units import format_params
@@ -85,6 +86,7 @@ def format_table(doc: dict[str, Any]) -> str:
         lines.append(f"  trend across sizes: chi2 = {t['statistic']:.3g}, p = {_p(t['p_value'])} ({t['direction']})")
     elif comp.get("trend_note"):
         lines.append(f"  trend across sizes: {comp['trend_note']}")
+    lines.extend(ph_lines(doc))
     sc = doc["scaling"]
     if sc["slope"] is not None:
         ci = (f" [{sc['slope_ci_low']:.3g}, {sc['slope_ci_high']:.3g}]" if sc["slope_ci_low"] is not None else "")
@@ -94,6 +96,8 @@ def format_table(doc: dict[str, Any]) -> str:
             lines.append(f"    {sc['note']}")
     else:
         lines.append(f"  scaling: {sc['note']}")
+    lines.extend(parametric_lines(doc))
+    lines.extend(severity_lines(doc))
     for w in doc.get("warnings", []):
         lines.append(f"  warning: {w}")
     return "\n".join(lines)

@@ -1,5 +1,6 @@
 """The survival view: Kaplan–Meier curves of coherent length drawn in the terminal (plotext),
-and the group table.  ``u`` cycles the unit, ``b`` the grouping, ``escape`` / ``q`` closes.
+and the group table.  ``u`` cycles the unit, ``b`` the grouping, ``p`` the plot (curves, hazard
+by size, severity mix by size), ``escape`` / ``q`` closes.
 
 A thin client of :mod:`lmread.analysis.report`: it computes the same
 survival document that ``lmread survival --json`` writes.
@@ -19,10 +20,13 @@ from textual.widgets import DataTable, Footer, Static
 
 from lmread.analysis.observations import GROUPINGS, UNITS
 from lmread.errors import LmreadError
+from lmread.tui.widgets.survival_plots import extra_status_lines, render_hazard, render_severity
 from lmread.units import format_params
 
 #: bootstrap replicates in the interactive view (the CLI default is larger)
 VIEW_BOOTSTRAP = 200
+#: what the plot area shows, cycled with ``p``
+PLOTS = ("curves", "hazard", "severity")
 
 
 def render_curves(doc: dict[str, Any], width: int, height: int, color: bool = True) -> str:
@@ -74,6 +78,7 @@ class SurvivalScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("u", "cycle_unit", "unit"),
         Binding("b", "cycle_grouping", "grouping"),
+        Binding("p", "cycle_plot", "plot"),
         Binding("escape", "close", "back"),
         Binding("q", "close", "back", show=False),
     ]
@@ -91,6 +96,7 @@ class SurvivalScreen(Screen[None]):
         self.by = by
         self.doc: dict[str, Any] | None = None
         self.error: str | None = None
+        self.plot = PLOTS[0]
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -120,7 +126,8 @@ class SurvivalScreen(Screen[None]):
         plot = self.query_one("#survival-plot", Static)
         table = self.query_one("#survival-table", DataTable)
         table.clear(columns=True)
-        head = f"unit [b]{self.unit}[/b] (u)   grouping [b]{self.by}[/b] (b)   study {self.study_path}"
+        head = (f"unit [b]{self.unit}[/b] (u)   grouping [b]{self.by}[/b] (b)   plot [b]{self.plot}[/b] (p)   "
+                f"study {self.study_path}")
         if self.doc is None:
             status.update(Text.from_markup(head + f"\n[red]{self.error}[/red]"))
             plot.update("")
@@ -136,10 +143,12 @@ class SurvivalScreen(Screen[None]):
         if sc["slope"] is not None:
             ci = f" [{sc['slope_ci_low']:.3g}, {sc['slope_ci_high']:.3g}]" if sc["slope_ci_low"] is not None else ""
             lines.append(f"scaling: log {sc['statistic']} ~ {sc['slope']:.3g}{ci} x log n_params")
+        lines.extend(extra_status_lines(doc))
         status.update(Text.from_markup("\n".join(lines)))
         width = max(40, self.app.size.width - 2)
         height = max(10, self.app.size.height // 2 - 2)
-        plot.update(Text.from_ansi(render_curves(doc, width, height)))
+        render = {"curves": render_curves, "hazard": render_hazard, "severity": render_severity}[self.plot]
+        plot.update(Text.from_ansi(render(doc, width, height)))
         table.add_columns("group", "params", "n", "falls", "censored", "median", "95% CI",
                           f"RMST@{_fmt(doc['horizon'])}")
         for g in doc["groups"]:
@@ -156,6 +165,11 @@ class SurvivalScreen(Screen[None]):
     def action_cycle_grouping(self) -> None:
         """Next grouping: model -> model+decoding -> prompt-set."""
         self.by = GROUPINGS[(GROUPINGS.index(self.by) + 1) % len(GROUPINGS)]
+        self.refresh_view()
+
+    def action_cycle_plot(self) -> None:
+        """Next plot: curves -> hazard by size -> severity mix by size."""
+        self.plot = PLOTS[(PLOTS.index(self.plot) + 1) % len(PLOTS)]
         self.refresh_view()
 
     def action_close(self) -> None:

@@ -1,0 +1,439 @@
+"""Parametric survival next to Kaplan–Meier: Weibull and log-logistic accelerated failure time
+(AFT) fits by maximum likelihood with right censoring, and a proportional-hazards check.
+
+**Model.** ``log T = x'beta + sigma * eps`` with ``eps`` standard extreme-value (Weibull:
+``S(t) = exp(-(t / lambda)^rho)``) or standard logistic (log-logistic:
+``S(t) = 1 / (1 + (t / alpha)^rho)``); ``log lambda = x'beta`` (resp. ``log alpha``) and one
+shape ``rho = 1 / sigma``, fitted as ``log rho``.  This is lifelines' parameterisation
+(``WeibullAFTFitter``: ``lambda_`` / ``rho_``; ``LogLogisticAFTFitter``: ``alpha_`` / ``beta_``),
+and the tests check the coefficients against lifelines to 1e-4.  With ``w = rho (log t - x'beta)``
+an event contributes ``log rho + log f_eps(w) - log t`` and a censoring ``log S_eps(w)``.  The
+log-likelihood, its gradient and its Hessian are written out analytically; scipy's
+``trust-exact`` minimiser finds the maximum (covariates centred internally for conditioning),
+and standard errors come from the inverse observed information at the maximum.  Identical rows
+are fitted once with a weight (durations are whole numbers of tokens, words or characters, so a
+million observations collapse to a few thousand cells).
+
+**Scaling.** The pooled fit with covariate ``log n_params`` gives the exponent ``b`` of
+``T ~ n_params^b``: under an AFT model every quantile of coherent length scales by the same
+factor, so ``b`` is *the* scaling exponent, with a Wald 95% CI from two sizes on.
+
+**Durations.** A fall at ``t`` (``t`` units of coherent text, then the fall unit) is an event at
+``t + 1`` units read; a censoring at ``c`` stays ``c`` (the exposure convention of
+:func:`lmread.survival.hazard_windows`), so every event time is positive, as a log-time model
+needs; censorings at 0 carry no information and are dropped.  Model medians are reported back
+on the coherent-length scale (``median(T) - 1``).
+
+**Proportional hazards.** :func:`cox_efron` fits a Cox model with one covariate (Efron's ties)
+from the groups' event tables, and :func:`ph_test` is the Grambsch–Therneau test on its scaled
+Schoenfeld residuals against a transform of time (``rank`` of the event times, as lifelines'
+``proportional_hazard_test`` default, or ``identity`` / ``log`` / ``km``), checked against
+lifelines in the tests.  A small p-value says the hazard ratio between sizes changes with time:
+then the log-rank tests lose power and an AFT model is the better summary.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import optimize, special, stats
+
+DISTRIBUTIONS = ("weibull", "loglogistic")
+#: a fitted |log shape| beyond this (shape > ~22,000 or < 1/22,000) is a degenerate fit, not an answer
+MAX_LOG_SHAPE = 10.0
+
+
+def _eps_terms(dist: str, w: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``(log f, d log f, d2 log f, log S, d log S, d2 log S)`` of the standard error law at ``w``."""
+    if dist == "weibull":
+        ew = np.exp(np.minimum(w, 700.0))
+        return w - ew, 1.0 - ew, -ew, -ew, -ew, -ew
+    sp = np.logaddexp(0.0, w)
+    sg = special.expit(w)
+    v = sg * (1.0 - sg)
+    return w - 2.0 * sp, 1.0 - 2.0 * sg, -2.0 * v, -sp, -sg, -v
+
+
+def _loglik(theta: np.ndarray, dist: str, y: np.ndarray, e: np.ndarray, X: np.ndarray,
+            wt: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Log-likelihood, gradient and Hessian in ``theta = (beta..., log rho)``."""
+    beta, a = theta[:-1], theta[-1]
+    rho = math.exp(a)
+    w = rho * (y - X @ beta)
+    lf, lf1, lf2, ls, ls1, ls2 = _eps_terms(dist, w)
+    g = np.where(e, lf, ls)
+    g1 = np.where(e, lf1, ls1)
+    g2 = np.where(e, lf2, ls2)
+    ll = float(np.sum(wt * (e * (a - y) + g)))
+    grad = np.empty(theta.size)
+    grad[:-1] = -rho * (X.T @ (wt * g1))
+    grad[-1] = float(np.sum(wt * (e + g1 * w)))
+    hess = np.empty((theta.size, theta.size))
+    hess[:-1, :-1] = rho * rho * (X.T * (wt * g2)) @ X
+    cross = -rho * (X.T @ (wt * (g2 * w + g1)))
+    hess[:-1, -1] = cross
+    hess[-1, :-1] = cross
+    hess[-1, -1] = float(np.sum(wt * (g2 * w * w + g1 * w)))
+    return ll, grad, hess
+
+
+@dataclass
+class AFTFit:
+    """A fitted AFT model: ``coef`` of ``log scale`` (intercept first, then the covariates),
+    ``log_shape`` (``log rho``), their covariance, the log-likelihood and counts."""
+
+    distribution: str
+    names: list[str]
+    coef: np.ndarray
+    log_shape: float
+    cov: np.ndarray
+    loglik: float
+    n: int
+    events: int
+    converged: bool
+    message: str = ""
+
+    @property
+    def se(self) -> np.ndarray:
+        """Standard errors of ``(coef..., log_shape)`` from the observed information."""
+        return np.sqrt(np.maximum(np.diag(self.cov), 0.0))
+
+    @property
+    def aic(self) -> float:
+        return 2.0 * (self.coef.size + 1) - 2.0 * self.loglik
+
+    def params(self) -> dict[str, float]:
+        """Coefficients by name as lifelines labels them (``lambda_``/``alpha_`` and ``rho_``/``beta_``)."""
+        scale, shape = ("lambda_", "rho_") if self.distribution == "weibull" else ("alpha_", "beta_")
+        out = {f"{scale}{name}": float(v) for name, v in zip(self.names, self.coef, strict=True)}
+        out[f"{shape}Intercept"] = self.log_shape
+        return out
+
+    def log_median(self, x: np.ndarray | None = None) -> tuple[float, float]:
+        """``log median(T)`` at covariates ``x`` (default: all 0) and its delta-method SE."""
+        row = np.concatenate(([1.0], np.zeros(self.coef.size - 1) if x is None else np.asarray(x, float)))
+        rho = math.exp(self.log_shape)
+        if self.distribution == "weibull":
+            k = math.log(math.log(2.0))
+            value = float(row @ self.coef) + k / rho
+            grad = np.concatenate((row, [-k / rho]))
+        else:
+            value = float(row @ self.coef)
+            grad = np.concatenate((row, [0.0]))
+        return value, float(math.sqrt(max(grad @ self.cov @ grad, 0.0)))
+
+
+def _cells(durations: np.ndarray, events: np.ndarray, X: np.ndarray | None,
+           weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    d = np.asarray(durations, dtype=float).ravel()
+    e = np.asarray(events).ravel().astype(bool)
+    wt = np.ones(d.size) if weights is None else np.asarray(weights, dtype=float).ravel()
+    Xm = np.zeros((d.size, 0)) if X is None else np.asarray(X, dtype=float).reshape(d.size, -1)
+    if np.any(e & (d <= 0)):
+        raise ValueError("event times must be > 0 for a log-time model")
+    keep = (d > 0) & (wt > 0)
+    return d[keep], e[keep], Xm[keep], wt[keep]
+
+
+def fit_aft(durations: Any, events: Any, covariates: Any = None, distribution: str = "weibull",
+            weights: Any = None, names: list[str] | None = None) -> AFTFit:
+    """Maximum-likelihood AFT fit with right censoring (see the module notes).
+
+    ``covariates`` is ``None`` or an ``(n, p)`` array (an intercept is added); ``weights`` counts
+    identical rows.  Censorings at duration 0 are dropped; an event at 0 is a ``ValueError``.
+    """
+    if distribution not in DISTRIBUTIONS:
+        raise ValueError(f"distribution must be one of {DISTRIBUTIONS}")
+    d, e, Xc, wt = _cells(np.asarray(durations), np.asarray(events), covariates, weights)
+    p = Xc.shape[1]
+    labels = ["Intercept", *(names or [f"x{k}" for k in range(p)])]
+    n_events = int(round(float(wt[e].sum())))
+    if n_events == 0:
+        raise ValueError("no events: the scale is not identified")
+    if np.unique(d[e]).size < 2 and not np.any(~e & (d > d[e].min())):
+        raise ValueError("every fall at one length and nothing censored beyond it: the shape is not identified")
+    y = np.log(d)
+    mean = (wt @ Xc) / wt.sum() if p else np.zeros(0)
+    X = np.column_stack((np.ones(d.size), Xc - mean))
+    # start: weighted least squares of log t on x, and the shape from the spread of log t
+    A = X.T * wt
+    beta0 = np.linalg.lstsq(A @ X, A @ y, rcond=None)[0]
+    resid_sd = math.sqrt(max(float(wt @ (y - X @ beta0) ** 2) / wt.sum(), 1e-6))
+    theta0 = np.concatenate((beta0, [-math.log(resid_sd * math.sqrt(6.0) / math.pi)]))
+    total = float(wt.sum())
+
+    def fun(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        ll, grad, _ = _loglik(theta, distribution, y, e, X, wt)
+        return -ll / total, -grad / total
+
+    def hess(theta: np.ndarray) -> np.ndarray:
+        return -_loglik(theta, distribution, y, e, X, wt)[2] / total
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = optimize.minimize(fun, theta0, jac=True, hess=hess, method="trust-exact",
+                                options={"gtol": 1e-10, "maxiter": 500})
+        theta = res.x
+        ll, grad, H = _loglik(theta, distribution, y, e, X, wt)
+    try:
+        cov_c = np.linalg.inv(-H)
+    except np.linalg.LinAlgError:
+        cov_c = np.full(H.shape, np.nan)
+    # back from centred covariates: intercept_orig = b0 - mean . b
+    J = np.eye(theta.size)
+    J[0, 1:p + 1] = -mean
+    theta_orig = J @ theta
+    cov = J @ cov_c @ J.T
+    converged = (bool(res.success or np.max(np.abs(grad)) / total < 1e-6) and bool(np.all(np.isfinite(cov)))
+                 and math.isfinite(ll) and abs(float(theta[-1])) < MAX_LOG_SHAPE)
+    return AFTFit(distribution, labels, theta_orig[:-1], float(theta_orig[-1]), cov, ll, int(round(total)),
+                  n_events, converged, str(res.message))
+
+
+def table_cells(time: np.ndarray, d: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted cells ``(durations, events, weights)`` from an event table in coherent-length
+    units: falls at ``t`` become events at ``t + 1`` units read, censorings stay at ``t``."""
+    time = np.asarray(time, dtype=float)
+    d = np.asarray(d, dtype=float)
+    c = np.asarray(c, dtype=float)
+    ev = d > 0
+    ce = c > 0
+    return (np.concatenate((time[ev] + 1.0, time[ce])),
+            np.concatenate((np.ones(int(ev.sum()), bool), np.zeros(int(ce.sum()), bool))),
+            np.concatenate((d[ev], c[ce])))
+
+
+def _median_json(fit: AFTFit, x: np.ndarray | None, z: float) -> dict[str, Any]:
+    value, se = fit.log_median(x)
+    return {"median": math.exp(value) - 1.0, "median_ci_low": math.exp(value - z * se) - 1.0,
+            "median_ci_high": math.exp(value + z * se) - 1.0}
+
+
+def group_fit_json(fit: AFTFit, z: float) -> dict[str, Any]:
+    """One group's fit as a JSON-ready dict (scale, shape, their SEs, median, AIC)."""
+    se = fit.se
+    out = {"distribution": fit.distribution, "log_scale": float(fit.coef[0]), "log_scale_se": float(se[0]),
+           "scale": math.exp(float(fit.coef[0])), "log_shape": fit.log_shape, "log_shape_se": float(se[-1]),
+           "shape": math.exp(fit.log_shape), "loglik": fit.loglik, "aic": fit.aic, "n": fit.n,
+           "events": fit.events, "converged": fit.converged}
+    out.update(_median_json(fit, None, z))
+    return out
+
+
+def pooled_fit_json(fit: AFTFit, z: float) -> dict[str, Any]:
+    """The pooled fit on ``log n_params``: the scaling exponent with its Wald CI and p-value."""
+    se = fit.se
+    b, sb = float(fit.coef[1]), float(se[1])
+    zstat = b / sb if sb > 0 else math.nan
+    return {"distribution": fit.distribution, "exponent": b, "exponent_se": sb,
+            "exponent_ci_low": b - z * sb, "exponent_ci_high": b + z * sb,
+            "p_value": float(2 * stats.norm.sf(abs(zstat))) if math.isfinite(zstat) else None,
+            "intercept": float(fit.coef[0]), "intercept_se": float(se[0]), "log_shape": fit.log_shape,
+            "log_shape_se": float(se[-1]), "shape": math.exp(fit.log_shape), "loglik": fit.loglik,
+            "aic": fit.aic, "n": fit.n, "events": fit.events, "converged": fit.converged}
+
+
+# --------------------------------------------------------------------------------------------
+# Cox (Efron ties) on one covariate and the Grambsch–Therneau test
+
+
+@dataclass
+class CoxFit:
+    coef: float
+    se: float
+    loglik: float
+    #: per distinct time with deaths: the time, the number of deaths, the sum of the deaths'
+    #: covariate and the Efron-expected covariate of one death
+    time: np.ndarray
+    deaths: np.ndarray
+    x_sum: np.ndarray
+    expected: np.ndarray
+
+
+def _efron(beta: float, x: np.ndarray, at_risk: np.ndarray, d: np.ndarray, keep: np.ndarray
+           ) -> tuple[float, float, float, np.ndarray]:
+    """Efron partial log-likelihood, score, information and per-time expected covariate.
+
+    At a time with ``D`` tied deaths Efron's sums run over ``l = 0..D-1`` with denominators
+    ``S0 - (l/D) T0``; writing ``a = D S0 / T0`` they are sums of ``log(a - l)``, ``1 / (a - l)``
+    and ``1 / (a - l)^2``, i.e. differences of log-gamma, digamma and trigamma, so the cost is one
+    term per distinct time however many deaths are tied there.
+    """
+    xc = x - x.mean()  # ratios are unchanged by the shift; it keeps exp() in range
+    r = np.exp(beta * xc)[:, None]
+    xs = x[:, None]
+    n_, d_ = at_risk[:, keep].astype(float), d[:, keep].astype(float)
+    s0, s1, s2 = (n_ * r).sum(0), (n_ * r * xs).sum(0), (n_ * r * xs * xs).sum(0)
+    t0, t1, t2 = (d_ * r).sum(0), (d_ * r * xs).sum(0), (d_ * r * xs * xs).sum(0)
+    dead = d_.sum(0)
+    a = dead * s0 / t0
+    lo = a - dead + 1.0
+    h1 = special.digamma(a + 1.0) - special.digamma(lo)
+    h2 = special.polygamma(1, lo) - special.polygamma(1, a + 1.0)
+    m1, m2 = t1 / t0, t2 / t0
+    k1 = dead * (s1 - t1 * s0 / t0) / t0
+    k2 = dead * (s2 - t2 * s0 / t0) / t0
+    log_den = dead * np.log(t0 / dead) + special.gammaln(a + 1.0) - special.gammaln(lo)
+    sum_mean = dead * m1 + k1 * h1
+    sum_second = dead * m2 + k2 * h1
+    sum_mean_sq = dead * m1 * m1 + 2.0 * m1 * k1 * h1 + k1 * k1 * h2
+    ll = float(beta * (d_ * xc[:, None]).sum() - log_den.sum())
+    score = float((d_ * xs).sum() - sum_mean.sum())
+    info = float((sum_second - sum_mean_sq).sum())
+    return ll, score, info, sum_mean / dead
+
+
+def cox_efron(time: np.ndarray, d: np.ndarray, at_risk: np.ndarray, x: Any, tol: float = 1e-10) -> CoxFit:
+    """Cox proportional-hazards fit of one group-level covariate ``x`` (one value per group) from
+    event tables on a shared grid (``d[g, j]`` deaths, ``at_risk[g, j]``), Efron's ties, Newton."""
+    x = np.asarray(x, dtype=float)
+    keep = d.sum(axis=0) > 0
+    beta = 0.0
+    for _ in range(100):
+        _, score, info, _ = _efron(beta, x, at_risk, d, keep)
+        if info <= 0:
+            break
+        step = score / info
+        beta += float(np.clip(step, -5.0, 5.0))
+        if abs(step) < tol:
+            break
+    ll, score, info, expected = _efron(beta, x, at_risk, d, keep)
+    se = 1.0 / math.sqrt(info) if info > 0 else math.nan
+    return CoxFit(beta, se, ll, np.asarray(time, float)[keep], d[:, keep].sum(0), (d[:, keep] * x[:, None]).sum(0),
+                  expected)
+
+
+TIME_TRANSFORMS = ("rank", "identity", "log", "km")
+
+
+def ph_test(fit: CoxFit, transform: str = "rank", km_survival: np.ndarray | None = None) -> dict[str, Any]:
+    """Grambsch–Therneau test of proportional hazards for a one-covariate Cox fit.
+
+    With Schoenfeld residuals ``r_i = x_i - E_i`` (``E_i`` the Efron-expected covariate at the
+    death's time), ``D`` deaths, ``V = var(beta)`` and ``g_i`` the transformed death times,
+    ``T = D V (sum_i (g_i - mean g) r_i)^2 / sum_i (g_i - mean g)^2`` is chi-square on 1 df
+    (lifelines' ``proportional_hazard_test``).  ``rank`` ranks the death times among all deaths
+    (ties averaged); ``km`` needs ``km_survival``, the pooled Kaplan–Meier S at each death time.
+    """
+    if transform not in TIME_TRANSFORMS:
+        raise ValueError(f"transform must be one of {TIME_TRANSFORMS}")
+    deaths = fit.deaths.astype(float)
+    if transform == "rank":
+        before = np.concatenate(([0.0], np.cumsum(deaths)[:-1]))
+        g = before + (deaths + 1.0) / 2.0
+    elif transform == "identity":
+        g = fit.time
+    elif transform == "log":
+        g = np.log(fit.time)
+    else:
+        if km_survival is None:
+            raise ValueError("the km transform needs the Kaplan-Meier survival at the death times")
+        g = 1.0 - np.asarray(km_survival, float)
+    total = deaths.sum()
+    gbar = float((deaths * g).sum() / total)
+    gc = g - gbar
+    resid_sum = fit.x_sum - deaths * fit.expected  # sum over the deaths at each time of r_i
+    num = float((gc * resid_sum).sum())
+    den = float((deaths * gc * gc).sum())
+    var = fit.se ** 2
+    if not den > 0 or not math.isfinite(var):
+        return {"statistic": None, "df": 1, "p_value": None}
+    stat = total * var * num * num / den
+    return {"statistic": stat, "df": 1, "p_value": float(stats.chi2.sf(stat, 1))}
+
+
+# --------------------------------------------------------------------------------------------
+# The blocks of the survival document
+
+
+def _fit_or_note(time: np.ndarray, d: np.ndarray, c: np.ndarray, X: np.ndarray | None, dist: str,
+                 names: list[str] | None = None) -> tuple[AFTFit | None, str | None]:
+    dur, ev, wt = table_cells(time, d, c)
+    if not np.any(ev):
+        return None, "no falls: the scale is not identified"
+    try:
+        fit = fit_aft(dur, ev, X, dist, weights=wt, names=names)
+    except (ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
+        return None, f"fit failed ({exc})"
+    if not fit.converged:
+        return None, f"the {dist} fit did not converge ({fit.message})"
+    return fit, None
+
+
+def parametric_report(obs: Any, tables: Any, alpha: float = 0.05) -> dict[str, Any]:
+    """The ``parametric`` block: per-group Weibull and log-logistic AFT fits and the pooled fit
+    on ``log n_params`` (the scaling exponent), from the groups' event tables."""
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    groups_out = []
+    for g, group in enumerate(obs.groups):
+        time, d, c = tables.table(g)
+        entry: dict[str, Any] = {"label": group.label, "n_params": group.n_params, "note": None}
+        for dist in DISTRIBUTIONS:
+            fit, note = _fit_or_note(time, d, c, None, dist)
+            entry[dist] = group_fit_json(fit, z) if fit is not None else None
+            entry["note"] = entry["note"] or note
+        groups_out.append(entry)
+    scaling: dict[str, Any] = {"covariate": "log n_params", "sizes": [], "groups": [], "weibull": None,
+                               "loglogistic": None, "preferred": None, "note": None}
+    sized = [g for g, grp in enumerate(obs.groups) if grp.n_params]
+    sizes = sorted({obs.groups[g].n_params for g in sized})
+    scaling["sizes"] = sizes
+    scaling["groups"] = [obs.groups[g].label for g in sized]
+    if len(sizes) < 2:
+        scaling["note"] = f"the pooled AFT fit needs groups of at least two model sizes (n_params); found {len(sizes)}"
+    else:
+        cells = [table_cells(*tables.table(g)) for g in sized]
+        dur = np.concatenate([cell[0] for cell in cells])
+        ev = np.concatenate([cell[1] for cell in cells])
+        wt = np.concatenate([cell[2] for cell in cells])
+        x = np.concatenate([np.full(cell[0].size, math.log(obs.groups[g].n_params)) for g, cell in zip(sized, cells,
+                                                                                                       strict=True)])
+        notes = []
+        for dist in DISTRIBUTIONS:
+            if not np.any(ev):
+                notes.append("no falls")
+                break
+            try:
+                fit = fit_aft(dur, ev, x[:, None], dist, weights=wt, names=["log_n_params"])
+            except (ValueError, np.linalg.LinAlgError) as exc:
+                notes.append(f"{dist}: {exc}")
+                continue
+            if fit.converged:
+                scaling[dist] = pooled_fit_json(fit, z)
+            else:
+                notes.append(f"the {dist} fit did not converge")
+        fitted = [dist for dist in DISTRIBUTIONS if scaling[dist] is not None]
+        if fitted:
+            scaling["preferred"] = min(fitted, key=lambda dist: scaling[dist]["aic"])
+        scaling["note"] = "; ".join(notes) or None
+    return {"model": "log T = x'beta + sigma * eps (accelerated failure time); T counts units read, "
+                     "a fall at t is an event at t + 1, a censoring at c stays c; medians are on the "
+                     "coherent-length scale (median T - 1)",
+            "distributions": list(DISTRIBUTIONS), "groups": groups_out, "scaling": scaling}
+
+
+def ph_report(obs: Any, tables: Any, transform: str = "rank") -> dict[str, Any]:
+    """The proportional-hazards check next to the log-rank tests: Grambsch–Therneau on a Cox fit
+    of ``log n_params`` (Efron ties); ``statistic`` is ``None`` with a note when it cannot run."""
+    out: dict[str, Any] = {"test": "Grambsch-Therneau (scaled Schoenfeld residuals)",
+                           "model": "Cox on log n_params, Efron ties", "time_transform": transform,
+                           "statistic": None, "df": 1, "p_value": None, "coef": None, "se": None, "note": None}
+    sized = [g for g, grp in enumerate(obs.groups) if grp.n_params]
+    if len({obs.groups[g].n_params for g in sized}) < 2:
+        out["note"] = "needs groups of at least two model sizes (n_params)"
+        return out
+    d = tables.d[sized]
+    if d.sum() < 2:
+        out["note"] = "needs at least two falls"
+        return out
+    x = np.log(np.array([float(obs.groups[g].n_params) for g in sized]))
+    fit = cox_efron(tables.time, d, tables.at_risk[sized], x)
+    test = ph_test(fit, transform)
+    out.update({"coef": fit.coef, "se": fit.se, **test})
+    if test["statistic"] is None:
+        out["note"] = "the residuals carry no information about time (one fall time only)"
+    return out
