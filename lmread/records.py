@@ -52,6 +52,8 @@ MARK_KINDS = ("fall", "no_fall", "skip", "undo")
 CONTROL_KINDS = ("splice", "loop", "human")
 #: the failure category of each control kind's known fall (None: the right answer is no fall)
 CONTROL_CATEGORY: dict[str, str | None] = {"splice": "drift", "loop": "repetition", "human": None}
+#: annotator names of machine readers (deterministic detectors) start with this, e.g. auto-repetition
+MACHINE_PREFIX = "auto-"
 
 _ANNOTATOR_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 

@@ -353,3 +353,19 @@ def test_generate_annotate_survival(lmread_home: Path, tmp_path: Path, capsys: p
     par = {g["label"]: g for g in doc["parametric"]["groups"]}
     assert par["looper"]["weibull"] is None and "shape is not identified" in par["looper"]["note"]
     assert par["steady"]["weibull"] is None and "no falls" in par["steady"]["note"]
+
+
+def test_survival_all_means_humans_machines_by_name(study: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["annotate", "--study", str(study), "--detector", "repetition"]) == 0
+    capsys.readouterr()
+    assert main(["survival", "--study", str(study), "--bootstrap", "0"]) != 0
+    err = capsys.readouterr().err
+    assert "no human fall or no-fall marks yet" in err and "--annotator auto-repetition" in err
+    assert main(["mark", "--study", str(study), "--sample", "s_clean", "--at", "5", "--annotator", "ann"]) == 0
+    capsys.readouterr()
+    assert main(["survival", "--study", str(study), "--json", "-", "--bootstrap", "0"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["n"] == 1  # only the human's mark
+    assert main(["survival", "--study", str(study), "--annotator", "auto-repetition", "--json", "-",
+                 "--bootstrap", "0"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 4

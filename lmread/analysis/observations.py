@@ -34,7 +34,7 @@ import numpy as np
 from lmread.analysis.reading_speed import speed_verdict, words_per_second
 from lmread.analysis.severity import fall_token_measures
 from lmread.errors import OptionError, StudyError
-from lmread.records import Mark, Sample
+from lmread.records import MACHINE_PREFIX, Mark, Sample
 from lmread.study import Study
 
 UNITS = ("tokens", "words", "chars")
@@ -321,7 +321,9 @@ def observations_from_study(
     if annotator != "all" and annotator not in known:
         have = ", ".join(known) if known else "nobody yet"
         raise OptionError(f"unknown annotator {annotator!r}: this study has marks by {have} (or use --annotator all)")
-    marks = study.current_marks(None if annotator == "all" else annotator).values()
+    marks = list(study.current_marks(None if annotator == "all" else annotator).values())
+    if annotator == "all":  # every human reader; machine readers (auto-*) are chosen by name
+        marks = [m for m in marks if not m.annotator.startswith(MACHINE_PREFIX)]
     study_min, study_max = study_read_speed_limits(study)
     obs = observations_from_marks(study.samples, marks, by=by, consensus=consensus, controls=controls,
                                   min_read_speed=study_min if min_read_speed is None else min_read_speed,
@@ -330,6 +332,10 @@ def observations_from_study(
     obs.warnings[:0] = study.warnings
     if len(obs) == 0:
         who = "" if annotator == "all" else f" by {annotator}"
+        machines = [a for a in known if a.startswith(MACHINE_PREFIX)]
+        if annotator == "all" and machines:
+            raise StudyError(f"study {study.path} has no human fall or no-fall marks yet; machine readers' marks "
+                             f"are read by name: --annotator {' or '.join(machines)}")
         raise StudyError(
             f"study {study.path} has no fall or no-fall marks{who} yet; mark samples with 'lmread read' or 'lmread mark'"
         )

@@ -60,7 +60,7 @@ def parametric_lines(doc: dict[str, Any]) -> list[str]:
         if fit is None:
             continue
         best = " (lower AIC)" if sc["preferred"] == dist else ""
-        lines.append(f"  AFT scaling ({name}{best}): coherent length ~ n_params^{fit['exponent']:.3g} "
+        lines.append(f"  AFT scaling, {name}{best}: coherent length ~ n_params^{fit['exponent']:.3g} "
                      f"[{fit['exponent_ci_low']:.3g}, {fit['exponent_ci_high']:.3g}], p = {_p(fit['p_value'])}")
     return lines
 

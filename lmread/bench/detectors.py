@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lmread.bench import BenchResult
+from lmread.bench.result import BenchResult
 from lmread.records import Sample, Tokens
 
 

@@ -21,6 +21,8 @@ BENCHMARKS: dict[str, str] = {
     "hf": "lmread.bench.hf",
     "reader": "lmread.bench.reader",
     "survival": "lmread.bench.survival",
+    "detectors": "lmread.bench.detectors",
+    "parametric": "lmread.bench.parametric",
 }
 
 

@@ -107,7 +107,8 @@ def format_table(doc: dict[str, Any]) -> str:
 @make_study_option()
 @click.option("--unit", default="tokens", show_default=True, help=f"Length unit: {', '.join(UNITS)}.")
 @click.option("--by", "by", default="model", show_default=True, help=f"Grouping: {', '.join(GROUPINGS)}.")
-@make_annotator_option("Use one annotator's marks, or all.", default="all", show_default=True)
+@make_annotator_option("Use one annotator's marks, or all (every human reader; machine readers by name, "
+                       "e.g. auto-repetition).", default="all", show_default=True)
 @click.option("--consensus", default="each", show_default=True,
               help=f"How several annotators' marks on one sample count: {', '.join(CONSENSUS)}.")
 @click.option("--horizon", type=float, default=None,

@@ -14,6 +14,7 @@ from typing import Any
 
 from lmread.detectors.base import Detector
 from lmread.errors import OptionError
+from lmread.records import MACHINE_PREFIX
 
 #: detector name -> module holding its ``DETECTOR``
 DETECTORS: dict[str, str] = {
@@ -23,7 +24,7 @@ DETECTORS: dict[str, str] = {
 }
 
 #: annotator names of machine readers start with this
-ANNOTATOR_PREFIX = "auto-"
+ANNOTATOR_PREFIX = MACHINE_PREFIX
 
 
 def get_detector(name: str) -> Detector:

@@ -36,25 +36,36 @@ def render_hazard(doc: dict[str, Any], width: int, height: int, color: bool = Tr
     return fig.build().string(colorless=not color)
 
 
+#: fill character and ANSI colour of each severity in the text bars
+_SEVERITY_STYLE = {"1": ("░", "33"), "2": ("▒", "38;5;208"), "3": ("█", "31")}
+
+
 def render_severity(doc: dict[str, Any], width: int, height: int, color: bool = True) -> str:
-    """Stacked bars: the share of severity 1 / 2 / 3 among each group's rated falls."""
+    """One stacked text bar per group (ordered by size): the share of severity 1 / 2 / 3 among
+    its rated falls (1 ``░``, 2 ``▒``, 3 ``█``)."""
     sev = doc.get("severity") or {"groups": []}
     groups = [g for g in sev["groups"] if g["rated"]]
     if not groups:
         return "no rated falls yet: severity 1-3 is given when marking a fall"
-    import plotext as plt
-
-    plt.clear_figure()
-    plt.plotsize(max(width, 30), max(height, 8))
-    labels = [f"{g['label'][:18]} n={g['rated']}" for g in groups]
-    shares = [[(g["proportions"] or {}).get(level, 0.0) for g in groups] for level in ("1", "2", "3")]
-    plt.stacked_bar(labels, shares, labels=["severity 1", "severity 2", "severity 3"])
     trend = sev.get("trend")
-    plt.title("severity mix by group" + (f" - trend p {trend['p_value']:.3g} ({trend['direction']})" if trend else ""))
-    text = plt.build()
-    if not color:
-        text = plt.uncolorize(text)
-    return text
+    lines = ["severity mix by group (ordered by size)"
+             + (f" - trend p {trend['p_value']:.3g} ({trend['direction']})" if trend else "")]
+    label_w = min(30, max(len(g["label"]) for g in groups))
+    bar_w = max(10, width - label_w - 12)
+    for g in groups:
+        props = g["proportions"] or {}
+        cells = []
+        used = 0
+        for k, level in enumerate(("1", "2", "3")):
+            n = bar_w - used if k == 2 else round(props.get(level, 0.0) * bar_w)
+            n = max(0, min(n, bar_w - used)) if props.get(level, 0.0) > 0 else 0
+            used += n
+            char, ansi = _SEVERITY_STYLE[level]
+            cells.append(f"\x1b[{ansi}m{char * n}\x1b[0m" if color and n else char * n)
+        lines.append(f"{g['label'][:label_w]:<{label_w}} {''.join(cells):<{bar_w}} n={g['rated']}")
+    lines.append("")
+    lines.append("  ".join(f"{_SEVERITY_STYLE[level][0] * 2} severity {level}" for level in ("1", "2", "3")))
+    return "\n".join(lines[: max(height, 3)])
 
 
 def extra_status_lines(doc: dict[str, Any]) -> list[str]:
