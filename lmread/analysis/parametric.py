@@ -166,12 +166,21 @@ def fit_aft(durations: Any, events: Any, covariates: Any = None, distribution: s
     theta0 = np.concatenate((beta0, [-math.log(resid_sd * math.sqrt(6.0) / math.pi)]))
     total = float(wt.sum())
 
+    last: dict[bytes, tuple[float, np.ndarray, np.ndarray]] = {}
+
+    def evaluate(theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        key = theta.tobytes()
+        if key not in last:  # the minimiser asks for the value and the Hessian at the same point
+            last.clear()
+            last[key] = _loglik(theta, distribution, y, e, X, wt)
+        return last[key]
+
     def fun(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        ll, grad, _ = _loglik(theta, distribution, y, e, X, wt)
+        ll, grad, _ = evaluate(theta)
         return -ll / total, -grad / total
 
     def hess(theta: np.ndarray) -> np.ndarray:
-        return -_loglik(theta, distribution, y, e, X, wt)[2] / total
+        return -evaluate(theta)[2] / total
 
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
