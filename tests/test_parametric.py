@@ -230,3 +230,17 @@ def test_report_notes_when_it_cannot_fit() -> None:
     assert block["groups"][0]["weibull"] is None and "no falls" in block["groups"][0]["note"]
     assert block["scaling"]["weibull"] is None and "two model sizes" in block["scaling"]["note"]
     assert ph_report(obs, tables)["statistic"] is None
+
+
+@pytest.mark.parametrize("dist", ["weibull", "loglogistic"])
+def test_scipy_trust_region_fallback_gives_the_same_fit(dist: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import lmread.analysis.parametric as parametric
+
+    dur, ev, x, _ = censored_data(5)
+    newton = fit_aft(dur, ev, x[:, None], dist)
+    assert newton.message.startswith("Newton converged")
+    monkeypatch.setattr(parametric, "_newton", lambda *a, **k: (None, "forced"))
+    scipy_fit = fit_aft(dur, ev, x[:, None], dist)
+    assert scipy_fit.message.startswith("trust-exact") and scipy_fit.converged
+    assert np.allclose(scipy_fit.coef, newton.coef, atol=1e-7)
+    assert scipy_fit.log_shape == pytest.approx(newton.log_shape, abs=1e-7)

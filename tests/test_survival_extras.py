@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import orjson
 import pytest
 
 from lmread.cli import main
@@ -50,6 +51,9 @@ def test_json_blocks_and_schema(study: Path, tmp_path: Path, capsys: pytest.Capt
     assert main(["survival", "--study", str(study), "--json", str(out), "--bootstrap", "0"]) == 0
     doc = json.loads(out.read_text())
     jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text())).validate(doc)
+    from lmread.survival_cli import compute
+
+    orjson.dumps(compute(study, n_boot=0)[0])  # plain Python numbers only (no numpy scalars)
     sev = {g["label"]: g for g in doc["severity"]["groups"]}
     assert sev["small"]["counts"] == {"1": 4, "2": 2, "3": 0} and sev["small"]["rated"] == 6
     assert sev["small"]["falls"] == 7 and sev["large"]["mean"] == pytest.approx(16 / 6)

@@ -62,7 +62,7 @@ def _loglik(theta: np.ndarray, dist: str, y: np.ndarray, e: np.ndarray, X: np.nd
             wt: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """Log-likelihood, gradient and Hessian in ``theta = (beta..., log rho)``."""
     beta, a = theta[:-1], theta[-1]
-    rho = math.exp(a)
+    rho = float(np.exp(min(a, 700.0)))
     w = rho * (y - X @ beta)
     lf, lf1, lf2, ls, ls1, ls2 = _eps_terms(dist, w)
     g = np.where(e, lf, ls)
@@ -184,9 +184,11 @@ def fit_aft(durations: Any, events: Any, covariates: Any = None, distribution: s
 
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        res = optimize.minimize(fun, theta0, jac=True, hess=hess, method="trust-exact",
-                                options={"gtol": 1e-10, "maxiter": 500})
-        theta = res.x
+        theta, message = _newton(evaluate, theta0, total)
+        if theta is None:  # Newton's steps failed: let scipy's trust region find the maximum
+            res = optimize.minimize(fun, theta0, jac=True, hess=hess, method="trust-exact",
+                                    options={"gtol": 1e-10, "maxiter": 500})
+            theta, message = res.x, f"trust-exact: {res.message}"
         ll, grad, H = _loglik(theta, distribution, y, e, X, wt)
     try:
         cov_c = np.linalg.inv(-H)
@@ -197,10 +199,43 @@ def fit_aft(durations: Any, events: Any, covariates: Any = None, distribution: s
     J[0, 1:p + 1] = -mean
     theta_orig = J @ theta
     cov = J @ cov_c @ J.T
-    converged = (bool(res.success or np.max(np.abs(grad)) / total < 1e-6) and bool(np.all(np.isfinite(cov)))
+    converged = (bool(np.max(np.abs(grad)) / total < 1e-6) and bool(np.all(np.isfinite(cov)))
                  and math.isfinite(ll) and abs(float(theta[-1])) < MAX_LOG_SHAPE)
     return AFTFit(distribution, labels, theta_orig[:-1], float(theta_orig[-1]), cov, ll, int(round(total)),
-                  n_events, converged, str(res.message))
+                  n_events, converged, message)
+
+
+def _newton(evaluate: Any, theta0: np.ndarray, total: float, max_iter: int = 100
+            ) -> tuple[np.ndarray | None, str]:
+    """Newton's method with step halving on the log-likelihood (the Hessian shifted to negative
+    definite where the likelihood is not concave); ``None`` when no step improves it (the caller
+    then uses scipy's trust region)."""
+    theta = theta0.copy()
+    ll, grad, H = evaluate(theta)
+    for it in range(max_iter):
+        if np.max(np.abs(grad)) / total < 1e-11:
+            return theta, f"Newton converged in {it} steps"
+        try:
+            top = float(np.linalg.eigvalsh(H).max())
+            if top >= 0:  # not concave here: shift the Hessian until the step is an ascent direction
+                H = H - (top + 1e-3 * (abs(top) + 1.0)) * np.eye(H.shape[0])
+            step = np.linalg.solve(H, -grad)
+        except np.linalg.LinAlgError:
+            return None, "singular Hessian"
+        if not np.all(np.isfinite(step)) or float(grad @ step) <= 0:
+            return None, "no ascent direction"
+        scale = 1.0
+        for _ in range(40):
+            cand = theta + scale * step
+            new = evaluate(cand)
+            if math.isfinite(new[0]) and new[0] >= ll - 1e-12 * abs(ll):
+                break
+            scale /= 2
+        else:
+            return None, "no step improves the likelihood"
+        theta = cand
+        ll, grad, H = new
+    return None, "Newton did not converge"
 
 
 def table_cells(time: np.ndarray, d: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -351,7 +386,7 @@ def ph_test(fit: CoxFit, transform: str = "rank", km_survival: np.ndarray | None
     var = fit.se ** 2
     if not den > 0 or not math.isfinite(var):
         return {"statistic": None, "df": 1, "p_value": None}
-    stat = total * var * num * num / den
+    stat = float(total * var * num * num / den)
     return {"statistic": stat, "df": 1, "p_value": float(stats.chi2.sf(stat, 1))}
 
 

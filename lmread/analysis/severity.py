@@ -141,11 +141,13 @@ def _median(values: np.ndarray) -> float | None:
 def model_fall(measures: np.ndarray) -> dict[str, Any]:
     """Medians over falls of the fall token's logprob and rank against the tokens before it."""
     lp, lp_before, rank, rank_before = (measures[:, k] for k in range(4))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        jump = np.log10(rank) - np.log10(rank_before)
     return {"n": int(np.count_nonzero(np.isfinite(lp))), "before": BEFORE,
             "logprob_fall_median": _median(lp), "logprob_before_median": _median(lp_before),
             "logprob_drop_median": _median(lp - lp_before),
             "rank_fall_median": _median(rank), "rank_before_median": _median(rank_before),
-            "log10_rank_jump_median": _median(np.log10(rank) - np.log10(rank_before))}
+            "log10_rank_jump_median": _median(jump)}
 
 
 def severity_report(obs: Observations, n_perm: int = N_PERM, seed: int = 0) -> dict[str, Any]:
@@ -154,12 +156,14 @@ def severity_report(obs: Observations, n_perm: int = N_PERM, seed: int = 0) -> d
     sev = obs.severity if obs.severity is not None else np.zeros(len(obs), dtype=np.int64)
     measures = obs.fall_measures
     ev = obs.event.astype(bool)
-    table = np.zeros((n_g, len(SEVERITIES)), dtype=np.int64)
-    rated = ev & np.isin(sev, SEVERITIES)
-    np.add.at(table, (obs.group[rated], sev[rated] - 1), 1)
-    cat_table = np.zeros((n_g, len(obs.categories)), dtype=np.int64)
-    np.add.at(cat_table, (obs.group[ev], obs.category_code[ev]), 1)
+    k_sev, k_cat = len(SEVERITIES), len(obs.categories)
+    rated = ev & (sev >= 1) & (sev <= k_sev)
+    table = np.bincount(obs.group[rated] * k_sev + sev[rated] - 1, minlength=n_g * k_sev).reshape(n_g, k_sev)
+    cat_table = np.bincount(obs.group[ev] * k_cat + obs.category_code[ev],
+                            minlength=n_g * k_cat).reshape(n_g, k_cat)
     falls = np.bincount(obs.group[ev], minlength=n_g)
+    order = np.argsort(obs.group, kind="stable")
+    bounds = np.searchsorted(obs.group[order], np.arange(n_g + 1))
     groups = []
     for g, group in enumerate(obs.groups):
         counts = table[g]
@@ -172,7 +176,8 @@ def severity_report(obs: Observations, n_perm: int = N_PERM, seed: int = 0) -> d
             "categories": {name: int(cat_table[g, c]) for c, name in enumerate(obs.categories) if cat_table[g, c]},
         }
         if measures is not None:
-            entry["model"] = model_fall(measures[(obs.group == g) & ev])
+            rows = order[bounds[g]:bounds[g + 1]]
+            entry["model"] = model_fall(measures[rows[ev[rows]]])
         groups.append(entry)
     out: dict[str, Any] = {"scale": "1 (mild) to 3 (severe), rated by the reader; unrated falls left out",
                            "groups": groups, "trend": None, "trend_note": None, "chi_square": None,
