@@ -244,3 +244,18 @@ def test_scipy_trust_region_fallback_gives_the_same_fit(dist: str, monkeypatch: 
     assert scipy_fit.message.startswith("trust-exact") and scipy_fit.converged
     assert np.allclose(scipy_fit.coef, newton.coef, atol=1e-7)
     assert scipy_fit.log_shape == pytest.approx(newton.log_shape, abs=1e-7)
+
+
+def test_falls_in_one_size_only_is_a_note_not_a_number() -> None:
+    rng = np.random.default_rng(0)
+    dur = rng.integers(5, 50, 40)
+    ev = np.zeros(40, bool)
+    ev[:20] = rng.random(20) < 0.7  # only the small model ever falls
+    group = np.array([0] * 20 + [1] * 20)
+    obs = obs_from(dur, ev, group, [10**6, 10**8])
+    tables = GroupTables.build(dur.astype(float), ev, group, 2)
+    block = parametric_report(obs, tables)
+    assert block["groups"][0]["weibull"] is not None and block["groups"][1]["weibull"] is None
+    assert block["scaling"]["weibull"] is None and "fewer than two model sizes" in block["scaling"]["note"]
+    ph = ph_report(obs, tables)
+    assert ph["statistic"] is None and "monotone likelihood" in ph["note"]

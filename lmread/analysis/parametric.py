@@ -45,6 +45,8 @@ from scipy import optimize, special, stats
 DISTRIBUTIONS = ("weibull", "loglogistic")
 #: a fitted |log shape| beyond this (shape > ~22,000 or < 1/22,000) is a degenerate fit, not an answer
 MAX_LOG_SHAPE = 10.0
+#: a pooled exponent with a standard error beyond this is not identified by the data
+MAX_EXPONENT_SE = 100.0
 
 
 def _eps_terms(dist: str, w: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -437,23 +439,31 @@ def parametric_report(obs: Any, tables: Any, alpha: float = 0.05) -> dict[str, A
         x = np.concatenate([np.full(cell[0].size, math.log(obs.groups[g].n_params)) for g, cell in zip(sized, cells,
                                                                                                        strict=True)])
         notes = []
+        fell = {obs.groups[g].n_params for g, cell in zip(sized, cells, strict=True) if np.any(cell[1])}
+        if len(fell) < 2:
+            scaling["note"] = ("falls in fewer than two model sizes: the exponent is not finite (a size that "
+                               "never fell holds up arbitrarily long under the model)")
+            return _parametric_doc(groups_out, scaling)
         for dist in DISTRIBUTIONS:
-            if not np.any(ev):
-                notes.append("no falls")
-                break
             try:
                 fit = fit_aft(dur, ev, x[:, None], dist, weights=wt, names=["log_n_params"])
             except (ValueError, np.linalg.LinAlgError) as exc:
                 notes.append(f"{dist}: {exc}")
                 continue
-            if fit.converged:
+            if fit.converged and fit.se[1] < MAX_EXPONENT_SE:
                 scaling[dist] = pooled_fit_json(fit, z)
+            elif fit.converged:
+                notes.append(f"{dist}: the exponent is not identified (SE {fit.se[1]:.3g})")
             else:
                 notes.append(f"the {dist} fit did not converge")
         fitted = [dist for dist in DISTRIBUTIONS if scaling[dist] is not None]
         if fitted:
             scaling["preferred"] = min(fitted, key=lambda dist: scaling[dist]["aic"])
         scaling["note"] = "; ".join(notes) or None
+    return _parametric_doc(groups_out, scaling)
+
+
+def _parametric_doc(groups_out: list[dict[str, Any]], scaling: dict[str, Any]) -> dict[str, Any]:
     return {"model": "log T = x'beta + sigma * eps (accelerated failure time); T counts units read, "
                      "a fall at t is an event at t + 1, a censoring at c stays c; medians are on the "
                      "coherent-length scale (median T - 1)",
@@ -473,6 +483,10 @@ def ph_report(obs: Any, tables: Any, transform: str = "rank") -> dict[str, Any]:
     d = tables.d[sized]
     if d.sum() < 2:
         out["note"] = "needs at least two falls"
+        return out
+    sizes_fell = {obs.groups[g].n_params for g, row in zip(sized, d, strict=True) if row.sum() > 0}
+    if len(sizes_fell) < 2:
+        out["note"] = "falls in only one model size: the Cox coefficient is infinite (monotone likelihood)"
         return out
     x = np.log(np.array([float(obs.groups[g].n_params) for g in sized]))
     fit = cox_efron(tables.time, d, tables.at_risk[sized], x)
