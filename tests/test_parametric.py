@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from lmread.analysis.incidence import cumulative_incidence
+from lmread.analysis.observations import Group, Observations
 from lmread.analysis.parametric import (
     cox_efron,
     fit_aft,
@@ -21,7 +22,6 @@ from lmread.analysis.parametric import (
     ph_test,
     table_cells,
 )
-from lmread.analysis.observations import Group, Observations
 from lmread.analysis.survival import GroupTables
 
 lifelines = pytest.importorskip("lifelines")

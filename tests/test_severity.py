@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from lmread.analysis.observations import Group, Observations
 from lmread.analysis.severity import (
     chi_square,
     fall_token_measures,
@@ -17,7 +18,6 @@ from lmread.analysis.severity import (
     severity_report,
     trend_test,
 )
-from lmread.analysis.observations import Group, Observations
 from lmread.records import Sample, Tokens
 
 

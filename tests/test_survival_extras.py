@@ -51,7 +51,7 @@ def test_json_blocks_and_schema(study: Path, tmp_path: Path, capsys: pytest.Capt
     assert main(["survival", "--study", str(study), "--json", str(out), "--bootstrap", "0"]) == 0
     doc = json.loads(out.read_text())
     jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text())).validate(doc)
-    from lmread.survival_cli import compute
+    from lmread.analysis.report import compute
 
     orjson.dumps(compute(study, n_boot=0)[0])  # plain Python numbers only (no numpy scalars)
     sev = {g["label"]: g for g in doc["severity"]["groups"]}
@@ -88,7 +88,7 @@ def test_plot_has_hazard_and_severity_panels(study: Path, tmp_path: Path) -> Non
     from matplotlib.figure import Figure
 
     from lmread.analysis.plots import draw_hazard, draw_severity
-    from lmread.survival_cli import compute
+    from lmread.analysis.report import compute
 
     doc, _ = compute(study, n_boot=0)
     fig = Figure()

@@ -42,7 +42,8 @@ def cif_variance(aj: CumulativeIncidence, at_risk: np.ndarray) -> np.ndarray:
         A, AF, AFF = np.cumsum(a), np.cumsum(a * f), np.cumsum(a * f * f)
         C, CF = np.cumsum(c), np.cumsum(c * f)
         out[k] = f * f * A - 2 * f * AF + AFF + np.cumsum(b) - 2 * (f * C - CF)
-    return np.maximum(out, 0.0)
+    clipped: np.ndarray = np.maximum(out, 0.0)
+    return clipped
 
 
 def cif_bands(cif: np.ndarray, variance: np.ndarray, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:

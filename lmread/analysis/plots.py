@@ -6,17 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from lmread.units import format_params
+
 SEVERITY_COLORS = {"1": "#f2c14e", "2": "#f78154", "3": "#b33f40"}
 
 
 def _size_label(group: dict[str, Any]) -> str:
     n = group.get("n_params")
-    if not n:
-        return group["label"]
-    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if n >= div:
-            return f"{group['label']} ({n / div:.3g}{suffix})"
-    return f"{group['label']} ({n})"
+    return f"{group['label']} ({format_params(n)})" if n else str(group["label"])
 
 
 def draw_hazard(ax: Any, doc: dict[str, Any]) -> None:

@@ -72,7 +72,8 @@ def kendall_s(table: np.ndarray) -> np.ndarray:
     below_right = np.concatenate((right[..., :, 1:], np.zeros_like(right[..., :, :1])), axis=-1)
     left = strictly_below.cumsum(axis=-1)
     below_left = np.concatenate((np.zeros_like(left[..., :, :1]), left[..., :, :-1]), axis=-1)
-    return (t * (below_right - below_left)).sum(axis=(-2, -1))
+    out: np.ndarray = (t * (below_right - below_left)).sum(axis=(-2, -1))
+    return out
 
 
 def kendall_variance(table: np.ndarray) -> tuple[float, float]:

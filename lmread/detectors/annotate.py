@@ -74,7 +74,7 @@ def annotate(study: Study, specs: list[tuple[Detector, dict[str, Any]]]) -> Anno
     samples = list(study.samples.values())
     report = AnnotateReport(str(study.path), len(samples))
     pending: list[tuple[str, list[Mark]]] = []
-    runs = []
+    runs: list[tuple[Detector, dict[str, Any], str, dict[str, Any], DetectorReport, list[Mark]]] = []
     for det, params in specs:
         who = annotator_name(det)
         meta = {"name": det.name, "version": det.version, "params": dict(params)}
