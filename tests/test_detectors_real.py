@@ -34,10 +34,11 @@ def test_bundled_models_annotate_then_survival(llama_home: Path, llama_smollm2: 
                                                capsys: pytest.CaptureFixture[str]) -> None:
     from lmread.backends.base import GenOptions
     from lmread.catalog import load_catalog
+    from lmread.config import load_settings
     from lmread.generate import GenerationPlan, ModelJob, run_generation
 
     monkeypatch.setenv("LMREAD_HOME", str(llama_home))
-    catalog = load_catalog()
+    catalog = load_catalog(load_settings())
     backends = {"smollm2-135m": llama_smollm2, "gemma3-270m": llama_gemma}
     plan = GenerationPlan(models=[ModelJob(catalog.get(m)) for m in backends],
                           prompts=[{"text": "Here is my grandmother's bread recipe:", "set": "howto"}],
