@@ -373,15 +373,19 @@ class Sample:
 
 
 def without_top_k(line: bytes) -> bytes:
-    """A sample's JSONL line with its ``tokens.top`` object cut out, as lmread writes it (``top``
-    is the last key of ``tokens``; a ``"`` inside any string is escaped, so the key cannot occur
-    elsewhere); other lines come back unchanged.  Parsing the result skips most of the objects."""
+    """A sample's JSONL line with its ``tokens.top`` object cut out, as lmread writes it; other
+    lines come back unchanged.  Parsing the result skips most of the objects.
+
+    ``top`` is the last key of ``tokens`` and holds only arrays, so its first ``}`` outside a
+    string closes it; the ``}`` of ``tokens`` follows, then ``,"raw_b64"`` / ``,"control"`` or the
+    end of the line.  A ``"`` inside a string is always escaped, so neither ``,"top":{`` nor
+    ``}},"`` can occur inside one.
+    """
     start = line.rfind(b',"top":{')
     if start < 0:
         return line
-    end = line.rfind(b'},"raw_b64":"')
-    if end < start:
-        end = len(line.rstrip()) - 2
+    end = line.find(b'}},"', start)
+    end = end + 1 if end >= 0 else len(line.rstrip()) - 2
     return line[:start] + line[end:]
 
 

@@ -301,20 +301,23 @@ def test_cli_missing_study_is_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     assert err.startswith("lmread: error: ") and len(err.strip().splitlines()) == 1
 
 
-def test_top_k_free_load_keeps_everything_else(tmp_path: Path) -> None:
+@pytest.mark.parametrize("raw, control", [(None, None), (b"\xff raw", None), (None, "loop"), (b"\xff raw", "loop")])
+def test_top_k_free_load_keeps_everything_else(tmp_path: Path, raw: bytes | None, control: str | None) -> None:
     st = Study.create(tmp_path / "s", shuffle_seed=0)
     sample = make_sample(words(12), rank=[1] * 12, sid="s_k")
     sample.tokens.top_ids = [[1, 2]] * 12
     sample.tokens.top_logprobs = [[-0.1, -2.0]] * 12
-    sample.tokens.top_pieces = [["a", '"},"top":{'] for _ in range(12)]
-    sample.raw = b"\xff raw"
+    sample.tokens.top_pieces = [["}}}", '"},"top":{'] for _ in range(12)]  # braces and quotes in pieces
+    sample.raw = raw
+    if control:
+        sample.control = {"kind": control, "onset": 4, "category": "repetition", "parts": ["s_a"], "seed": 1}
     st.add_samples([sample])
     full = Study.open(st.path).samples["s_k"]
     light = Study.open(st.path, top_k=False).samples["s_k"]
     assert full.tokens.top_pieces is not None and light.tokens.top_ids is None and light.tokens.top_pieces is None
-    assert light.raw == full.raw == b"\xff raw"
-    assert (light.text, light.tokens.ids, light.tokens.offsets, light.tokens.rank) == (
-        full.text, full.tokens.ids, full.tokens.offsets, full.tokens.rank)
+    assert light.raw == full.raw == raw and light.control == full.control
+    assert (light.text, light.tokens.ids, light.tokens.offsets, light.tokens.rank, light.tokens.entropy) == (
+        full.text, full.tokens.ids, full.tokens.offsets, full.tokens.rank, full.tokens.entropy)
 
 
 # --------------------------------------------------------------------------------------------
