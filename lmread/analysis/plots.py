@@ -17,13 +17,17 @@ def _size_label(group: dict[str, Any]) -> str:
 
 
 def draw_hazard(ax: Any, doc: dict[str, Any]) -> None:
-    """Per-unit hazard in each window, one step line per group (ordered by size), with its CI."""
+    """Per-unit hazard in each window, one step line per group (ordered by size), with its CI
+    (the axis stops at twice the largest estimate, so wide bands of windows without falls do not
+    flatten the lines)."""
+    top = 0.0
     for group in doc["groups"]:
         windows = [w for w in group["hazard"] if w["hazard"] is not None]
         if not windows:
             continue
         xs = [w["start"] for w in windows] + [windows[-1]["end"]]
         ys = [w["hazard"] for w in windows]
+        top = max(top, *ys)
         (line,) = ax.step(xs, ys + ys[-1:], where="post", label=_size_label(group))
         ax.fill_between(xs, [w["ci_low"] for w in windows] + [windows[-1]["ci_low"]],
                         [w["ci_high"] for w in windows] + [windows[-1]["ci_high"]], step="post",
@@ -31,7 +35,7 @@ def draw_hazard(ax: Any, doc: dict[str, Any]) -> None:
     ax.set_xlabel(f"position ({doc['unit']})")
     ax.set_ylabel(f"hazard of falling per {doc['unit'][:-1]}")
     ax.set_xlim(left=0)
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, 2 * top if top > 0 else None)
     ax.set_title("Per-unit hazard by model size")
     ax.grid(alpha=0.3)
     if doc["groups"]:
@@ -53,6 +57,9 @@ def draw_severity(ax: Any, doc: dict[str, Any]) -> None:
     ax.set_xticks(range(len(groups)), labels, rotation=20, ha="right", fontsize="small")
     ax.set_ylim(0, 1.12)
     ax.set_ylabel("share of rated falls")
+    if not any(g["rated"] for g in groups):
+        ax.text(0.5, 0.5, "no rated falls: readers give severity 1-3 when they mark a fall", ha="center",
+                va="center", transform=ax.transAxes, color="grey")
     trend = sev.get("trend")
     title = "Severity mix by model size"
     if trend:
