@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import resource
+import select
 import signal
 import subprocess
 import sys
@@ -49,11 +50,15 @@ def test_sigkill_at_random_moments_loses_no_reported_mark(study_dir: Path) -> No
             finally:
                 os._exit(1)
         os.close(write_fd)
+        # wait (bounded) until the child is writing, so a loaded machine still kills mid-write
+        first = b""
+        if select.select([read_fd], [], [], 20.0)[0]:
+            first = os.read(read_fd, 65536)
         time.sleep(rng.uniform(0.0, 0.08))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         with os.fdopen(read_fd, "rb") as fh:
-            data = fh.read()
+            data = first + fh.read()
         # the last line may itself be torn (killed while reporting): only count whole ids
         reported.extend(line.decode() for line in data.split(b"\n")[:-1] if line)
     loaded = Study.open(study_dir)
