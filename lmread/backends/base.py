@@ -1,28 +1,51 @@
-"""The backend protocol: what every model adapter yields, and the validated generation options.
+"""The backend contract: the abstract :class:`Backend`, what it yields, who it is, what it takes.
 
 A backend streams raw :class:`TokenChunk` objects, one per generated token, and ends the stream
-with one :class:`StreamEnd` giving the finish reason.  The driver (``lmread.generate``) adds
-indexes, character offsets, timing and records; backends never write anything.
+with one :class:`StreamEnd` when *it* has to stop (end of text, full context, cancel, error).
+Stop strings and the token budget are the driver's (:mod:`lmread.generate`): it counts tokens,
+matches stop strings and sets the stream's ``cancel`` event when a sample is done; a backend
+checks ``cancel`` before computing each next token.  The driver also adds indexes, character
+offsets, timing and records; backends never write anything.
 
 The distribution fields of a chunk (``logprob``, ``rank``, ``entropy``, ``top_*``) are computed
 from the *unmodified* next-token distribution (temperature 1, before top-k/top-p/min-p and
 repetition penalty) from the logits the token was sampled from.
+
+Every backend says who it is with a :class:`ModelIdentity` (the same typed fields from every
+backend) and declares the options it takes as :class:`BackendOption` values, from which the
+command line builds its flags; seeds and context sizes are checked here, once.
 """
 
 from __future__ import annotations
 
+import abc
 import math
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
+from lmread.backends.distribution import distribution_fields, sample_token, sample_unmodified
+from lmread.errors import BackendError, OptionError
 
-from lmread.errors import OptionError
+if TYPE_CHECKING:
+    from lmread.catalog import ModelCard
+
+__all__ = [
+    "CONTEXT", "FINISH_REASONS", "MIN_CTX", "THREADS", "Backend", "BackendOption", "GenOptions", "LinkedEvent",
+    "ModelIdentity", "StreamEnd", "TokenChunk", "check_seed", "distribution_fields", "sample_token",
+    "sample_unmodified", "stream_many",
+]
 
 #: Finish reasons a stream can end with.
 FINISH_REASONS = ("length", "eos", "stop", "context", "cancelled", "error")
+
+#: The smallest context (in tokens) any backend accepts.
+MIN_CTX = 16
+
+#: Seeds are unsigned 32-bit numbers on every backend.
+SEED_LIMIT = 2**32
 
 
 @dataclass(slots=True)
@@ -47,10 +70,82 @@ class StreamEnd:
     detail: str = ""
 
 
+# --------------------------------------------------------------------------------------------
+# Checks shared by every backend and the command line
+
+
+def check_seed(value: Any, flag: str = "--seed") -> int | None:
+    """``value`` if it is None or a whole number in [0, 2^32); else :class:`OptionError`."""
+    if value is not None and (not _is_int(value) or not 0 <= value < SEED_LIMIT):
+        raise OptionError(f"invalid option {flag} {value!r}: must be a whole number in [0, 2^32)")
+    return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class BackendOption:
+    """One option a backend takes when it loads a model, declared once on the backend class.
+
+    ``name`` is the keyword of ``from_card`` (``n_threads``), ``flag`` the command-line flag
+    (``--threads``).  ``type`` is ``int``, ``str`` or ``bool`` (a flag that is off by default).
+    ``help`` is one phrase without a final period (the command line adds which backends take
+    it).  ``minimum`` bounds whole numbers; ``prefixes`` lists the allowed beginnings of a string;
+    ``rule`` is what an error message says the value must be.  ``default`` None means the
+    backend's own default.  Which backends take an option is read from the classes that
+    declare it (:func:`lmread.backends.option_table`).
+    """
+
+    name: str
+    flag: str
+    type: type
+    help: str
+    default: Any = None
+    minimum: int | None = None
+    prefixes: tuple[str, ...] = ()
+    rule: str = ""
+
+    def check(self, value: Any) -> Any:
+        """``value`` if it is valid for this option (None: not set); else :class:`OptionError`
+        naming the flag."""
+        if value is None:
+            return None
+        ok = True
+        if self.type is bool:
+            ok = isinstance(value, bool)
+        elif self.type is int:
+            ok = _is_int(value) and (self.minimum is None or value >= self.minimum)
+        elif self.type is str:
+            ok = isinstance(value, str) and bool(value.strip()) and (
+                not self.prefixes or value.startswith(self.prefixes))
+        if not ok:
+            raise OptionError(f"invalid option {self.flag} {value!r}: {self.rule or self._default_rule()}")
+        return value
+
+    def _default_rule(self) -> str:
+        if self.type is int:
+            return "must be a whole number" + (f" >= {self.minimum}" if self.minimum is not None else "")
+        if self.type is bool:
+            return "must be true or false"
+        return "must not be empty"
+
+
+#: Options shared by several backends (each backend lists the ones it takes).
+THREADS = BackendOption("n_threads", "--threads", int, "CPU threads", minimum=1)
+CONTEXT = BackendOption("n_ctx", "--ctx", int, "Context size in tokens", minimum=MIN_CTX)
+
+
+# --------------------------------------------------------------------------------------------
+# Generation options
+
+
 @dataclass
 class GenOptions:
     """Sampling options shared by every backend.  ``top_k=0``, ``top_p=1``, ``min_p=0`` and
-    ``repetition_penalty=1`` mean "off"; ``temperature=0`` means greedy."""
+    ``repetition_penalty=1`` mean "off"; ``temperature=0`` means greedy.  ``max_tokens`` and
+    ``stop`` are applied by the driver (a server backend also sends them with its request)."""
 
     max_tokens: int = 256
     temperature: float = 1.0
@@ -81,8 +176,7 @@ class GenOptions:
             raise bad("repetition_penalty", self.repetition_penalty, "must be > 0 (1 turns it off)")
         if not isinstance(self.top_k, int) or self.top_k < 0:
             raise bad("top_k", self.top_k, "must be a whole number >= 0 (0 turns it off)")
-        if self.seed is not None and (not isinstance(self.seed, int) or not 0 <= self.seed < 2**32):
-            raise bad("seed", self.seed, "must be a whole number in [0, 2^32)")
+        check_seed(self.seed)
         if not isinstance(self.top_logprobs, int) or not 0 <= self.top_logprobs <= 20:
             raise bad("top_logprobs", self.top_logprobs, "must be a whole number in [0, 20]")
         if any(not isinstance(s, str) or not s for s in self.stop):
@@ -96,175 +190,193 @@ class GenOptions:
         return out
 
 
-@runtime_checkable
-class Backend(Protocol):
-    """What a model adapter provides.  See the module docstring for the chunk contract."""
-
-    name: str
-
-    def describe(self) -> dict[str, Any]:
-        """Model identity recorded in samples: ``id``, ``sha256`` or ``revision``, ``n_params``,
-        ``quantization``, ``architecture``, ``backend``, ``backend_version``, ``library_versions``."""
-        ...
-
-    def stream(
-        self, prompt: str, options: GenOptions, cancel: threading.Event | None = None
-    ) -> Iterator[TokenChunk | StreamEnd]:
-        """Yield one chunk per generated token, then exactly one :class:`StreamEnd`."""
-        ...
-
-    def score(self, text: str, prompt: str = "") -> list[TokenChunk]:
-        """Teacher-forced pass over ``text`` (after ``prompt``): one chunk per token of text."""
-        ...
-
-    def close(self) -> None:
-        """Free the model."""
-        ...
+# --------------------------------------------------------------------------------------------
+# Model identity
 
 
-def stream_many(
-    backend: Any, prompt: str, options: Sequence[GenOptions], cancel: threading.Event | None = None
-) -> Iterator[tuple[int, TokenChunk | StreamEnd]]:
-    """Draw several samples of one prompt; yields ``(sequence_index, item)``.
+#: The fields of an identity that make a sample's id (see :func:`lmread.records.sample_id`).
+ID_FIELDS = ("id", "sha256", "revision", "source", "backend")
 
-    Uses the backend's own ``stream_batch`` when it has one (transformers batches them in one
-    call); otherwise runs the samples one after the other.
+#: Record order for identities that do not give their own.
+DEFAULT_LAYOUT = ("id", "name", "family", "file", "path", "sha256", "revision", "source", "n_params",
+                  "quantization", "architecture", "backend", "backend_version", "library_versions")
+
+
+@dataclass
+class ModelIdentity:
+    """Who generated a sample: the same typed fields from every backend (None when unknown).
+
+    - ``id``, ``name``, ``family``: the catalogue's names for the model;
+    - ``file``: the name of the model file (or folder), never the folders above it;
+      ``path``: its full path, recorded in samples only when the user asks (``record_model_path``);
+    - ``sha256`` (a file) or ``revision`` (an HF commit), and ``source`` (where it came from:
+      ``hf:ORG/NAME``, or a local path when ``source_is_path``, then recorded only with the path);
+    - ``n_params``, ``quantization``, ``architecture``;
+    - ``backend``, ``backend_version``, ``library_versions``;
+    - ``details``: what only some backends know (``n_ctx``, ``n_vocab``, ``dtype``, ``device``,
+      ``served_model``, ``base_url``...), recorded under their own keys;
+    - ``layout``: the order of the keys in the record (each backend keeps its own, so the
+      samples it writes stay byte-identical from one version of lmread to the next).
     """
-    batch = getattr(backend, "stream_batch", None)
-    if batch is not None:
-        yield from batch(prompt, list(options), cancel)
-        return
-    for index, opts in enumerate(options):
-        for item in backend.stream(prompt, opts, cancel):
-            yield index, item
+
+    id: str
+    backend: str
+    name: str | None = None
+    family: str | None = None
+    file: str | None = None
+    path: str | None = None
+    sha256: str | None = None
+    revision: str | None = None
+    source: str | None = None
+    source_is_path: bool = False
+    n_params: int | None = None
+    quantization: str | None = None
+    architecture: str | None = None
+    backend_version: str | None = None
+    library_versions: dict[str, str] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    layout: tuple[str, ...] = ()
+
+    def id_fields(self) -> dict[str, Any]:
+        """The fields a sample id is made of (:data:`ID_FIELDS`, those that are set).  Unlike
+        :meth:`record`, this includes a local ``source`` path: ids never change."""
+        return {k: getattr(self, k) for k in ID_FIELDS if getattr(self, k)}
+
+    def record(self, include_path: bool = False) -> dict[str, Any]:
+        """The identity as recorded in a sample, keys in :attr:`layout` order.
+
+        The full path of the model file (``path``, and ``source`` when it is a local path) is
+        left out unless ``include_path``.
+        """
+        out: dict[str, Any] = {}
+        for key in self.layout or DEFAULT_LAYOUT:
+            if not include_path and (key == "path" or (key == "source" and self.source_is_path)):
+                continue
+            if key in self.details:
+                out[key] = self.details[key]
+            elif key in _FIELD_NAMES:
+                out[key] = getattr(self, key)
+            else:
+                raise KeyError(f"identity layout names {key!r}, which is neither a field nor a detail")
+        return out
+
+
+_FIELD_NAMES = frozenset(ModelIdentity.__dataclass_fields__) - {"details", "layout", "source_is_path"}
 
 
 # --------------------------------------------------------------------------------------------
-# Distribution helpers shared by the local backends
+# Cancel flags
 
 
-#: Top-k candidates are first looked for within this many nats of the best logit (one cheap
-#: comparison pass), falling back to a partition of the whole vocabulary when fewer are found.
-_TOP_WINDOW = 12.0
+class LinkedEvent(threading.Event):
+    """An event that also reads as set when its ``parent`` is set (a child cancel flag)."""
 
-#: Block size of the two-level inverse-CDF draw in :func:`sample_unmodified`.
-_DRAW_BLOCK = 1024
+    def __init__(self, parent: threading.Event | None = None) -> None:
+        super().__init__()
+        self.parent = parent
 
+    def is_set(self) -> bool:
+        return super().is_set() or (self.parent is not None and self.parent.is_set())
 
-def _softmax_parts(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(x, shifted, ex, block_sums)``: float32 logits, ``x - max``, ``exp(shifted)`` and the
-    sums of ``ex`` over consecutive blocks of :data:`_DRAW_BLOCK` (float32 within a block)."""
-    x = np.asarray(logits)
-    if x.dtype != np.float32:
-        x = x.astype(np.float32)
-    shifted = x - x.max()
-    ex = np.exp(shifted)
-    blocks = np.add.reduceat(ex, np.arange(0, ex.shape[0], _DRAW_BLOCK))
-    return x, shifted, ex, blocks
-
-
-def _fields(
-    x: np.ndarray, shifted: np.ndarray, ex: np.ndarray, total: float, token_id: int, k: int
-) -> tuple[float, int, float, np.ndarray, np.ndarray]:
-    log_z = math.log(total)
-    weighted = float(np.dot(ex, shifted))
-    if not math.isfinite(weighted):  # -inf logits (masked tokens): 0 * -inf is nan
-        keep = np.isfinite(shifted)
-        weighted = float(np.dot(ex[keep], shifted[keep]))
-    entropy = max(log_z - weighted / total, 0.0)
-    chosen = shifted[token_id]
-    logprob = float(chosen) - log_z
-    n = x.shape[0]
-    kk = min(k, n)
-    near = chosen >= -_TOP_WINDOW
-    if kk <= 0:
-        rank = int(np.count_nonzero(shifted > chosen)) + 1
-        return logprob, rank, entropy, np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
-    cand = np.flatnonzero(shifted >= -_TOP_WINDOW)
-    # every logit above a near-max chosen one is a candidate: count there, not over the vocabulary
-    rank = int(np.count_nonzero(shifted[cand] > chosen) if near else np.count_nonzero(shifted > chosen)) + 1
-    if cand.size < kk:
-        cand = np.argpartition(shifted, n - kk)[n - kk :]
-    elif cand.size > 16 * kk:
-        vals = shifted[cand]
-        cut = np.partition(vals, vals.size - kk)[vals.size - kk]
-        cand = cand[vals >= cut]  # keeps every tie at the cut
-    vals = shifted[cand]
-    order = cand[np.lexsort((cand, -vals))][:kk]
-    top_lp = shifted[order].astype(np.float64) - log_z
-    return logprob, rank, entropy, order, top_lp
+    def wait(self, timeout: float | None = None) -> bool:
+        if self.parent is None:
+            return super().wait(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.is_set():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            super().wait(0.05 if left is None else min(0.05, left))
+        return True
 
 
-def distribution_fields(
-    logits: np.ndarray, token_id: int, k: int
-) -> tuple[float, int, float, np.ndarray, np.ndarray]:
-    """From raw logits (1-D, float32/64), the chosen token's logprob, its rank (1 = argmax),
-    the entropy in nats, and the top-``k`` ids and logprobs (best first; ties by lower id).
+# --------------------------------------------------------------------------------------------
+# The backend
 
-    Computed at temperature 1 over the whole vocabulary.  Tuned for large vocabularies (262k
-    for Gemma): float32 passes without float64 copies (block sums, then a float64 total; the
-    BLAS dot is accurate to ~1e-6 relative), and the top-k and the rank are taken from the few
-    logits near the maximum instead of the whole array.  ``logits`` is never modified.
+
+class Backend(abc.ABC):
+    """What every model adapter is.  See the module docstring for the stream contract.
+
+    Abilities beyond one stream are declared, never probed: ``supports_batch`` (``stream_batch``
+    draws several samples in one batched call), ``supports_score`` (``score`` works),
+    ``max_concurrency`` (streams the driver may run at once from threads) and
+    ``max_batch_size`` (samples per batch when the user gives no ``--batch-size``).
     """
-    x, shifted, ex, blocks = _softmax_parts(logits)
-    return _fields(x, shifted, ex, float(blocks.sum(dtype=np.float64)), token_id, k)
+
+    #: the backend's registry name (``llamacpp``, ``hf``, ``openai``, ``scripted``)
+    name: ClassVar[str] = ""
+    #: the options ``from_card`` takes
+    options: ClassVar[tuple[BackendOption, ...]] = ()
+    supports_batch: ClassVar[bool] = False
+    supports_score: ClassVar[bool] = False
+    max_concurrency: int = 1
+    max_batch_size: int = 8
+
+    @classmethod
+    @abc.abstractmethod
+    def from_card(cls, card: ModelCard, **options: Any) -> Backend:
+        """Load the model a catalogue card points to; ``options`` are this backend's declared
+        :attr:`options` by name (others are ignored)."""
+
+    @abc.abstractmethod
+    def identity(self) -> ModelIdentity:
+        """Who this model is (recorded with every sample)."""
+
+    def describe(self) -> dict[str, Any]:
+        """The identity as a plain dict, full path included (for display and tests)."""
+        return self.identity().record(include_path=True)
+
+    @abc.abstractmethod
+    def stream(
+        self, prompt: str, options: GenOptions, cancel: threading.Event | None = None
+    ) -> Iterator[TokenChunk | StreamEnd]:
+        """Yield one chunk per generated token until the model ends (``eos``), the context is
+        full (``context``), ``cancel`` is set (``cancelled``: checked before each next token) or
+        it fails (``error``); then exactly one :class:`StreamEnd`.  Stop strings and
+        ``max_tokens`` are the driver's: a backend does not end on them.  Invalid options or
+        prompts raise :class:`OptionError` when the stream is created."""
+
+    def stream_batch(
+        self,
+        prompt: str,
+        options_list: Sequence[GenOptions],
+        cancel: threading.Event | None = None,
+        done: Sequence[threading.Event] | None = None,
+    ) -> Iterator[tuple[int, TokenChunk | StreamEnd]]:
+        """Draw ``len(options_list)`` samples of one prompt; yields ``(index, item)`` and ends
+        every sequence with exactly one :class:`StreamEnd`.
+
+        ``done[i]`` (set by the driver) ends sequence ``i``; ``cancel`` ends them all.  This
+        default runs the streams one after the other; backends with ``supports_batch`` draw
+        them together.
+        """
+        for index, opts in enumerate(options_list):
+            flag = done[index] if done is not None else cancel
+            if cancel is not None and cancel.is_set():
+                yield index, StreamEnd("cancelled")
+                continue
+            stream = self.stream(prompt, opts, flag)
+            try:
+                for item in stream:
+                    yield index, item
+            finally:
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
+
+    def score(self, text: str, prompt: str = "", top_logprobs: int = 5) -> list[TokenChunk]:
+        """Teacher-forced pass over ``text`` (after ``prompt``): one chunk per token of text.
+        Only where ``supports_score``."""
+        raise BackendError(f"the {self.name} backend cannot score texts")
+
+    def close(self) -> None:  # noqa: B027 - optional, nothing to free by default
+        """Free the model."""
 
 
-def sample_unmodified(
-    logits: np.ndarray, k: int, u: float
-) -> tuple[int, float, int, float, np.ndarray, np.ndarray]:
-    """Draw a token from the unmodified distribution (temperature 1, no truncation) with the
-    uniform number ``u`` in [0, 1), and return ``(token_id, *distribution_fields)``.
-
-    Shares the softmax with the fields, so pure sampling costs one extra pass over block sums:
-    an inverse-CDF draw over float64 cumulative block sums, then within the chosen block.
-    """
-    x, shifted, ex, blocks = _softmax_parts(logits)
-    cum = np.cumsum(blocks, dtype=np.float64)
-    total = float(cum[-1])
-    target = u * total
-    b = min(int(np.searchsorted(cum, target, side="right")), cum.shape[0] - 1)
-    start = b * _DRAW_BLOCK
-    inner = np.cumsum(ex[start : start + _DRAW_BLOCK], dtype=np.float64)
-    rest = target - (float(cum[b - 1]) if b else 0.0)
-    i = min(int(np.searchsorted(inner, rest, side="right")), inner.shape[0] - 1)
-    token_id = start + i
-    if ex[token_id] == 0.0:  # rounding at a block edge: fall back to the block's best token
-        token_id = start + int(np.argmax(ex[start : start + _DRAW_BLOCK]))
-    return (token_id, *_fields(x, shifted, ex, total, token_id, k))
-
-
-def sample_token(
-    logits: np.ndarray,
-    options: GenOptions,
-    rng: np.random.Generator,
-    history: Sequence[int] = (),
-) -> int:
-    """Sample one token id from raw logits with the options' repetition penalty, temperature,
-    top-k, top-p and min-p (in that order).  ``temperature == 0`` takes the argmax."""
-    x = np.array(logits, dtype=np.float64)
-    if options.repetition_penalty != 1.0 and len(history):
-        seen = np.unique(np.asarray(history, dtype=np.int64))
-        vals = x[seen]
-        x[seen] = np.where(vals > 0, vals / options.repetition_penalty, vals * options.repetition_penalty)
-    if options.temperature == 0.0:
-        return int(np.argmax(x))
-    x /= options.temperature
-    if options.top_k > 0 and options.top_k < x.shape[0]:
-        cut = np.partition(x, -options.top_k)[-options.top_k]
-        x[x < cut] = -np.inf
-    x -= x.max()
-    p = np.exp(x)
-    p /= p.sum()
-    if options.top_p < 1.0:
-        order = np.argsort(-p, kind="stable")
-        cum = np.cumsum(p[order])
-        keep = int(np.searchsorted(cum, options.top_p)) + 1
-        mask = np.zeros_like(p, dtype=bool)
-        mask[order[:keep]] = True
-        p = np.where(mask, p, 0.0)
-        p /= p.sum()
-    if options.min_p > 0.0:
-        p = np.where(p >= options.min_p * p.max(), p, 0.0)
-        p /= p.sum()
-    return int(rng.choice(p.shape[0], p=p))
+def stream_many(
+    backend: Backend, prompt: str, options: Sequence[GenOptions], cancel: threading.Event | None = None,
+    done: Sequence[threading.Event] | None = None,
+) -> Iterator[tuple[int, TokenChunk | StreamEnd]]:
+    """Draw several samples of one prompt with ``backend.stream_batch``; yields
+    ``(sequence_index, item)``."""
+    yield from backend.stream_batch(prompt, list(options), cancel, done)

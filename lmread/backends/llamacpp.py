@@ -44,7 +44,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lmread.backends.base import GenOptions, StreamEnd, TokenChunk, distribution_fields, sample_unmodified
+from lmread.backends.base import (
+    CONTEXT,
+    THREADS,
+    Backend,
+    BackendOption,
+    GenOptions,
+    ModelIdentity,
+    StreamEnd,
+    TokenChunk,
+    check_seed,
+    distribution_fields,
+    sample_unmodified,
+)
 from lmread.backends.probe import ensure_llama_build
 from lmread.catalog.gguf import read_gguf
 from lmread.errors import BackendError, ModelError, OptionError
@@ -54,6 +66,9 @@ if TYPE_CHECKING:
 
 #: Context size when neither the caller nor a smaller training context says otherwise.
 DEFAULT_CTX = 4096
+
+GPU_LAYERS = BackendOption("n_gpu_layers", "--gpu-layers", int, "Layers offloaded to the GPU, -1 = all",
+                           minimum=-1, rule="must be >= 0, or -1 for all layers")
 
 
 def default_threads() -> int:
@@ -85,10 +100,12 @@ def _quiet_llama_log(llama_cpp: Any) -> Iterator[None]:
 # The backend
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(Backend):
     """A GGUF model loaded with llama-cpp-python.  One stream at a time (``max_concurrency``)."""
 
     name = "llamacpp"
+    options = (THREADS, GPU_LAYERS, CONTEXT)
+    supports_score = True
     max_concurrency = 1
 
     def __init__(
@@ -108,12 +125,10 @@ class LlamaCppBackend:
         self.architecture: str | None = header.architecture
         self.file_quantization: str | None = header.quantization
         n_ctx_train = header.arch_value("context_length")
-        if n_ctx is not None and (not isinstance(n_ctx, int) or n_ctx < 8):
-            raise OptionError(f"invalid option --ctx {n_ctx!r}: must be a whole number >= 8")
-        if n_threads is not None and (not isinstance(n_threads, int) or n_threads < 1):
-            raise OptionError(f"invalid option --threads {n_threads!r}: must be a whole number >= 1")
-        if seed is not None and (not isinstance(seed, int) or not 0 <= seed < 2**32):
-            raise OptionError(f"invalid option --seed {seed!r}: must be a whole number in [0, 2^32)")
+        CONTEXT.check(n_ctx)
+        THREADS.check(n_threads)
+        GPU_LAYERS.check(n_gpu_layers)
+        check_seed(seed)
         self.n_threads = n_threads or default_threads()
         self.n_gpu_layers = int(n_gpu_layers or 0)  # -1: all layers
         self.default_seed = seed
@@ -206,28 +221,29 @@ class LlamaCppBackend:
 
     # ---------------------------------------------------------------- identity
 
-    def describe(self) -> dict[str, Any]:
+    def identity(self) -> ModelIdentity:
         """Model identity for sample records (sha256 of the file is computed once, lazily)."""
         import llama_cpp
 
         meta = self._llama.metadata
         card = self.card
         quant = self.file_quantization or (card.quantization if card is not None else None)
-        return {
-            "id": card.id if card is not None else self.path.stem,
-            "name": card.name if card is not None else meta.get("general.name", self.path.stem),
-            "family": card.family if card is not None else self.architecture,
-            "path": str(self.path),
-            "sha256": self.sha256(),
-            "n_params": int(llama_cpp.llama_model_n_params(self._model)),
-            "quantization": quant,
-            "architecture": self.architecture or (card.architecture if card is not None else None),
-            "n_ctx": self.n_ctx,
-            "n_vocab": self.n_vocab,
-            "backend": self.name,
-            "backend_version": llama_cpp.__version__,
-            "library_versions": {"llama_cpp_python": llama_cpp.__version__, "numpy": np.__version__},
-        }
+        return ModelIdentity(
+            id=card.id if card is not None else self.path.stem,
+            name=card.name if card is not None else meta.get("general.name", self.path.stem),
+            family=card.family if card is not None else self.architecture,
+            file=self.path.name,
+            path=str(self.path),
+            sha256=self.sha256(),
+            n_params=int(llama_cpp.llama_model_n_params(self._model)),
+            quantization=quant,
+            architecture=self.architecture or (card.architecture if card is not None else None),
+            backend=self.name,
+            backend_version=llama_cpp.__version__,
+            library_versions={"llama_cpp_python": llama_cpp.__version__, "numpy": np.__version__},
+            details={"n_ctx": self.n_ctx, "n_vocab": self.n_vocab},
+            layout=_LAYOUT,
+        )
 
     def sha256(self) -> str:
         """The SHA-256 of the model file (cached by the catalogue per path, size and mtime)."""
@@ -378,11 +394,7 @@ class LlamaCppBackend:
         ctx = self._ctx
         vocab = self._vocab
         k = options.top_logprobs
-        max_tokens = options.max_tokens
         n_ctx = self.n_ctx
-        stops = [s.encode("utf-8") for s in options.stop]
-        longest_stop = max((len(s) for s in stops), default=0)
-        tail = b""
         piece = self.piece
         pieces = self._pieces
         lock = self._lock
@@ -413,7 +425,6 @@ class LlamaCppBackend:
                 for tid in ids:  # the prompt counts for the repetition penalty, as in transformers
                     lib.llama_sampler_accept(chain, tid)
             n_past = len(ids)
-            produced = 0
             while True:
                 if cancel is not None and cancel.is_set():
                     yield StreamEnd("cancelled")
@@ -449,21 +460,12 @@ class LlamaCppBackend:
                     top_logprobs=top_lps.tolist(),
                     top_pieces=[pieces.get(t) or piece(t) for t in top],
                 )
-                produced += 1
-                if stops:
-                    tail = (tail + text)[-(longest_stop + len(text)) :]
-                    hit = next((s for s in stops if s in tail), None)
-                    if hit is not None:
-                        yield StreamEnd("stop", hit.decode("utf-8"))
-                        return
-                if produced >= max_tokens:
-                    yield StreamEnd("length")
+                # the driver sets ``cancel`` when the sample is done (stop string, max_tokens)
+                if cancel is not None and cancel.is_set():
+                    yield StreamEnd("cancelled")
                     return
                 if n_past >= n_ctx:
                     yield StreamEnd("context")
-                    return
-                if cancel is not None and cancel.is_set():
-                    yield StreamEnd("cancelled")
                     return
                 with lock:
                     status = self._decode_one(tid, n_past) if self._epoch == epoch else -100
@@ -540,3 +542,7 @@ class LlamaCppBackend:
         except Exception:
             pass
 
+
+#: the order of the identity's keys in a sample record
+_LAYOUT = ("id", "name", "family", "file", "path", "sha256", "n_params", "quantization", "architecture",
+           "n_ctx", "n_vocab", "backend", "backend_version", "library_versions")

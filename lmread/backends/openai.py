@@ -67,11 +67,12 @@ import os
 import re
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from lmread import __version__
-from lmread.backends.base import GenOptions, StreamEnd, TokenChunk
+from lmread.backends.base import Backend, BackendOption, GenOptions, ModelIdentity, StreamEnd, TokenChunk
 from lmread.errors import BackendError, ModelError, OptionError
 
 if TYPE_CHECKING:
@@ -80,6 +81,12 @@ if TYPE_CHECKING:
 _BYTES_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
 _TOKEN_ID = re.compile(r"token_id:(\d+)")
 _MAX_MESSAGE = 300
+
+BASE_URL = BackendOption("base_url", "--base-url", str, "OpenAI-compatible server URL",
+                         prefixes=("http://", "https://"), rule="must start with http:// or https://")
+API_KEY_ENV = BackendOption("api_key_env", "--api-key-env", str, "Environment variable holding the API key",
+                            rule="name the environment variable holding the key")
+CONCURRENCY = BackendOption("concurrency", "--concurrency", int, "Concurrent requests", minimum=1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -298,7 +305,7 @@ def _display_url(url: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-class OpenAIBackend:
+class OpenAIBackend(Backend):
     """Streams tokens from an OpenAI-compatible ``/v1/completions`` endpoint.
 
     ``model`` is the name the server knows the model by (``None``: the first model the server
@@ -310,6 +317,8 @@ class OpenAIBackend:
     """
 
     name = "openai"
+    options = (BASE_URL, API_KEY_ENV, CONCURRENCY)
+    supports_score = True
 
     def __init__(
         self,
@@ -328,8 +337,7 @@ class OpenAIBackend:
     ) -> None:
         import httpx
 
-        if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
-            raise OptionError(f"invalid option --concurrency {concurrency!r}: must be a whole number >= 1")
+        CONCURRENCY.check(concurrency)
         if not isinstance(timeout_s, (int, float)) or not math.isfinite(timeout_s) or timeout_s <= 0:
             raise OptionError(f"invalid option --timeout {timeout_s!r}: must be a number of seconds > 0")
         if not isinstance(api_key_env, str) or not api_key_env:
@@ -355,7 +363,7 @@ class OpenAIBackend:
         )
         self._lock = threading.Lock()
         self._models: list[dict[str, Any]] | None = None
-        self._description: dict[str, Any] | None = None
+        self._identity: ModelIdentity | None = None
 
     @classmethod
     def from_card(
@@ -484,10 +492,10 @@ class OpenAIBackend:
 
     # ---------------------------------------------------------------------------- protocol
 
-    def describe(self) -> dict[str, Any]:
+    def identity(self) -> ModelIdentity:
         """Model identity for the records (from ``/v1/models`` and the card); never the API key."""
-        if self._description is not None:
-            return dict(self._description)
+        if self._identity is not None:
+            return replace(self._identity)
         httpx = self._httpx
         served = self.served_model()
         entry = next((m for m in self.models() if m.get("id") == served), None) or {}
@@ -495,25 +503,20 @@ class OpenAIBackend:
         n_params = self.n_params
         if n_params is None and meta and isinstance(meta.get("n_params"), int):
             n_params = int(meta["n_params"])
-        desc = {
-            "id": self.model_id or served,
-            "name": self.display_name or served,
-            "served_model": served,
-            "owned_by": entry.get("owned_by"),
-            "meta": meta,
-            "max_model_len": entry.get("max_model_len"),
-            "n_params": n_params,
-            "quantization": self.quantization,
-            "architecture": self.architecture,
-            "sha256": None,
-            "revision": None,
-            "backend": self.name,
-            "backend_version": f"{__version__} (httpx {httpx.__version__})",
-            "library_versions": {"lmread": __version__, "httpx": httpx.__version__},
-            "base_url": self.url,
-        }
-        self._description = desc
-        return dict(desc)
+        self._identity = ModelIdentity(
+            id=self.model_id or served,
+            name=self.display_name or served,
+            n_params=n_params,
+            quantization=self.quantization,
+            architecture=self.architecture,
+            backend=self.name,
+            backend_version=f"{__version__} (httpx {httpx.__version__})",
+            library_versions={"lmread": __version__, "httpx": httpx.__version__},
+            details={"served_model": served, "owned_by": entry.get("owned_by"), "meta": meta,
+                     "max_model_len": entry.get("max_model_len"), "base_url": self.url},
+            layout=_LAYOUT,
+        )
+        return replace(self._identity)
 
     def _request_body(self, prompt: str, options: GenOptions) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -567,6 +570,8 @@ class OpenAIBackend:
                     raise self._http_error(resp.status_code, resp.read(), "POST /v1/completions")
                 started = True
                 for line in resp.iter_lines():
+                    if ended is not None and cancel is not None and cancel.is_set():
+                        break  # the server already said why it ended: that is the answer
                     if cancel is not None and cancel.is_set():
                         yield StreamEnd("cancelled")
                         return
@@ -616,7 +621,7 @@ class OpenAIBackend:
             )
         yield ended
 
-    def score(self, text: str, prompt: str = "") -> list[TokenChunk]:
+    def score(self, text: str, prompt: str = "", top_logprobs: int = 5) -> list[TokenChunk]:
         """Teacher-forced log-probabilities of ``text`` after ``prompt`` via ``echo: true``.
 
         Raises :class:`BackendError` "scoring not supported by this server" when the server
@@ -627,7 +632,7 @@ class OpenAIBackend:
             raise OptionError("invalid score input: give the text and prompt as strings")
         if not text:
             return []
-        k = 5
+        k = top_logprobs
         full = prompt + text
         data = self._post_json("/v1/completions", {
             "model": self.served_model(), "prompt": full, "max_tokens": 1, "echo": True,
@@ -676,3 +681,8 @@ class OpenAIBackend:
     def close(self) -> None:
         """Close the HTTP connections."""
         self._client.close()
+
+
+#: the order of the identity's keys in a sample record
+_LAYOUT = ("id", "name", "served_model", "owned_by", "meta", "max_model_len", "n_params", "quantization",
+           "architecture", "sha256", "revision", "backend", "backend_version", "library_versions", "base_url")

@@ -12,13 +12,16 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lmread import __version__
-from lmread.backends.base import GenOptions, StreamEnd, TokenChunk
+from lmread.backends.base import Backend, GenOptions, ModelIdentity, StreamEnd, TokenChunk
 from lmread.errors import ModelError, OptionError
+
+if TYPE_CHECKING:
+    from lmread.catalog import ModelCard
 
 _WORD_RE = re.compile(r"\s*\S+|\s+", re.UNICODE)
 
@@ -35,16 +38,17 @@ def split_text(text: str, tokenizer: str = "words") -> list[bytes]:
     raise OptionError(f"unknown tokenizer {tokenizer!r}: use words, chars or bytes")
 
 
-class ScriptedBackend:
+class ScriptedBackend(Backend):
     """Replays ``pieces`` (or ``text`` split by ``tokenizer``) as a token stream.
 
     With ``fake_logprobs`` each chunk carries a deterministic pseudo-distribution (seeded by the
     token index), so rank colouring and top-k panels have something to show.  ``delay_s`` sleeps
     between tokens to imitate a live model.  ``eos`` ends with finish reason ``eos`` when the
-    script runs out before ``max_tokens``.
+    script runs out (else ``length``).
     """
 
     name = "scripted"
+    supports_score = True
 
     def __init__(
         self,
@@ -71,7 +75,7 @@ class ScriptedBackend:
         self._pieces_by_id = vocab
 
     @classmethod
-    def from_card(cls, card: Any, **options: Any) -> ScriptedBackend:
+    def from_card(cls, card: ModelCard, **options: Any) -> ScriptedBackend:
         """Build from a model card whose ``source`` holds ``{"text": ...}`` or ``{"path": TEXTFILE}``.
 
         ``tokenizer``, ``delay_s``, ``eos`` and ``fake_logprobs`` are read from the card's
@@ -100,17 +104,12 @@ class ScriptedBackend:
             eos=bool(extra.get("eos", True)),
         )
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "id": self.model_id,
-            "name": self.model_id,
-            "n_params": self.n_params,
-            "architecture": "scripted",
-            "quantization": None,
-            "backend": self.name,
-            "backend_version": __version__,
-            "library_versions": {"lmread": __version__},
-        }
+    def identity(self) -> ModelIdentity:
+        return ModelIdentity(
+            id=self.model_id, name=self.model_id, backend=self.name, n_params=self.n_params,
+            architecture="scripted", backend_version=__version__, library_versions={"lmread": __version__},
+            layout=_LAYOUT,
+        )
 
     def _chunk(self, index: int, piece: bytes) -> TokenChunk:
         tid = self._vocab.get(piece, 0)
@@ -145,9 +144,6 @@ class ScriptedBackend:
     ) -> Iterator[TokenChunk | StreamEnd]:
         options.validate()
         for index, piece in enumerate(self.pieces):
-            if index >= options.max_tokens:
-                yield StreamEnd("length")
-                return
             if cancel is not None and cancel.is_set():
                 yield StreamEnd("cancelled")
                 return
@@ -156,8 +152,13 @@ class ScriptedBackend:
             yield self._chunk(index, piece)
         yield StreamEnd("eos" if self.eos else "length")
 
-    def score(self, text: str, prompt: str = "") -> list[TokenChunk]:
+    def score(self, text: str, prompt: str = "", top_logprobs: int = 5) -> list[TokenChunk]:
+        """The script's pseudo-distribution for each piece of ``text`` (``prompt`` is ignored)."""
         return [self._chunk(i, p) for i, p in enumerate(split_text(text, self.tokenizer))]
 
     def close(self) -> None:
         return None
+
+
+#: the order of the identity's keys in a sample record
+_LAYOUT = ("id", "name", "n_params", "architecture", "quantization", "backend", "backend_version", "library_versions")
