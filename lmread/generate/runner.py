@@ -1,76 +1,32 @@
-"""The headless generation driver: backend token chunks -> :class:`~lmread.records.Sample` records.
+"""Runs a :class:`~lmread.generate.plan.GenerationPlan` into a study, one model loaded at a time.
 
-:func:`generate_sample` draws one sample (stop strings, timing, exact text via
-:class:`~lmread.records.TokenAssembler`); :func:`generate_batch` draws several samples of one
-prompt in one batched call where the backend supports it.  :func:`run_generation` runs a
-:class:`GenerationPlan` (models x prompts x samples per prompt) into a study:
-
-- each sample's seed is derived from (base seed, model id, prompt text, sample index), so the
-  same command gives the same samples and ids on any machine;
 - a sample is written (one append + fsync) only when complete; samples already in the study
   (same id) are skipped, so re-running a command resumes it;
-- cancelled or failed samples are never written: an interrupted run leaves only whole samples.
+- cancelled or failed samples are never written: an interrupted run leaves only whole samples;
+- a backend that ``supports_batch`` draws the samples of a prompt in batches; one with
+  ``max_concurrency`` > 1 runs samples in threads.
 """
 
 from __future__ import annotations
 
-import hashlib
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from lmread.backends.base import GenOptions, StreamEnd, TokenChunk, stream_many
+from lmread.backends.base import Backend, GenOptions, LinkedEvent
 from lmread.errors import LmreadError, OptionError, StudyError
-from lmread.records import Sample, TokenAssembler, sample_id, utc_now
+from lmread.generate.plan import GenerationPlan, ModelJob
+from lmread.generate.sample import STORED_REASONS, generate_batch, generate_sample
+from lmread.records import Sample
 
-#: finish reasons of samples that are complete and get stored
-STORED_REASONS = ("length", "eos", "stop", "context")
-
-#: ``on_tokens(assembler, n_new)``, called after each token of a sample
-TokenCallback = Callable[[TokenAssembler, int], None]
-
-
-# --------------------------------------------------------------------------------------------
-# Seeds and cancellation
-
-
-def derive_seed(base_seed: int, model_id: str, prompt: dict[str, Any], index: int) -> int:
-    """The seed of sample ``index`` of ``prompt`` for ``model_id``: a hash of all four, in [0, 2^32).
-
-    The prompt enters by its text (its identity), so renaming a prompt keeps its seeds.
-    """
-    blob = orjson.dumps([int(base_seed), str(model_id), str(prompt.get("text", "")), int(index)])
-    return int.from_bytes(hashlib.sha256(blob).digest()[:4], "big")
-
-
-class LinkedEvent(threading.Event):
-    """An event that also reads as set when its ``parent`` is set (a child cancel flag)."""
-
-    def __init__(self, parent: threading.Event | None = None) -> None:
-        super().__init__()
-        self.parent = parent
-
-    def is_set(self) -> bool:
-        return super().is_set() or (self.parent is not None and self.parent.is_set())
-
-    def wait(self, timeout: float | None = None) -> bool:
-        if self.parent is None:
-            return super().wait(timeout)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self.is_set():
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return False
-            super().wait(0.05 if left is None else min(0.05, left))
-        return True
+if TYPE_CHECKING:
+    from lmread.study import Study
 
 
 @contextmanager
@@ -96,234 +52,7 @@ def sigint_cancels(cancel: threading.Event) -> Iterator[threading.Event]:
 
 
 # --------------------------------------------------------------------------------------------
-# One sample
-
-
-class _SampleRun:
-    """The state of one sample being drawn: assembler, stop-string matcher, times."""
-
-    def __init__(self, options: GenOptions) -> None:
-        self.options = options
-        self.assembler = TokenAssembler()
-        self.stops = [s for s in options.stop if s]
-        self._keep = max((len(s) for s in self.stops), default=1) - 1
-        self._tail = ""
-        self.created = utc_now()
-        self.t0 = time.perf_counter()
-        self.first_token_s: float | None = None
-        self.end_s: float | None = None
-        self.reason: str | None = None
-        self.detail = ""
-        self.has_distribution = False
-
-    @property
-    def done(self) -> bool:
-        return self.reason is not None
-
-    def add(self, chunk: TokenChunk) -> bool:
-        """Add a token; True when the text now contains a stop string."""
-        if self.first_token_s is None:
-            self.first_token_s = time.perf_counter() - self.t0
-        if chunk.logprob is not None or chunk.top_ids:
-            self.has_distribution = True
-        new = self.assembler.add(
-            chunk.id, chunk.piece, chunk.logprob, chunk.rank, chunk.entropy,
-            chunk.top_ids, chunk.top_logprobs, chunk.top_pieces,
-        )
-        if not self.stops or not new:
-            return False
-        window = self._tail + new
-        hit = any(s in window for s in self.stops)
-        self._tail = window[-self._keep:] if self._keep else ""
-        return hit
-
-    def end(self, reason: str, detail: str = "") -> None:
-        if self.reason is None:
-            self.reason = reason
-            self.detail = detail
-            self.end_s = time.perf_counter() - self.t0
-
-    def sample(self, backend: Any, model: dict[str, Any], prompt: dict[str, Any]) -> Sample:
-        if self.reason is None:
-            self.end("error", "the stream ended without a finish reason")
-        tokens, text, raw = self.assembler.finish()
-        if not self.has_distribution:
-            tokens.logprob = tokens.rank = tokens.entropy = None
-            tokens.top_ids = tokens.top_logprobs = tokens.top_pieces = None
-        settings = self.options.settings()
-        duration = float(self.end_s or 0.0)
-        n = len(tokens.ids)
-        times: dict[str, Any] = {
-            "started": self.created,
-            "first_token_s": None if self.first_token_s is None else round(self.first_token_s, 6),
-            "duration_s": round(duration, 6),
-            "tokens_per_s": round(n / duration, 3) if duration > 0 and n else None,
-        }
-        if self.detail:
-            times["detail"] = self.detail
-        return Sample(
-            id=sample_id(model, prompt, settings, self.options.seed),
-            model=model,
-            backend=str(getattr(backend, "name", model.get("backend", "?"))),
-            prompt={"text": prompt["text"], "set": prompt.get("set"), "name": prompt.get("name")},
-            settings=settings,
-            seed=self.options.seed,
-            text=text,
-            tokens=tokens,
-            finish_reason=str(self.reason),
-            created=utc_now(),
-            times=times,
-            raw=raw,
-        )
-
-
-def _close(stream: Any) -> None:
-    close = getattr(stream, "close", None)
-    if close is not None:
-        close()
-
-
-def generate_sample(
-    backend: Any,
-    prompt: dict[str, Any],
-    options: GenOptions,
-    cancel: threading.Event | None = None,
-    on_tokens: TokenCallback | None = None,
-) -> Sample:
-    """Draw one sample of ``prompt`` from ``backend`` and return it as a :class:`Sample`.
-
-    Stop strings end the sample (finish reason ``stop``) as soon as the generated text contains
-    one; every token generated is kept.  ``cancel`` ends it early (finish reason ``cancelled``).
-    ``on_tokens(assembler, 1)`` is called after each token.  Backend errors propagate; nothing
-    is written here.
-    """
-    options.validate()
-    model = dict(backend.describe())
-    run = _SampleRun(options)
-    inner = LinkedEvent(cancel)
-    stream = backend.stream(prompt["text"], options, inner)
-    try:
-        for item in stream:
-            if isinstance(item, StreamEnd):
-                run.end(item.reason, item.detail)
-                break
-            hit = run.add(item)
-            if on_tokens is not None:
-                on_tokens(run.assembler, 1)
-            if hit:
-                run.end("stop")
-                inner.set()
-                break
-    finally:
-        _close(stream)
-    if not run.done:
-        run.end("cancelled" if inner.is_set() else ("length" if len(run.assembler) >= options.max_tokens else "error"))
-    return run.sample(backend, model, prompt)
-
-
-def generate_batch(
-    backend: Any,
-    prompt: dict[str, Any],
-    options_list: Sequence[GenOptions],
-    cancel: threading.Event | None = None,
-    on_tokens: Callable[[int, TokenAssembler, int], None] | None = None,
-) -> list[Sample]:
-    """Draw ``len(options_list)`` samples of one prompt, batched when the backend has
-    ``stream_batch`` (see :func:`lmread.backends.base.stream_many`), else one after the other.
-
-    ``on_tokens(index, assembler, 1)`` is called after each token of sequence ``index``.
-    A sequence that hits a stop string ignores its further tokens; the batch is cancelled once
-    every sequence is done.
-    """
-    for opts in options_list:
-        opts.validate()
-    if getattr(backend, "stream_batch", None) is None:
-        out = []
-        for i, opts in enumerate(options_list):
-            cb = None if on_tokens is None else (lambda asm, n, _i=i: on_tokens(_i, asm, n))
-            out.append(generate_sample(backend, prompt, opts, cancel, cb))
-        return out
-    model = dict(backend.describe())
-    runs = [_SampleRun(opts) for opts in options_list]
-    inner = LinkedEvent(cancel)
-    stream = stream_many(backend, prompt["text"], list(options_list), inner)
-    try:
-        for index, item in stream:
-            run = runs[index]
-            if run.done:
-                continue
-            if isinstance(item, StreamEnd):
-                run.end(item.reason, item.detail)
-            else:
-                if run.add(item):
-                    run.end("stop")
-                if on_tokens is not None:
-                    on_tokens(index, run.assembler, 1)
-            if all(r.done for r in runs):
-                inner.set()
-                break
-    finally:
-        _close(stream)
-    for run in runs:
-        if not run.done:
-            n = len(run.assembler)
-            run.end("cancelled" if inner.is_set() else ("length" if n >= run.options.max_tokens else "error"))
-    return [run.sample(backend, model, prompt) for run in runs]
-
-
-# --------------------------------------------------------------------------------------------
-# Plans and runs
-
-
-@dataclass
-class ModelJob:
-    """One model to generate with: its catalogue card, the backend name (None: the card's first)
-    and the backend options the user set (``n_threads``, ``n_ctx``, ``base_url``...)."""
-
-    card: Any
-    backend: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def model_id(self) -> str:
-        return str(self.card.id)
-
-
-@dataclass
-class GenerationPlan:
-    """Models x prompts x ``samples`` per prompt, with shared options and a base seed."""
-
-    models: list[ModelJob]
-    prompts: list[dict[str, Any]]
-    samples: int
-    options: GenOptions
-    base_seed: int = 0
-    batch_size: int | None = None
-
-    def validate(self) -> GenerationPlan:
-        """Raise :class:`OptionError` for an invalid plan (before anything is loaded); return self."""
-        self.options.validate()
-        if not isinstance(self.samples, int) or self.samples < 1:
-            raise OptionError(f"invalid option --samples {self.samples!r}: must be a whole number >= 1")
-        if not isinstance(self.base_seed, int) or not 0 <= self.base_seed < 2**32:
-            raise OptionError(f"invalid option --seed {self.base_seed!r}: must be a whole number in [0, 2^32)")
-        if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
-            raise OptionError(f"invalid option --batch-size {self.batch_size!r}: must be a whole number >= 1")
-        if not self.models:
-            raise OptionError("no model given: add --model ID (see 'lmread models')")
-        if not self.prompts:
-            raise OptionError("no prompts given: use --prompt TEXT, --prompts FILE or --prompt-set NAME")
-        return self
-
-    @property
-    def total(self) -> int:
-        """Number of samples the plan asks for."""
-        return len(self.models) * len(self.prompts) * self.samples
-
-    def sample_options(self, model_id: str, prompt: dict[str, Any], index: int) -> GenOptions:
-        """The options of one sample: the shared ones with its derived seed."""
-        return replace(self.options, seed=derive_seed(self.base_seed, model_id, prompt, index),
-                       stop=list(self.options.stop))
+# Runs
 
 
 @dataclass
@@ -374,7 +103,7 @@ class StudySink:
     """Where samples go: an existing study, or a folder created on the first write (so a run
     that saves nothing leaves no trace).  Appends are serialized by a lock."""
 
-    def __init__(self, study: Any) -> None:
+    def __init__(self, study: Study | str | Path) -> None:
         from lmread.study import META_FILE, Study
 
         self._lock = threading.Lock()
@@ -407,12 +136,15 @@ class StudySink:
 
 ProgressCallback = Callable[[Progress], None]
 
+#: ``opener(card, backend_name, **options)`` loads a model (default :func:`lmread.backends.open_backend`)
+Opener = Callable[..., Backend]
+
 
 class _Runner:
     """Runs a plan; keeps the counters and reports progress (thread-safe)."""
 
     def __init__(self, sink: StudySink, plan: GenerationPlan, progress: ProgressCallback | None,
-                 cancel: threading.Event | None, opener: Callable[..., Any]) -> None:
+                 cancel: threading.Event | None, opener: Opener) -> None:
         self.sink = sink
         self.plan = plan
         self.user_cancel = cancel
@@ -528,28 +260,25 @@ class _Runner:
             self.fatal(exc)
             return
         try:
-            row["backend"] = getattr(backend, "name", row["backend"])
-            model = dict(backend.describe())
+            row["backend"] = backend.name
+            identity = backend.identity()
             pending: list[tuple[dict[str, Any], GenOptions]] = []
-            for prompt in self.plan.prompts:
-                for index in range(self.plan.samples):
-                    opts = self.plan.sample_options(job.model_id, prompt, index)
-                    sid = sample_id(model, prompt, opts.settings(), opts.seed)
-                    if sid in existing:
-                        with self.lock:
-                            self.state.skipped += 1
-                            row["skipped"] += 1
-                    else:
-                        pending.append((prompt, opts))
+            for planned in self.plan.samples_of(job.model_id):
+                if planned.sample_id(identity) in existing:
+                    with self.lock:
+                        self.state.skipped += 1
+                        row["skipped"] += 1
+                else:
+                    pending.append((planned.prompt, planned.options))
             self.state.phase = "generating"
             self.emit(force=True)
             t0 = time.perf_counter()
             self._gen_started = t0
             try:
-                concurrency = int(getattr(backend, "max_concurrency", 1) or 1)
+                concurrency = int(backend.max_concurrency or 1)
                 if concurrency > 1 and len(pending) > 1:
                     self.run_concurrent(backend, pending, concurrency)
-                elif getattr(backend, "stream_batch", None) is not None and self.plan.samples > 1:
+                elif backend.supports_batch and self.plan.samples > 1:
                     self.run_batched(backend, pending)
                 else:
                     self.run_sequential(backend, pending)
@@ -564,7 +293,7 @@ class _Runner:
         finally:
             backend.close()
 
-    def one(self, backend: Any, prompt: dict[str, Any], opts: GenOptions) -> None:
+    def one(self, backend: Backend, prompt: dict[str, Any], opts: GenOptions) -> None:
         if self.stop.is_set():
             return
         if prompt["text"] in self._bad_prompts:
@@ -573,20 +302,21 @@ class _Runner:
                 self._model_row["failed"] += 1
             return
         try:
-            sample = generate_sample(backend, prompt, opts, self.stop, self.on_token)
+            sample = generate_sample(backend, prompt, opts, self.stop, self.on_token,
+                                     record_model_path=self.plan.record_model_path)
         except OptionError as exc:
             self.prompt_failed(prompt, exc)
             return
         self.finish(sample)
 
-    def run_sequential(self, backend: Any, pending: list[tuple[dict[str, Any], GenOptions]]) -> None:
+    def run_sequential(self, backend: Backend, pending: list[tuple[dict[str, Any], GenOptions]]) -> None:
         for prompt, opts in pending:
             if self.stop.is_set():
                 return
             self.one(backend, prompt, opts)
 
-    def run_batched(self, backend: Any, pending: list[tuple[dict[str, Any], GenOptions]]) -> None:
-        size = self.plan.batch_size or int(getattr(backend, "max_batch_size", 0) or 8)
+    def run_batched(self, backend: Backend, pending: list[tuple[dict[str, Any], GenOptions]]) -> None:
+        size = self.plan.batch_size or int(backend.max_batch_size or 8)
         groups: dict[str, list[tuple[dict[str, Any], GenOptions]]] = {}
         for prompt, opts in pending:
             groups.setdefault(prompt["text"], []).append((prompt, opts))
@@ -600,14 +330,15 @@ class _Runner:
                     self.prompt_failed(prompt, OptionError("refused"), len(chunk))
                     continue
                 try:
-                    samples = generate_batch(backend, prompt, chunk, self.stop, self.on_token)
+                    samples = generate_batch(backend, prompt, chunk, self.stop, self.on_token,
+                                             record_model_path=self.plan.record_model_path)
                 except OptionError as exc:
                     self.prompt_failed(prompt, exc, len(chunk))
                     continue
                 for sample in samples:
                     self.finish(sample)
 
-    def run_concurrent(self, backend: Any, pending: list[tuple[dict[str, Any], GenOptions]], n: int) -> None:
+    def run_concurrent(self, backend: Backend, pending: list[tuple[dict[str, Any], GenOptions]], n: int) -> None:
         pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="lmread-gen")
         futures: set[Future[None]] = set()
         try:
@@ -630,11 +361,11 @@ class _Runner:
 
 
 def run_generation(
-    study: Any,
+    study: Study | StudySink | str | Path,
     plan: GenerationPlan,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
-    opener: Callable[..., Any] | None = None,
+    opener: Opener | None = None,
 ) -> GenerationResult:
     """Run ``plan`` into ``study`` (a :class:`~lmread.study.Study` or a folder, created on the first
     write); one model loaded at a time.
