@@ -7,6 +7,8 @@ Precedence: environment variables over the settings file over defaults.
 - ``LMREAD_CONFIG``: the settings file; default ``<user config dir>/lmread/config.toml``.
 - ``LMREAD_MODEL_DIRS``: extra folders searched for GGUF files (``os.pathsep``-separated).
 - ``LMREAD_ANNOTATOR``: the default annotator name.
+- ``LMREAD_RECORD_MODEL_PATH``: ``1`` records the full path of each model file in the samples it
+  generates (setting ``record_model_path``; off by default: only the file name is recorded).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Settings:
     blind: bool = True
     reveal_after_mark: bool = True
     reading_pace_tps: float = 12.0
+    record_model_path: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -79,9 +82,19 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         annotator=env.get("LMREAD_ANNOTATOR") or data.get("annotator") or _default_annotator(),
         extra={k: v for k, v in data.items() if k not in {"data_dir", "model_dirs", "annotator"}},
     )
-    for key, kind in (("blind", bool), ("reveal_after_mark", bool), ("reading_pace_tps", (int, float))):
+    for key, kind in (("blind", bool), ("reveal_after_mark", bool), ("reading_pace_tps", (int, float)),
+                      ("record_model_path", bool)):
         if key in data:
             if not isinstance(data[key], kind):
                 raise ConfigError(f"settings file {config_file}: '{key}' has the wrong type")
             setattr(settings, key, data[key])
+    flag = env.get("LMREAD_RECORD_MODEL_PATH")
+    if flag:
+        if flag.strip().lower() not in _TRUE | _FALSE:
+            raise ConfigError(f"LMREAD_RECORD_MODEL_PATH={flag!r}: use 1 (record the full model path) or 0")
+        settings.record_model_path = flag.strip().lower() in _TRUE
     return settings
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})

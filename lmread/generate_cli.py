@@ -7,25 +7,22 @@ flight are discarded, saved ones stay, and the command exits 130.
 
 from __future__ import annotations
 
-import inspect
 import sys
 import threading
 import time
-from typing import Any, TextIO
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
+from lmread.backends import backend_names, check_backend_options, option_table
 from lmread.backends.base import GenOptions
 from lmread.cli import emit_json, settings_from, study_path
 from lmread.errors import ModelError, OptionError
 from lmread.generate import GenerationPlan, ModelJob, Progress, StudySink, run_generation, sigint_cancels
 
-#: backend option name -> the command-line flag that sets it
-_OPTION_FLAGS = {
-    "n_threads": "--threads", "n_gpu_layers": "--gpu-layers", "n_ctx": "--ctx", "device": "--device",
-    "allow_pickle": "--allow-pickle", "base_url": "--base-url", "api_key_env": "--api-key-env",
-    "concurrency": "--concurrency",
-}
+if TYPE_CHECKING:
+    from lmread.catalog import Catalog
 
 
 def unescape(text: str) -> str:
@@ -65,34 +62,21 @@ def collect_prompts(prompt_file: str | None, prompt_sets: tuple[str, ...], texts
     return check_prompts(unique, "prompts")
 
 
-def backend_options(threads: int | None, gpu_layers: int | None, ctx: int | None, device: str | None,
-                    allow_pickle: bool, base_url: str | None, api_key_env: str | None,
-                    concurrency: int | None) -> dict[str, Any]:
-    """The backend options the user set (checked), by their ``open_backend`` names."""
-    if threads is not None and threads < 1:
-        raise OptionError(f"invalid option --threads {threads}: must be a whole number >= 1")
-    if gpu_layers is not None and gpu_layers < -1:
-        raise OptionError(f"invalid option --gpu-layers {gpu_layers}: must be >= 0, or -1 for all layers")
-    if ctx is not None and ctx < 16:
-        raise OptionError(f"invalid option --ctx {ctx}: must be a whole number >= 16")
-    if concurrency is not None and concurrency < 1:
-        raise OptionError(f"invalid option --concurrency {concurrency}: must be a whole number >= 1")
-    if base_url is not None and not base_url.startswith(("http://", "https://")):
-        raise OptionError(f"invalid option --base-url {base_url!r}: must start with http:// or https://")
-    if device is not None and not device.strip():
-        raise OptionError("invalid option --device '': name a device such as cpu, cuda or cuda:1")
-    if api_key_env is not None and not api_key_env.strip():
-        raise OptionError("invalid option --api-key-env '': name the environment variable holding the key")
-    values = {"n_threads": threads, "n_gpu_layers": gpu_layers, "n_ctx": ctx, "device": device,
-              "allow_pickle": True if allow_pickle else None, "base_url": base_url, "api_key_env": api_key_env,
-              "concurrency": concurrency}
-    return {k: v for k, v in values.items() if v is not None}
+def backend_options(values: dict[str, Any]) -> dict[str, Any]:
+    """The backend options the user set (each checked by its declaration), by their
+    ``open_backend`` names; flags that are off and options left out are dropped."""
+    declared = {opt.name: opt for opt, _ in option_table()}
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if value is None or value is False:
+            continue
+        out[name] = declared[name].check(value)
+    return out
 
 
-def resolve_job(catalog: Any, model_id: str, backend: str | None, options: dict[str, Any]) -> ModelJob:
+def resolve_job(catalog: Catalog, model_id: str, backend: str | None, options: dict[str, Any]) -> ModelJob:
     """A :class:`ModelJob` for ``model_id``: its card (or an ad-hoc remote card with
     ``--backend openai --base-url``), the backend checked to be installed and to take ``options``."""
-    from lmread.backends import backend_class
     from lmread.catalog import ModelCard
 
     try:
@@ -107,17 +91,19 @@ def resolve_job(catalog: Any, model_id: str, backend: str | None, options: dict[
     if name not in card.backends:
         raise ModelError(f"model {card.id!r} has no backend {name!r} (it has: {', '.join(card.backends)}); "
                          "choose one with --backend")
-    cls = backend_class(name)
-    from_card = getattr(cls, "from_card", None)
-    if from_card is None:
-        raise ModelError(f"backend {name!r} cannot load model cards")
-    params = inspect.signature(from_card).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        for key in options:
-            if key not in params:
-                raise OptionError(f"option {_OPTION_FLAGS.get(key, key)} does not apply to the {name} backend "
-                                  f"(model {card.id!r}); leave it out")
-    return ModelJob(card=card, backend=name, options=dict(options))
+    checked = check_backend_options(name, options, card.id)
+    return ModelJob(card=card, backend=name, options=checked)
+
+
+def backend_flags(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add one flag per declared backend option (:func:`lmread.backends.option_table`)."""
+    for opt, names in reversed(option_table()):
+        help_text = f"{opt.help} ({', '.join(names)})."
+        if opt.type is bool:
+            command = click.option(opt.flag, opt.name, is_flag=True, help=help_text)(command)
+        else:
+            command = click.option(opt.flag, opt.name, type=opt.type, default=None, help=help_text)(command)
+    return command
 
 
 class ProgressBar:
@@ -180,26 +166,17 @@ class ProgressBar:
               help="Base seed; each sample's seed is derived from it, the model, the prompt and the sample index.")
 @click.option("--stop", "stops", multiple=True,
               help="Stop string (repeatable; \\n and \\t are understood). The sample ends once its text contains it.")
-@click.option("--backend", type=click.Choice(["llamacpp", "hf", "openai", "scripted"]), default=None,
+@click.option("--backend", type=click.Choice(backend_names()), default=None,
               help="Backend (default: the model card's first).")
-@click.option("--base-url", default=None, help="OpenAI-compatible server URL (openai backend).")
-@click.option("--api-key-env", default=None, help="Environment variable holding the API key (openai backend).")
-@click.option("--concurrency", type=int, default=None, help="Concurrent requests (openai backend).")
-@click.option("--threads", type=int, default=None, help="CPU threads (llamacpp, hf).")
-@click.option("--gpu-layers", type=int, default=None, help="Layers offloaded to the GPU, -1 = all (llamacpp).")
-@click.option("--ctx", "ctx_size", type=int, default=None, help="Context size in tokens (llamacpp).")
-@click.option("--device", default=None, help="Torch device, e.g. cpu or cuda (hf).")
-@click.option("--allow-pickle", is_flag=True, help="Allow loading pickle checkpoints (hf; only for files you trust).")
+@backend_flags
 @click.option("--batch-size", type=int, default=None, help="Samples of one prompt drawn per batch (hf).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.pass_context
 def generate(ctx: click.Context, study: str | None, models: tuple[str, ...], prompt_file: str | None,
              prompt_sets: tuple[str, ...], prompt_texts: tuple[str, ...], samples: int, max_tokens: int,
              temperature: float, top_p: float, top_k: int, min_p: float, repetition_penalty: float,
-             top_logprobs: int, seed: int, stops: tuple[str, ...], backend: str | None, base_url: str | None,
-             api_key_env: str | None, concurrency: int | None, threads: int | None, gpu_layers: int | None,
-             ctx_size: int | None, device: str | None, allow_pickle: bool, batch_size: int | None,
-             as_json: bool) -> None:
+             top_logprobs: int, seed: int, stops: tuple[str, ...], backend: str | None, batch_size: int | None,
+             as_json: bool, **backend_values: Any) -> None:
     """Generate --samples samples per prompt from each --model into a study, headless.
 
     Samples get seeds derived from --seed, so the same command gives the same samples;
@@ -213,20 +190,15 @@ def generate(ctx: click.Context, study: str | None, models: tuple[str, ...], pro
     options = GenOptions(max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
                          repetition_penalty=repetition_penalty, seed=None, stop=[unescape(s) for s in stops],
                          top_logprobs=top_logprobs).validate()
-    if samples < 1:
-        raise OptionError(f"invalid option --samples {samples}: must be a whole number >= 1")
-    if not 0 <= seed < 2**32:
-        raise OptionError(f"invalid option --seed {seed}: must be a whole number in [0, 2^32)")
-    if batch_size is not None and batch_size < 1:
-        raise OptionError(f"invalid option --batch-size {batch_size}: must be a whole number >= 1")
+    GenerationPlan.check_settings(samples, seed, batch_size)
     prompts = collect_prompts(prompt_file, prompt_sets, prompt_texts)
-    bopts = backend_options(threads, gpu_layers, ctx_size, device, allow_pickle, base_url, api_key_env, concurrency)
+    bopts = backend_options(backend_values)
     catalog = load_catalog(settings)
     jobs: list[ModelJob] = []
     for model_id in dict.fromkeys(models):
         jobs.append(resolve_job(catalog, model_id, backend, bopts))
     plan = GenerationPlan(models=jobs, prompts=prompts, samples=samples, options=options, base_seed=seed,
-                          batch_size=batch_size).validate()
+                          batch_size=batch_size, record_model_path=settings.record_model_path).validate()
     sink = StudySink(path)
 
     bar = ProgressBar()

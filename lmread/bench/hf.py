@@ -35,6 +35,7 @@ def _bench_model(model_id: str, n_tokens: int, trials: int) -> BenchResult:
     from lmread.backends.hf import HFBackend
     from lmread.catalog import load_catalog
     from lmread.config import load_settings
+    from lmread.generate import limited_stream
 
     card = load_catalog(load_settings()).get(model_id)
     backend = HFBackend.from_card(card)
@@ -47,7 +48,7 @@ def _bench_model(model_id: str, n_tokens: int, trials: int) -> BenchResult:
     opts = GenOptions(max_tokens=n_tokens, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=SEED, top_logprobs=5)
 
     def run_stream() -> int:
-        return sum(isinstance(item, TokenChunk) for item in backend.stream(PROMPT, opts, ignore_eos=True))
+        return sum(isinstance(item, TokenChunk) for item in limited_stream(backend, PROMPT, opts, ignore_eos=True))
 
     def run_generate() -> int:
         torch.manual_seed(SEED)

@@ -45,6 +45,7 @@ def _bench_model(model_id: str, n_tokens: int, trials: int, cc_trials: int,
     from lmread.backends.llamacpp import LlamaCppBackend
     from lmread.catalog import load_catalog
     from lmread.config import load_settings
+    from lmread.generate import limited_stream
 
     card = load_catalog(load_settings()).get(model_id)
     path = card.resolve_path()
@@ -60,7 +61,7 @@ def _bench_model(model_id: str, n_tokens: int, trials: int, cc_trials: int,
 
     def run_stream() -> int:
         n = 0
-        for item in backend.stream(PROMPT, opts, ignore_eos=True):
+        for item in limited_stream(backend, PROMPT, opts, ignore_eos=True):
             if isinstance(item, TokenChunk):
                 n += 1
         return n

@@ -24,7 +24,7 @@ from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.events import Resize
 
-from lmread.backends.base import GenOptions
+from lmread.backends.base import Backend, GenOptions
 from lmread.catalog import load_catalog
 from lmread.config import Settings, load_settings
 from lmread.errors import LmreadError
@@ -41,7 +41,7 @@ from lmread.tui.session import LiveJob, ReadingSession, live_order_seed, plan_li
 from lmread.tui.widgets.token_view import new_document
 from lmread.units import format_params
 
-BackendFactory = Callable[[str], Any]
+BackendFactory = Callable[[str], Backend]
 
 #: (title, action, help) of the command palette's lmread commands
 PALETTE_COMMANDS: tuple[tuple[str, str, str], ...] = (
@@ -127,7 +127,7 @@ class LmreadApp(App[None]):
         self.clock = clock
         self.offer_first_run = offer_first_run
         self.overlap = overlap
-        self.backends: dict[str, Any] = {}
+        self.backends: dict[str, Backend] = {}
         self.generation_lock = threading.Lock()
         self.catalog_error = ""
         self._catalog: Any = None
@@ -197,7 +197,7 @@ class LmreadApp(App[None]):
                 known.add(mid)
         return out
 
-    def default_backend_factory(self, model_id: str) -> Any:
+    def default_backend_factory(self, model_id: str) -> Backend:
         """Load ``model_id`` from the catalogue with its first backend."""
         from lmread.backends import open_backend
 
