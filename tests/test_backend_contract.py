@@ -1,7 +1,8 @@
-"""One contract over every backend: scripted, llamacpp, hf and openai (none is optional).
+"""One contract over every backend in the registry (none is optional).
 
-Each backend comes from a ``contract_<name>`` fixture (tests/fixtures/llamacpp.py); a backend
-that is missing fails its tests instead of skipping them.
+The list of backends is the registry's (:data:`lmread.backends.BACKENDS`); each comes from a
+``contract_<name>`` fixture (tests/fixtures/llamacpp.py), and a backend that is missing fails its
+tests instead of skipping them.
 """
 
 from __future__ import annotations
@@ -12,23 +13,28 @@ from typing import Any
 
 import pytest
 
-from lmread.backends.base import FINISH_REASONS, GenOptions, StreamEnd, TokenChunk
+from lmread.backends import BACKENDS as REGISTRY
+from lmread.backends import backend_class
+from lmread.backends.base import FINISH_REASONS, Backend, GenOptions, ModelIdentity, StreamEnd, TokenChunk
 from lmread.errors import OptionError
-from lmread.records import TokenAssembler
+from lmread.generate import generate_sample, limited_stream
+from lmread.records import TokenAssembler, sample_id
 
-BACKENDS = ["scripted", "llamacpp", "hf", "openai"]
+BACKENDS = list(REGISTRY)
 PROMPT = "Once upon a time, in a small village by the sea,"
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> Any:
+def backend(request: pytest.FixtureRequest) -> Backend:
     """The backend under test, by name."""
-    return request.getfixturevalue(f"contract_{request.param}")
+    found: Backend = request.getfixturevalue(f"contract_{request.param}")
+    return found
 
 
-def run(backend: Any, options: GenOptions, cancel: threading.Event | None = None) -> tuple[list[TokenChunk], StreamEnd]:
-    """Drain a stream; check it is chunks followed by exactly one StreamEnd."""
-    items = list(backend.stream(PROMPT, options, cancel))
+def run(backend: Backend, options: GenOptions, cancel: threading.Event | None = None) -> tuple[list[TokenChunk], StreamEnd]:
+    """Drain a stream as the driver ends it (stop strings, max_tokens); check it is chunks
+    followed by exactly one StreamEnd."""
+    items = list(limited_stream(backend, PROMPT, options, cancel))
     assert items, "a stream yields at least its StreamEnd"
     *chunks, end = items
     assert isinstance(end, StreamEnd), f"last item is {type(end).__name__}, not StreamEnd"
@@ -37,7 +43,7 @@ def run(backend: Any, options: GenOptions, cancel: threading.Event | None = None
     return chunks, end
 
 
-def test_stream_is_chunks_then_one_end(backend: Any) -> None:
+def test_stream_is_chunks_then_one_end(backend: Backend) -> None:
     chunks, end = run(backend, GenOptions(max_tokens=8, temperature=1.0, seed=7))
     assert end.reason in {"length", "eos", "stop", "context"}
     assert chunks, "the first 8 tokens of a story should not all be end-of-text"
@@ -48,14 +54,14 @@ def test_stream_is_chunks_then_one_end(backend: Any) -> None:
 
 
 @pytest.mark.parametrize("max_tokens", [1, 5])
-def test_respects_max_tokens(backend: Any, max_tokens: int) -> None:
+def test_respects_max_tokens(backend: Backend, max_tokens: int) -> None:
     chunks, end = run(backend, GenOptions(max_tokens=max_tokens, temperature=0.0))
     assert len(chunks) <= max_tokens
     if end.reason == "length":
         assert len(chunks) == max_tokens
 
 
-def test_pieces_assemble_exactly(backend: Any) -> None:
+def test_pieces_assemble_exactly(backend: Backend) -> None:
     chunks, _ = run(backend, GenOptions(max_tokens=12, temperature=1.0, seed=3))
     asm = TokenAssembler()
     streamed = ""
@@ -75,7 +81,7 @@ def test_pieces_assemble_exactly(backend: Any) -> None:
     assert tokens.nbytes == [len(c.piece) for c in chunks]
 
 
-def test_distribution_fields_are_consistent(backend: Any) -> None:
+def test_distribution_fields_are_consistent(backend: Backend) -> None:
     k = 5
     chunks, _ = run(backend, GenOptions(max_tokens=8, temperature=1.0, seed=11, top_logprobs=k))
     # A server reports only the top k: entropy is unknown, a rank beyond k may be unknown (None),
@@ -108,11 +114,11 @@ def test_distribution_fields_are_consistent(backend: Any) -> None:
             assert math.isclose(c.logprob, c.top_logprobs[0], abs_tol=1e-3)
 
 
-def test_cancel_stops_the_stream(backend: Any) -> None:
+def test_cancel_stops_the_stream(backend: Backend) -> None:
     cancel = threading.Event()
     cancel.set()
-    chunks, end = run(backend, GenOptions(max_tokens=16, temperature=1.0, seed=5), cancel)
-    assert end.reason == "cancelled" and chunks == []
+    items = list(backend.stream(PROMPT, GenOptions(max_tokens=16, temperature=1.0, seed=5), cancel))
+    assert items == [StreamEnd("cancelled")]
 
     cancel = threading.Event()
     got: list[Any] = []
@@ -125,11 +131,51 @@ def test_cancel_stops_the_stream(backend: Any) -> None:
     assert all(isinstance(c, TokenChunk) for c in got[:-1])
 
 
-def test_describe_names_the_model(backend: Any) -> None:
+def test_describe_names_the_model(backend: Backend) -> None:
     info = backend.describe()
     assert isinstance(info.get("id"), str) and info["id"]
     assert info.get("backend") == backend.name
     assert isinstance(info.get("n_params"), int) and info["n_params"] > 0
+
+
+def test_identity_is_typed_and_recorded_without_the_path(backend: Backend) -> None:
+    ident = backend.identity()
+    assert isinstance(ident, ModelIdentity) and ident.backend == backend.name
+    assert backend.describe() == ident.record(include_path=True)
+    record = ident.record()
+    assert "path" not in record
+    if ident.path is not None:  # a local file: its name is kept, never the folders above it
+        assert ident.file and "/" not in ident.file and ident.path.endswith(ident.file)
+        assert ident.path not in repr(record)
+    # the sample id is made of the identity's id fields, whatever is recorded
+    sample = generate_sample(backend, {"text": PROMPT}, GenOptions(max_tokens=2, seed=1))
+    assert sample.model == record
+    assert sample.id == sample_id(ident.id_fields(), {"text": PROMPT}, sample.settings, 1)
+
+
+def test_backend_does_not_end_on_max_tokens_itself(backend: Backend) -> None:
+    # max_tokens and stop strings are the driver's; a server backend sends them with the request
+    chunks, end = run(backend, GenOptions(max_tokens=3, temperature=0.0))
+    assert end.reason in {"length", "eos"} and len(chunks) <= 3
+    if backend.name != "openai":
+        cancel = threading.Event()
+        raw: list[Any] = []
+        for item in backend.stream(PROMPT, GenOptions(max_tokens=1, temperature=0.0), cancel):
+            raw.append(item)
+            if len(raw) == 3:
+                cancel.set()
+        assert len(raw) >= 3 or raw[-1].reason in {"eos", "context"}
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_registered_backends_declare_the_contract(name: str) -> None:
+    cls = backend_class(name)
+    assert issubclass(cls, Backend) and cls.name == name
+    assert not getattr(cls, "__abstractmethods__", None)
+    for opt in cls.options:
+        assert opt.flag.startswith("--") and opt.help and not opt.help.endswith(".")
+        assert opt.check(None) is None
+    assert isinstance(cls.supports_batch, bool) and isinstance(cls.supports_score, bool)
 
 
 @pytest.mark.parametrize(
@@ -137,6 +183,6 @@ def test_describe_names_the_model(backend: Any) -> None:
     [dict(max_tokens=0), dict(temperature=-1.0), dict(top_p=0.0), dict(top_k=-1), dict(top_logprobs=50),
      dict(seed=-3)],
 )
-def test_invalid_options_raise(backend: Any, bad: dict[str, Any]) -> None:
+def test_invalid_options_raise(backend: Backend, bad: dict[str, Any]) -> None:
     with pytest.raises(OptionError):
         list(backend.stream(PROMPT, GenOptions(**bad)))

@@ -15,7 +15,8 @@ import pytest
 
 from lmread.backends.base import GenOptions, StreamEnd, TokenChunk, stream_many
 from lmread.errors import ModelError, OptionError
-from lmread.records import TokenAssembler
+from lmread.generate import generate_sample, limited_batch, limited_stream
+from lmread.records import TokenAssembler, sample_id
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -32,8 +33,9 @@ UNICODE_TEXTS = [
 
 
 def run(backend: Any, prompt: str, **opts: Any) -> tuple[list[TokenChunk], StreamEnd]:
-    """Collect a stream; assert it ends with exactly one StreamEnd."""
-    items = list(backend.stream(prompt, GenOptions(**opts)))
+    """Collect a stream (with the driver's stop strings and max_tokens); assert it ends with
+    exactly one StreamEnd."""
+    items = list(limited_stream(backend, prompt, GenOptions(**opts)))
     assert items, "empty stream"
     *chunks, end = items
     assert isinstance(end, StreamEnd)
@@ -76,6 +78,19 @@ def test_describe_gguf(hf_smollm2: Any) -> None:
     assert "transformers" in info["library_versions"]
     assert info["dtype"] == "float32" and info["device"] == "cpu"
     assert hf_smollm2.max_concurrency == 1
+
+
+def test_samples_record_the_gguf_file_name_and_keep_their_ids(hf_smollm2: Any) -> None:
+    prompt = {"text": PROMPT}
+    sample = generate_sample(hf_smollm2, prompt, GenOptions(max_tokens=2, seed=1))
+    gguf = str(hf_smollm2.gguf_path)
+    assert sample.model["file"] == hf_smollm2.gguf_path.name
+    assert "path" not in sample.model and "source" not in sample.model and gguf not in sample.dumps().decode()
+    # the id is still made of what it always was (the GGUF path is part of it for this backend)
+    old_identity = {"id": "smollm2-135m", "sha256": sample.model["sha256"], "source": gguf, "backend": "hf"}
+    assert sample.id == sample_id(old_identity, prompt, sample.settings, 1)
+    full = generate_sample(hf_smollm2, prompt, GenOptions(max_tokens=2, seed=1), record_model_path=True)
+    assert full.model["source"] == gguf and full.id == sample.id
 
 
 def test_describe_gemma(hf_gemma: Any) -> None:
@@ -239,7 +254,7 @@ def test_stop_string(hf_smollm2: Any) -> None:
     text = b"".join(c.piece for c in greedy).decode("utf-8")
     stop = text.strip().split()[1]
     chunks, end = run(hf_smollm2, PROMPT, max_tokens=12, temperature=0.0, stop=[stop])
-    assert end.reason == "stop" and end.detail == stop
+    assert end.reason == "stop"
     got = b"".join(c.piece for c in chunks).decode("utf-8")
     assert stop in got and stop not in got[: -1]  # ended on the token that completed it
 
@@ -295,7 +310,7 @@ def test_invalid_options(hf_smollm2: Any, opts: dict[str, Any]) -> None:
 
 def collect_batch(backend: Any, options: list[GenOptions]) -> dict[int, list[Any]]:
     out: dict[int, list[Any]] = {i: [] for i in range(len(options))}
-    for index, item in backend.stream_batch(PROMPT, options):
+    for index, item in limited_batch(backend, PROMPT, options):
         assert not (out[index] and isinstance(out[index][-1], StreamEnd)), "item after StreamEnd"
         out[index].append(item)
     return out
@@ -336,7 +351,7 @@ def test_batch_gemma_rows_drop_out(hf_gemma: Any) -> None:
     """Gemma 3 mixes sliding-window and global layers; finished rows leave the KV cache."""
     opts = [GenOptions(max_tokens=3, temperature=0.0), GenOptions(max_tokens=7, temperature=0.0)]
     out: dict[int, list[Any]] = {0: [], 1: []}
-    for index, item in hf_gemma.stream_batch(PROMPT, opts):
+    for index, item in limited_batch(hf_gemma, PROMPT, opts):
         out[index].append(item)
     assert out[0][-1] == StreamEnd("length") and len(out[0]) == 4
     assert out[1][-1] == StreamEnd("length") and len(out[1]) == 8
@@ -505,6 +520,7 @@ def test_from_card(tiny_folder: Path, tmp_path: Path) -> None:
     import shutil
 
     from lmread.backends import open_backend
+    from lmread.backends.hf import HFBackend
     from lmread.catalog import ModelCard
 
     folder = tmp_path / "carded"
@@ -517,8 +533,12 @@ def test_from_card(tiny_folder: Path, tmp_path: Path) -> None:
     remote = ModelCard(id="x", name="X", family="x", backends=["hf"], source={"url": "http://h", "model": "m"})
     with pytest.raises(ModelError, match="local"):
         open_backend(remote, "hf")
-    with pytest.raises(OptionError, match="--n-ctx"):
+    with pytest.raises(OptionError, match="invalid option --ctx 1: must be a whole number >= 16"):
         open_backend(card, "hf", n_ctx=1)
+    with pytest.raises(OptionError, match="invalid option --threads 0"):
+        open_backend(card, "hf", n_threads=0)
+    with pytest.raises(OptionError, match=r"invalid option --ctx 15: must be a whole number >= 16"):
+        HFBackend(tmp_path / "no-such-model.gguf", n_ctx=15)  # checked before anything is loaded
 
 
 def test_relative_paths_are_not_repo_ids() -> None:

