@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from lmread.backends.base import GenOptions, StreamEnd, TokenChunk, stream_many
+from lmread.backends.hf import HFBackend
 from lmread.errors import ModelError, OptionError
 from lmread.generate import generate_sample, limited_batch, limited_stream
 from lmread.records import TokenAssembler, sample_id
@@ -32,7 +33,7 @@ UNICODE_TEXTS = [
 ]
 
 
-def run(backend: Any, prompt: str, **opts: Any) -> tuple[list[TokenChunk], StreamEnd]:
+def run(backend: HFBackend, prompt: str, **opts: Any) -> tuple[list[TokenChunk], StreamEnd]:
     """Collect a stream (with the driver's stop strings and max_tokens); assert it ends with
     exactly one StreamEnd."""
     items = list(limited_stream(backend, prompt, GenOptions(**opts)))
@@ -43,7 +44,7 @@ def run(backend: Any, prompt: str, **opts: Any) -> tuple[list[TokenChunk], Strea
     return chunks, end
 
 
-def check_chunk(backend: Any, chunk: TokenChunk, k: int) -> None:
+def check_chunk(backend: HFBackend, chunk: TokenChunk, k: int) -> None:
     assert 0 <= chunk.id < backend.vocab_size
     assert chunk.piece == backend.pieces[chunk.id]
     assert chunk.logprob is not None and chunk.logprob <= 1e-5
@@ -65,7 +66,7 @@ def check_chunk(backend: Any, chunk: TokenChunk, k: int) -> None:
 # loading and identity
 
 
-def test_describe_gguf(hf_smollm2: Any) -> None:
+def test_describe_gguf(hf_smollm2: HFBackend) -> None:
     info = hf_smollm2.describe()
     assert info["id"] == "smollm2-135m"
     assert info["backend"] == "hf"
@@ -80,7 +81,7 @@ def test_describe_gguf(hf_smollm2: Any) -> None:
     assert hf_smollm2.max_concurrency == 1
 
 
-def test_samples_record_the_gguf_file_name_and_keep_their_ids(hf_smollm2: Any) -> None:
+def test_samples_record_the_gguf_file_name_and_keep_their_ids(hf_smollm2: HFBackend) -> None:
     prompt = {"text": PROMPT}
     sample = generate_sample(hf_smollm2, prompt, GenOptions(max_tokens=2, seed=1))
     gguf = str(hf_smollm2.gguf_path)
@@ -93,7 +94,7 @@ def test_samples_record_the_gguf_file_name_and_keep_their_ids(hf_smollm2: Any) -
     assert full.model["source"] == gguf and full.id == sample.id
 
 
-def test_describe_gemma(hf_gemma: Any) -> None:
+def test_describe_gemma(hf_gemma: HFBackend) -> None:
     info = hf_gemma.describe()
     assert info["id"] == "gemma3-270m"
     assert info["architecture"].startswith("gemma3")
@@ -105,7 +106,7 @@ def test_describe_gemma(hf_gemma: Any) -> None:
 # streaming
 
 
-def test_greedy_fields_and_rank_one(hf_smollm2: Any) -> None:
+def test_greedy_fields_and_rank_one(hf_smollm2: HFBackend) -> None:
     chunks, end = run(hf_smollm2, PROMPT, max_tokens=12, temperature=0.0, top_logprobs=5)
     assert end.reason in {"length", "eos"}
     if end.reason == "length":
@@ -116,7 +117,7 @@ def test_greedy_fields_and_rank_one(hf_smollm2: Any) -> None:
         assert c.id == c.top_ids[0]
 
 
-def test_greedy_matches_generate(hf_smollm2: Any) -> None:
+def test_greedy_matches_generate(hf_smollm2: HFBackend) -> None:
     """Our KV-cache loop picks the same tokens as transformers' own greedy generate()."""
     chunks, _ = run(hf_smollm2, PROMPT, max_tokens=16, temperature=0.0, top_logprobs=0)
     ids = hf_smollm2.tokenize(PROMPT)
@@ -130,7 +131,7 @@ def test_greedy_matches_generate(hf_smollm2: Any) -> None:
     assert all(c.top_ids == [] for c in chunks)
 
 
-def test_repetition_penalty_matches_generate(hf_smollm2: Any) -> None:
+def test_repetition_penalty_matches_generate(hf_smollm2: HFBackend) -> None:
     prompt = "one two one two one two one two"
     chunks, _ = run(hf_smollm2, prompt, max_tokens=12, temperature=0.0, repetition_penalty=1.5)
     plain, _ = run(hf_smollm2, prompt, max_tokens=12, temperature=0.0)
@@ -146,7 +147,7 @@ def test_repetition_penalty_matches_generate(hf_smollm2: Any) -> None:
     assert any(c.rank > 1 for c in chunks)
 
 
-def test_score_matches_stream(hf_smollm2: Any) -> None:
+def test_score_matches_stream(hf_smollm2: HFBackend) -> None:
     """Teacher forcing the generated text gives the logprobs recorded while generating."""
     chunks, _ = run(hf_smollm2, PROMPT, max_tokens=10, temperature=0.0)
     text = b"".join(c.piece for c in chunks).decode("utf-8")
@@ -159,7 +160,7 @@ def test_score_matches_stream(hf_smollm2: Any) -> None:
     assert hf_smollm2.score("", prompt=PROMPT) == []
 
 
-def test_same_seed_same_text(hf_smollm2: Any) -> None:
+def test_same_seed_same_text(hf_smollm2: HFBackend) -> None:
     a, _ = run(hf_smollm2, PROMPT, max_tokens=20, temperature=1.0, seed=1234)
     b, _ = run(hf_smollm2, PROMPT, max_tokens=20, temperature=1.0, seed=1234)
     c, _ = run(hf_smollm2, PROMPT, max_tokens=20, temperature=1.0, seed=98765)
@@ -172,20 +173,20 @@ def test_same_seed_same_text(hf_smollm2: Any) -> None:
 
 
 @pytest.mark.parametrize("opts", [{"top_k": 1}, {"min_p": 1.0}, {"top_p": 1e-6}])
-def test_truncation_to_one_token_is_greedy(hf_smollm2: Any, opts: dict[str, Any]) -> None:
+def test_truncation_to_one_token_is_greedy(hf_smollm2: HFBackend, opts: dict[str, Any]) -> None:
     greedy, _ = run(hf_smollm2, PROMPT, max_tokens=8, temperature=0.0)
     sampled, _ = run(hf_smollm2, PROMPT, max_tokens=8, temperature=1.5, seed=7, **opts)
     assert [c.id for c in sampled] == [c.id for c in greedy]
 
 
-def test_top_k_restricts_choices(hf_smollm2: Any) -> None:
+def test_top_k_restricts_choices(hf_smollm2: HFBackend) -> None:
     chunks, _ = run(hf_smollm2, PROMPT, max_tokens=16, temperature=2.0, top_k=3, seed=3)
     assert all(c.rank <= 3 for c in chunks)
     wild, _ = run(hf_smollm2, PROMPT, max_tokens=16, temperature=2.0, seed=3)
     assert any(c.rank > 3 for c in wild)
 
 
-def test_bos_added_like_tokenizer(hf_gemma: Any) -> None:
+def test_bos_added_like_tokenizer(hf_gemma: HFBackend) -> None:
     ids = hf_gemma._prompt_ids("Hello")
     assert ids == hf_gemma.tokenize("Hello")
     assert ids[0] == hf_gemma.tokenizer.bos_token_id
@@ -241,7 +242,7 @@ def test_generated_text_is_exact(request: pytest.FixtureRequest, fixture: str) -
 # finish reasons
 
 
-def test_eos_finish(hf_smollm2: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_eos_finish(hf_smollm2: HFBackend, monkeypatch: pytest.MonkeyPatch) -> None:
     first, _ = run(hf_smollm2, PROMPT, max_tokens=3, temperature=0.0)
     monkeypatch.setattr(hf_smollm2, "eos_ids", {first[1].id})
     chunks, end = run(hf_smollm2, PROMPT, max_tokens=10, temperature=0.0)
@@ -249,7 +250,7 @@ def test_eos_finish(hf_smollm2: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     assert [c.id for c in chunks] == [first[0].id, first[1].id]
 
 
-def test_stop_string(hf_smollm2: Any) -> None:
+def test_stop_string(hf_smollm2: HFBackend) -> None:
     greedy, _ = run(hf_smollm2, PROMPT, max_tokens=12, temperature=0.0)
     text = b"".join(c.piece for c in greedy).decode("utf-8")
     stop = text.strip().split()[1]
@@ -259,7 +260,7 @@ def test_stop_string(hf_smollm2: Any) -> None:
     assert stop in got and stop not in got[: -1]  # ended on the token that completed it
 
 
-def test_context_finish_and_long_prompt(hf_smollm2: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_context_finish_and_long_prompt(hf_smollm2: HFBackend, monkeypatch: pytest.MonkeyPatch) -> None:
     n_prompt = len(hf_smollm2.tokenize(PROMPT))
     monkeypatch.setattr(hf_smollm2, "n_ctx", n_prompt + 4)
     chunks, end = run(hf_smollm2, PROMPT, max_tokens=20, temperature=0.0)
@@ -270,7 +271,7 @@ def test_context_finish_and_long_prompt(hf_smollm2: Any, monkeypatch: pytest.Mon
         list(hf_smollm2.stream(PROMPT, GenOptions(max_tokens=4)))
 
 
-def test_prompt_longer_than_real_context(hf_smollm2: Any) -> None:
+def test_prompt_longer_than_real_context(hf_smollm2: HFBackend) -> None:
     prompt = "word " * (hf_smollm2.n_ctx + 10)
     gen = hf_smollm2.stream(prompt, GenOptions(max_tokens=2))
     with pytest.raises(OptionError) as info:
@@ -278,7 +279,7 @@ def test_prompt_longer_than_real_context(hf_smollm2: Any) -> None:
     assert "\n" not in str(info.value) and "shorten the prompt" in str(info.value)
 
 
-def test_cancel(hf_smollm2: Any) -> None:
+def test_cancel(hf_smollm2: HFBackend) -> None:
     cancel = threading.Event()
     cancel.set()
     items = list(hf_smollm2.stream(PROMPT, GenOptions(max_tokens=5), cancel))
@@ -297,7 +298,7 @@ def test_cancel(hf_smollm2: Any) -> None:
     [{"temperature": -1.0}, {"top_p": 0.0}, {"max_tokens": 0}, {"top_k": -2}, {"top_logprobs": 50}, {"seed": -1},
      {"min_p": 2.0}, {"repetition_penalty": 0.0}],
 )
-def test_invalid_options(hf_smollm2: Any, opts: dict[str, Any]) -> None:
+def test_invalid_options(hf_smollm2: HFBackend, opts: dict[str, Any]) -> None:
     with pytest.raises(OptionError):
         list(hf_smollm2.stream(PROMPT, GenOptions(**opts)))
     with pytest.raises(OptionError):
@@ -308,7 +309,7 @@ def test_invalid_options(hf_smollm2: Any, opts: dict[str, Any]) -> None:
 # batches
 
 
-def collect_batch(backend: Any, options: list[GenOptions]) -> dict[int, list[Any]]:
+def collect_batch(backend: HFBackend, options: list[GenOptions]) -> dict[int, list[Any]]:
     out: dict[int, list[Any]] = {i: [] for i in range(len(options))}
     for index, item in limited_batch(backend, PROMPT, options):
         assert not (out[index] and isinstance(out[index][-1], StreamEnd)), "item after StreamEnd"
@@ -316,7 +317,7 @@ def collect_batch(backend: Any, options: list[GenOptions]) -> dict[int, list[Any
     return out
 
 
-def test_batch(hf_smollm2: Any) -> None:
+def test_batch(hf_smollm2: HFBackend) -> None:
     def options() -> list[GenOptions]:
         return [
             GenOptions(max_tokens=12, temperature=1.0, seed=1),
@@ -347,7 +348,7 @@ def test_batch(hf_smollm2: Any) -> None:
     assert [c.id for c in first[0][:-1]] != [c.id for c in first[2][:-1]]
 
 
-def test_batch_gemma_rows_drop_out(hf_gemma: Any) -> None:
+def test_batch_gemma_rows_drop_out(hf_gemma: HFBackend) -> None:
     """Gemma 3 mixes sliding-window and global layers; finished rows leave the KV cache."""
     opts = [GenOptions(max_tokens=3, temperature=0.0), GenOptions(max_tokens=7, temperature=0.0)]
     out: dict[int, list[Any]] = {0: [], 1: []}
@@ -360,7 +361,7 @@ def test_batch_gemma_rows_drop_out(hf_gemma: Any) -> None:
     assert [c.id for c in out[0][:-1]] == [c.id for c in greedy[:3]]
 
 
-def test_batch_via_stream_many_and_cancel(hf_smollm2: Any) -> None:
+def test_batch_via_stream_many_and_cancel(hf_smollm2: HFBackend) -> None:
     cancel = threading.Event()
     seen: dict[int, list[Any]] = {0: [], 1: []}
     opts = [GenOptions(max_tokens=20, seed=5), GenOptions(max_tokens=20, seed=6)]
@@ -449,7 +450,7 @@ def test_folder_with_tokenizer_loads_and_streams(tiny_folder: Path, tmp_path: Pa
     backend.close()
 
 
-def vocab_id(backend: Any, token: str) -> int:
+def vocab_id(backend: HFBackend, token: str) -> int:
     return int(backend.tokenizer.convert_tokens_to_ids(token))
 
 
@@ -550,7 +551,7 @@ def test_relative_paths_are_not_repo_ids() -> None:
     assert not _looks_like_repo_id("a/b/c")
 
 
-def test_sampler_distribution(hf_smollm2: Any) -> None:
+def test_sampler_distribution(hf_smollm2: HFBackend) -> None:
     """The on-device sampler draws from the processed distribution (fixed seed: deterministic)."""
     logits = torch.log(torch.tensor([0.5, 0.3, 0.2, 0.0]))
     gen = torch.Generator().manual_seed(0)

@@ -201,7 +201,14 @@ def test_samples_record_the_file_name_not_its_path(llama_smollm2: LlamaCppBacken
 
 #: Sample ids and JSON (without times) of llama.cpp samples generated before the backend
 #: contract (issue 9), with the full path then recorded replaced by the file name.
-PINNED: dict[tuple[str, str], list[Any]] = {"PIN": None}  # type: ignore[dict-item]
+PINNED: dict[tuple[str, str], list[Any]] = {
+    ("llama_smollm2", "t1"): ["s_72c934a37311cdec1c26", "length", 10, "2e509826e93967f8"],
+    ("llama_smollm2", "greedy-stop"): ["s_d1e97c6d8e2192674e4a", "stop", 15, "55a06810f5f67c1f"],
+    ("llama_smollm2", "topk"): ["s_3c5ad3ee9388ed580fe7", "length", 8, "40c25f498a6ec829"],
+    ("llama_gemma", "t1"): ["s_1eef714017fceedc1bff", "length", 10, "2de74593d01f5c82"],
+    ("llama_gemma", "greedy-stop"): ["s_5f3a846963359e633a66", "stop", 21, "cbad636bc1ac1bc5"],
+    ("llama_gemma", "topk"): ["s_b3f13ddb5ef228746fb8", "length", 8, "c0cb34e61b1f0538"],
+}
 PINNED_OPTIONS = {
     "t1": GenOptions(max_tokens=10, seed=5),
     "greedy-stop": GenOptions(max_tokens=40, temperature=0.0, stop=[","], seed=2),

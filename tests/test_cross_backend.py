@@ -13,6 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from lmread.backends.hf import HFBackend
+from lmread.backends.llamacpp import LlamaCppBackend
+
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("llama_cpp")
@@ -30,7 +33,7 @@ MAX_MEAN_ABS_NATS = 0.1
 
 
 @pytest.fixture(params=["smollm2", "gemma"])
-def pair(request: pytest.FixtureRequest) -> tuple[Any, Any]:
+def pair(request: pytest.FixtureRequest) -> tuple[LlamaCppBackend, HFBackend]:
     """(llama.cpp backend, hf backend) for the same bundled GGUF file."""
     name = request.param
     llama = request.getfixturevalue(f"llama_{name}")
@@ -38,7 +41,7 @@ def pair(request: pytest.FixtureRequest) -> tuple[Any, Any]:
     return llama, hf
 
 
-def test_same_file_same_identity(pair: tuple[Any, Any]) -> None:
+def test_same_file_same_identity(pair: tuple[LlamaCppBackend, HFBackend]) -> None:
     llama, hf = pair
     a, b = llama.describe(), hf.describe()
     assert a["sha256"] == b["sha256"]
@@ -48,7 +51,7 @@ def test_same_file_same_identity(pair: tuple[Any, Any]) -> None:
     assert (ia.backend, ib.backend) == ("llamacpp", "hf")
 
 
-def test_same_token_ids(pair: tuple[Any, Any]) -> None:
+def test_same_token_ids(pair: tuple[LlamaCppBackend, HFBackend]) -> None:
     llama, hf = pair
     assert len(TEXT.split()) >= 60
     ids_hf = hf.tokenize(TEXT, add_special=False)
@@ -57,14 +60,14 @@ def test_same_token_ids(pair: tuple[Any, Any]) -> None:
     assert hf._prompt_ids(PROMPT) == llama._prompt_ids(PROMPT)  # same BOS convention
 
 
-def test_same_pieces_over_the_vocabulary(pair: tuple[Any, Any]) -> None:
+def test_same_pieces_over_the_vocabulary(pair: tuple[LlamaCppBackend, HFBackend]) -> None:
     llama, hf = pair
     mismatched = [i for i in range(hf.vocab_size) if hf.pieces[i] != llama.piece(i)]
     assert not mismatched, f"{len(mismatched)} pieces differ, e.g. {[(i, hf.pieces[i], llama.piece(i)) for i in mismatched[:5]]}"
 
 
 @pytest.mark.parametrize("prompt", ["", PROMPT])
-def test_teacher_forced_logprobs_agree(pair: tuple[Any, Any], prompt: str, record_property: Any) -> None:
+def test_teacher_forced_logprobs_agree(pair: tuple[LlamaCppBackend, HFBackend], prompt: str, record_property: Any) -> None:
     llama, hf = pair
     scored_hf = hf.score(TEXT, prompt=prompt)
     scored_llama = llama.score(TEXT, prompt=prompt)
