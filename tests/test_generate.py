@@ -22,6 +22,7 @@ from lmread.backends.base import GenOptions, StreamEnd, TokenChunk
 from lmread.backends.scripted import ScriptedBackend
 from lmread.catalog import ModelCard
 from lmread.cli import main
+from lmread.cli.generate import ProgressBar, unescape
 from lmread.errors import BackendError, OptionError
 from lmread.generate import (
     GenerationPlan,
@@ -34,7 +35,6 @@ from lmread.generate import (
     limited_stream,
     run_generation,
 )
-from lmread.generate_cli import ProgressBar, unescape
 from lmread.prompts import builtin_set, load_prompt_file, prompt_set_names
 from lmread.records import sample_id
 from lmread.study import Study
@@ -598,7 +598,7 @@ def test_cli_prompt_too_long(lmread_home: Path, tmp_path: Path, capsys: pytest.C
 def test_cli_adhoc_openai_card(lmread_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                monkeypatch: pytest.MonkeyPatch) -> None:
     import lmread.backends as backends
-    import lmread.generate_cli as gc
+    import lmread.cli.generate as gc
 
     cards: list[Any] = []
 

@@ -182,9 +182,8 @@ def test_the_walk_sees_the_package() -> None:
     assert any(e.source == "lmread.cli" and e.target == "lmread.cli.read" for e in edges)  # the lazy registry
 
 
-#: edges left out of the cycle check until their module moves: generate_cli (lazily registered by
-#: lmread.cli) still imports its helpers from lmread.cli instead of lmread.cli.common
-PENDING_EDGES = {("lmread.generate_cli", "lmread.cli")}
+#: edges left out of the cycle check until their module moves (none left)
+PENDING_EDGES: set[tuple[str, str]] = set()
 
 
 def test_no_import_cycles() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 from typing import Any
 
@@ -32,11 +33,15 @@ def _child(backend: str, model: str | None, path: str | None) -> dict[str, Any]:
         t1 = time.monotonic()
         pieces: list[bytes] = []
         reason = ""
-        for item in engine.stream(PROBE_PROMPT, GenOptions(max_tokens=PROBE_TOKENS, temperature=0.0, seed=1)):
+        # a backend streams until told to stop (max_tokens is the driver's): cancel after the tokens
+        cancel = threading.Event()
+        for item in engine.stream(PROBE_PROMPT, GenOptions(max_tokens=PROBE_TOKENS, temperature=0.0, seed=1), cancel):
             if isinstance(item, StreamEnd):
-                reason = item.reason
-            else:
-                pieces.append(item.piece)
+                reason = "length" if item.reason == "cancelled" and cancel.is_set() else item.reason
+                break
+            pieces.append(item.piece)
+            if len(pieces) >= PROBE_TOKENS:
+                cancel.set()
         steps["generate_s"] = round(time.monotonic() - t1, 3)
         steps["tokens"] = len(pieces)
         steps["finish_reason"] = reason

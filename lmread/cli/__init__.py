@@ -3,7 +3,7 @@
 
 One module per command group: :mod:`lmread.cli.study` (``import``, ``mark``, ``study``,
 ``merge``; registered here), and, imported only when run (:data:`LAZY_COMMANDS`), ``read``,
-``models``, ``survival``, ``annotate``, ``bench``, ``doctor``, ``controls`` (``lmread.cli.*``) and ``generate``, so
+``models``, ``generate``, ``survival``, ``annotate``, ``bench``, ``doctor``, ``controls`` (``lmread.cli.*``), so
 ``lmread --help`` and the annotator's commands start fast.  Shared options and helpers live in :mod:`lmread.cli.common`.
 Every :class:`LmreadError` and usage error is printed as one line ``lmread: error: ...`` with a
 non-zero exit, no traceback.
@@ -34,7 +34,7 @@ from lmread.errors import LmreadError
 LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "read": ("lmread.cli.read", "read", "Open the reader (the TUI) on a study."),
     "models": ("lmread.cli.models", "models", "List model cards and discovered models."),
-    "generate": ("lmread.generate_cli", "generate", "Generate samples into a study (headless)."),
+    "generate": ("lmread.cli.generate", "generate", "Generate samples into a study (headless)."),
     "survival": ("lmread.cli.survival", "survival", "Kaplan-Meier survival of coherent length per group."),
     "annotate": ("lmread.cli.annotate", "annotate", "Mark samples with machine readers (fall detectors)."),
     "bench": ("lmread.cli.bench", "bench", "Run the speed benchmarks (ratios measured side by side)."),

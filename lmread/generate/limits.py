@@ -19,7 +19,7 @@ the same token as matching the decoded text.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
 from lmread.backends.base import Backend, GenOptions, LinkedEvent, StreamEnd, TokenChunk
@@ -90,7 +90,7 @@ def limited_stream(
     options: GenOptions,
     cancel: threading.Event | None = None,
     **stream_options: Any,
-) -> Iterator[TokenChunk | StreamEnd]:
+) -> Generator[TokenChunk | StreamEnd, None, None]:
     """``backend.stream`` with the driver's ends applied: the chunks of one sample, then exactly
     one :class:`StreamEnd`.  ``cancel`` (the caller's) ends it as ``cancelled``;
     ``stream_options`` go to the backend (``ignore_eos`` for benchmarks)."""
@@ -124,7 +124,7 @@ def limited_batch(
     prompt: str,
     options_list: Sequence[GenOptions],
     cancel: threading.Event | None = None,
-) -> Iterator[tuple[int, TokenChunk | StreamEnd]]:
+) -> Generator[tuple[int, TokenChunk | StreamEnd], None, None]:
     """``backend.stream_batch`` with the driver's ends applied to each sequence: yields
     ``(index, item)``, each sequence's chunks then exactly one :class:`StreamEnd`.  A sequence
     the driver ends gets its ``done`` flag set, so the backend drops it from the batch."""

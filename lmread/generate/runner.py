@@ -246,7 +246,7 @@ class _Runner:
         return self.result
 
     def run_model(self, job: ModelJob, existing: set[str]) -> None:
-        row = {"id": job.model_id, "backend": job.backend or (job.card.backends[0] if job.card.backends else None),
+        row: dict[str, Any] = {"id": job.model_id, "backend": job.backend or (job.card.backends[0] if job.card.backends else None),
                "generated": 0, "skipped": 0, "failed": 0, "tokens": 0, "seconds": 0.0, "tokens_per_s": None}
         self._model_row = row
         self.result.models.append(row)

@@ -17,7 +17,7 @@ import click
 
 from lmread.backends import backend_names, check_backend_options, option_table
 from lmread.backends.base import GenOptions
-from lmread.cli import emit_json, settings_from, study_path
+from lmread.cli.common import emit_json, settings_from, study_path
 from lmread.errors import ModelError, OptionError
 from lmread.generate import GenerationPlan, ModelJob, Progress, StudySink, run_generation, sigint_cancels
 
