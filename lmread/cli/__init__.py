@@ -40,6 +40,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "bench": ("lmread.cli.bench", "bench", "Run the speed benchmarks (ratios measured side by side)."),
     "doctor": ("lmread.cli.doctor", "doctor", "Check that every backend runs the bundled models on this machine."),
     "controls": ("lmread.cli.controls", "controls", "Mix controls with a known answer blind into the queue."),
+    "probe": ("lmread.probe_cli", "probe", "Rank lens: teacher-forced rank of each list item's first token per model."),
 }
 
 
