@@ -33,12 +33,14 @@ was streamed with.
 
 from __future__ import annotations
 
+import bisect
+import codecs
 import contextlib
 import ctypes
 import os
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -483,9 +485,23 @@ class LlamaCppBackend(Backend):
             if chain is not None:
                 lib.llama_sampler_free(chain)
 
-    def score(self, text: str, prompt: str = "", top_logprobs: int = 5) -> list[TokenChunk]:
+    def score(
+        self,
+        text: str,
+        prompt: str = "",
+        top_logprobs: int = 5,
+        *,
+        spans: Sequence[tuple[int, int]] | None = None,
+    ) -> list[TokenChunk]:
         """Teacher-forced pass: one chunk per token of ``text`` (tokenized on its own, see the
-        module docstring), each with the distribution it was predicted from after ``prompt``."""
+        module docstring), each with the distribution it was predicted from after ``prompt``.
+
+        With ``spans`` (character ranges ``[start, end)`` of ``text``) only the tokens holding a
+        character of a span get a distribution; the others come with ``logprob=None``.  That pass
+        decodes the text in batches with logits for those rows only, many times faster for a
+        long text read at a few places (batched rows differ from one-by-one decoding by about
+        0.02 nats on average on quantized models, as llama.cpp picks other matmul kernels).
+        """
         self._check_open()
         context = self._prompt_ids(prompt)
         target = self.tokenize(text, as_prompt=False)
@@ -497,6 +513,9 @@ class LlamaCppBackend(Backend):
                 f"prompt and text have {len(ids)} tokens, the context holds {self.n_ctx}; "
                 "shorten them or raise --ctx"
             )
+        if spans is not None:
+            return self._score_rows(context, target, _rows_in_spans([self.piece(t) for t in target], spans),
+                                    top_logprobs)
         chunks: list[TokenChunk] = []
         with self._lock:
             self._epoch += 1
@@ -520,6 +539,45 @@ class LlamaCppBackend(Backend):
                     pos += 1
         if status != 0:
             raise BackendError(f"llama_decode failed while scoring (status {status})")
+        return chunks
+
+    def _score_rows(self, context: list[int], target: list[int], rows: set[int], k: int) -> list[TokenChunk]:
+        """Score ``target`` after ``context`` in batches, with distributions for ``rows`` only."""
+        ids = context + target
+        first = len(context)
+        wanted = {first + r - 1 for r in rows}  # the input position whose logits predict text token r
+        found: dict[int, tuple[float, int, float, list[int], list[float]]] = {}
+        lib, batch = self._lib, self._batch
+        status = 0
+        with self._lock:
+            self._epoch += 1
+            self._reset()
+            for start in range(0, len(ids) - 1, self.n_batch):
+                part = ids[start : min(start + self.n_batch, len(ids) - 1)]
+                batch.n_tokens = len(part)
+                for i, tid in enumerate(part):
+                    batch.token[i] = tid
+                    batch.pos[i] = start + i
+                    batch.n_seq_id[i] = 1
+                    batch.seq_id[i][0] = 0
+                    batch.logits[i] = (start + i) in wanted
+                status = int(lib.llama_decode(self._ctx, batch))
+                if status != 0:
+                    break
+                for i in range(len(part)):
+                    if start + i in wanted:
+                        lp, rank, ent, top_ids, top_lps = distribution_fields(self._logits(i), ids[start + i + 1], k)
+                        found[start + i + 1 - first] = (lp, rank, ent, top_ids.tolist(), top_lps.tolist())
+        if status != 0:
+            raise BackendError(f"llama_decode failed while scoring (status {status})")
+        chunks: list[TokenChunk] = []
+        for r, tid in enumerate(target):
+            if r in found:
+                lp, rank, ent, top, top_lps = found[r]
+                chunks.append(TokenChunk(id=tid, piece=self.piece(tid), logprob=lp, rank=rank, entropy=ent, top_ids=top,
+                                         top_logprobs=top_lps, top_pieces=[self.piece(t) for t in top]))
+            else:
+                chunks.append(TokenChunk(id=tid, piece=self.piece(tid)))
         return chunks
 
     def close(self) -> None:
@@ -546,3 +604,23 @@ class LlamaCppBackend(Backend):
 #: the order of the identity's keys in a sample record
 _LAYOUT = ("id", "name", "family", "file", "path", "sha256", "n_params", "quantization", "architecture",
            "n_ctx", "n_vocab", "backend", "backend_version", "library_versions")
+
+def _rows_in_spans(pieces: Sequence[bytes], spans: Sequence[tuple[int, int]]) -> set[int]:
+    """Indexes of the tokens holding a byte of a character in one of ``spans`` (character ranges
+    of the text the ``pieces`` spell; a character belongs to the token holding its last byte, and
+    a token that only starts a character holds a byte of it too)."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    offsets = [0]
+    for p in pieces:
+        offsets.append(offsets[-1] + len(decoder.decode(p)))
+    offsets[-1] += len(decoder.decode(b"", final=True))
+    rows: set[int] = set()
+    for a, b in spans:
+        lo = bisect.bisect_right(offsets, a) - 1
+        while lo > 0 and offsets[lo] == a and offsets[lo - 1] == a:
+            lo -= 1
+        j = max(lo, 0)
+        while j < len(pieces) and offsets[j] < b:
+            rows.add(j)
+            j += 1
+    return rows
