@@ -48,6 +48,7 @@ PALETTE_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("Read the selected study", "app.read_current", "open the reader on the current study"),
     ("Live session…", "app.live", "generate samples from chosen models and read them as they stream"),
     ("Survival view", "app.survival", "Kaplan-Meier survival of coherent length for the current study"),
+    ("Rank probe: presidents", "app.probe", "teacher-forced rank of each president's first token, per model"),
     ("Home screen", "app.home", "studies and models"),
     ("Help: every key", "app.help", "the key table"),
     ("Reveal the next sentence", "screen.reveal", "reader"),
@@ -333,6 +334,12 @@ class LmreadApp(App[None]):
             self.push_screen(SurvivalScreen(self.study_path))
         except LmreadError as exc:
             self.notify(str(exc), severity="error", timeout=10)
+
+    def action_probe(self) -> None:
+        """The rank probe of the presidents list with the chosen (or bundled) models."""
+        from lmread.tui.screens.probe import ProbeScreen, probe_runner
+
+        self.push_screen(ProbeScreen(compute=probe_runner(self.models or list(BUNDLED_MODELS), self.backend_factory)))
 
     def on_unmount(self) -> None:
         for backend in self.backends.values():
