@@ -128,6 +128,6 @@ def probe(ctx: click.Context, models: tuple[str, ...], list_name: str | None, fi
     if json_path != "-":
         click.echo(format_table(doc))
     if tui:
-        from lmread.tui.screens.probe import ProbeApp
+        from lmread.tui.probe_app import ProbeApp
 
         ProbeApp(doc).run()

@@ -213,3 +213,12 @@ def test_llamacpp_spans_pass_agrees_with_the_one_by_one_pass(llama_smollm2: Any)
     assert diff.mean() < 0.1
     assert np.mean([part[i].rank == full[i].rank for i in rows]) >= 0.8
     assert all(len(part[i].top_ids) == 10 for i in rows)
+
+
+def test_example_probe_document_validates() -> None:
+    path = Path(__file__).resolve().parent.parent / "annotations" / "examples" / "probe-planets.json"
+    doc = json.loads(path.read_text())
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["source"] == {"list": "planets"} and [m["model"] for m in doc["models"]] == ["smollm2-135m", "gemma3-270m"]
+    for m in doc["models"]:
+        assert m["summary"]["top10_rate"] == pytest.approx(np.mean([r["top10"] for r in m["readings"]]))

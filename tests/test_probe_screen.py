@@ -17,7 +17,8 @@ from lmread.probe.document import build_document
 from lmread.probe.items import split_items
 from lmread.probe.lists import builtin_list
 from lmread.tui.app import LmreadApp
-from lmread.tui.screens.probe import ProbeApp, ProbeScreen, render_ranks
+from lmread.tui.probe_app import ProbeApp
+from lmread.tui.screens.probe import ProbeScreen, render_ranks
 
 SIZE = (120, 44)
 

@@ -142,6 +142,9 @@ def render_plot(doc: dict[str, Any], fmt: str) -> bytes:
                 label=f"{m['model']} ({m['backend']}): top-10 {_rate(s['top10_rate'])}, "
                       f"median rank {_num(s['median_rank'])}")
     ax.set_yscale("log")
+    from matplotlib.ticker import FuncFormatter
+
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
     ax.axhline(1, color="grey", linewidth=0.6, linestyle=":")
     ax.axhline(10, color="grey", linewidth=0.6, linestyle="--")
     ax.invert_yaxis()  # rank 1 (the model's first choice) on top

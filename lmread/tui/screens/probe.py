@@ -1,7 +1,8 @@
 """The rank-probe view: the rank of the right first token by item position per model (plotext,
 log scale), the per-model top-1 / top-10 rates and median rank, and a table of ranks per item.
 
-Shown by ``lmread probe --tui`` (:class:`ProbeApp`, on a finished ``lmread.probe/1`` document)
+Shown by ``lmread probe --tui`` (:class:`lmread.tui.probe_app.ProbeApp`, on a finished
+``lmread.probe/1`` document)
 and from the reader's command palette (the bundled or chosen models on the presidents list,
 scored in a worker thread).  ``escape`` / ``q`` closes it.
 """
@@ -13,9 +14,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
@@ -116,27 +118,41 @@ class ProbeScreen(Screen[None]):
         self.query_one("#probe-status", Static).update("scoring the list teacher-forced ...")
         self.run_worker(self._compute, thread=True, exclusive=True)
 
+    class Progress(Message):
+        """A progress line from the probe worker."""
+
+        def __init__(self, line: str) -> None:
+            super().__init__()
+            self.line = line
+
+    class Computed(Message):
+        """The worker's finished document (``doc``) or its one-line error (``error``)."""
+
+        def __init__(self, doc: dict[str, Any] | None, error: str | None = None) -> None:
+            super().__init__()
+            self.doc = doc
+            self.error = error
+
     def _compute(self) -> None:
+        """The worker (a thread): it only posts messages, which is thread-safe."""
         assert self.compute is not None
-        status = self.query_one("#probe-status", Static)
-
-        def progress(line: str) -> None:
-            self.app.call_from_thread(status.update, line)
-
         try:
-            doc = self.compute(progress)
+            doc = self.compute(lambda line: self.post_message(self.Progress(line)))
         except LmreadError as exc:
-            self.app.call_from_thread(self._failed, str(exc))
+            self.post_message(self.Computed(None, str(exc)))
             return
-        self.app.call_from_thread(self._computed, doc)
+        self.post_message(self.Computed(doc))
 
-    def _computed(self, doc: dict[str, Any]) -> None:
-        self.doc = doc
+    def on_probe_screen_progress(self, message: Progress) -> None:
+        self.query_one("#probe-status", Static).update(message.line)
+
+    def on_probe_screen_computed(self, message: Computed) -> None:
+        if message.doc is None:
+            self.error = message.error
+            self.query_one("#probe-status", Static).update(Text(f"the probe failed: {message.error}", style="red"))
+            return
+        self.doc = message.doc
         self.refresh_view()
-
-    def _failed(self, message: str) -> None:
-        self.error = message
-        self.query_one("#probe-status", Static).update(Text(f"the probe failed: {message}", style="red"))
 
     def refresh_view(self) -> None:
         """Draw the summary, the rank plot and the table of ranks per item."""
@@ -159,20 +175,7 @@ class ProbeScreen(Screen[None]):
 
     def action_close(self) -> None:
         """Back to the previous screen (or quit when this view is the whole app)."""
-        if len(self.app.screen_stack) <= 1 or isinstance(self.app, ProbeApp):
+        if len(self.app.screen_stack) <= 1:  # the default screen of ``lmread probe --tui``
             self.app.exit()
         else:
             self.app.pop_screen()
-
-
-class ProbeApp(App[None]):
-    """``lmread probe --tui``: the view of one finished probe document."""
-
-    TITLE = "lmread probe"
-
-    def __init__(self, doc: dict[str, Any]) -> None:
-        super().__init__()
-        self.doc = doc
-
-    def on_mount(self) -> None:
-        self.push_screen(ProbeScreen(self.doc))
