@@ -573,9 +573,9 @@ class LlamaCppBackend(Backend):
         chunks: list[TokenChunk] = []
         for r, tid in enumerate(target):
             if r in found:
-                lp, rank, ent, top, top_lps = found[r]
+                lp, rank, ent, top, top_lp = found[r]
                 chunks.append(TokenChunk(id=tid, piece=self.piece(tid), logprob=lp, rank=rank, entropy=ent, top_ids=top,
-                                         top_logprobs=top_lps, top_pieces=[self.piece(t) for t in top]))
+                                         top_logprobs=top_lp, top_pieces=[self.piece(t) for t in top]))
             else:
                 chunks.append(TokenChunk(id=tid, piece=self.piece(tid)))
         return chunks

@@ -3,7 +3,7 @@
 
 One module per command group: :mod:`lmread.cli.study` (``import``, ``mark``, ``study``,
 ``merge``; registered here), and, imported only when run (:data:`LAZY_COMMANDS`), ``read``,
-``models``, ``generate``, ``survival``, ``annotate``, ``bench``, ``doctor``, ``controls`` (``lmread.cli.*``), so
+``models``, ``generate``, ``survival``, ``annotate``, ``bench``, ``doctor``, ``controls``, ``probe`` (``lmread.cli.*``), so
 ``lmread --help`` and the annotator's commands start fast.  Shared options and helpers live in :mod:`lmread.cli.common`.
 Every :class:`LmreadError` and usage error is printed as one line ``lmread: error: ...`` with a
 non-zero exit, no traceback.
@@ -40,7 +40,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "bench": ("lmread.cli.bench", "bench", "Run the speed benchmarks (ratios measured side by side)."),
     "doctor": ("lmread.cli.doctor", "doctor", "Check that every backend runs the bundled models on this machine."),
     "controls": ("lmread.cli.controls", "controls", "Mix controls with a known answer blind into the queue."),
-    "probe": ("lmread.probe_cli", "probe", "Rank lens: teacher-forced rank of each list item's first token per model."),
+    "probe": ("lmread.cli.probe", "probe", "Rank lens: teacher-forced rank of each list item's first token per model."),
 }
 
 

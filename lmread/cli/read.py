@@ -90,3 +90,10 @@ def read(ctx: click.Context, study: str | None, annotator: str | None = None, no
         overlap=overlap,
     )
     app.run()
+
+
+def show_probe(doc: dict[str, Any]) -> None:
+    """Open the rank-probe view on a finished ``lmread.probe/1`` document (``lmread probe --tui``)."""
+    from lmread.tui.probe_app import ProbeApp
+
+    ProbeApp(doc).run()

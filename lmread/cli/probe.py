@@ -75,10 +75,10 @@ def probe(ctx: click.Context, models: tuple[str, ...], list_name: str | None, fi
     holding a byte of the item's first character (a leading space or line break merged into it
     is reported as its lead); the joint logprob of the item's whole first word is read too.
     """
+    from lmread.analysis.export import check_writable, plot_format, write_file
     from lmread.backends import open_backend
     from lmread.catalog import load_catalog
-    from lmread.cli import settings_from
-    from lmread.export import check_writable, plot_format, write_file
+    from lmread.cli.common import settings_from
     from lmread.generate_cli import backend_options, resolve_job
     from lmread.probe.core import run_probe
     from lmread.probe.document import build_document, format_table, render_csv, render_plot
@@ -92,8 +92,8 @@ def probe(ctx: click.Context, models: tuple[str, ...], list_name: str | None, fi
             targets.append((Path(path), option))
     if plot_path is not None:
         plot_format(Path(plot_path))
-    for path, option in targets:
-        check_writable(path, option)
+    for target, option in targets:
+        check_writable(target, option)
     if item_regex is not None:
         compile_item_regex(item_regex)
     text, source, label = read_list(list_name, file)
@@ -122,12 +122,12 @@ def probe(ctx: click.Context, models: tuple[str, ...], list_name: str | None, fi
         outputs.append((Path(csv_path), render_csv(doc), "--csv"))
     if plot_path is not None:
         outputs.append((Path(plot_path), render_plot(doc, plot_format(Path(plot_path))), "--plot"))
-    for path, data, option in outputs:
-        write_file(path, data, option)
-        click.echo(f"wrote {path}", err=True)
+    for target, data, option in outputs:
+        write_file(target, data, option)
+        click.echo(f"wrote {target}", err=True)
     if json_path != "-":
         click.echo(format_table(doc))
     if tui:
-        from lmread.tui.probe_app import ProbeApp
+        from lmread.cli.read import show_probe
 
-        ProbeApp(doc).run()
+        show_probe(doc)
