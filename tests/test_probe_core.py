@@ -222,3 +222,15 @@ def test_example_probe_document_validates() -> None:
     assert doc["source"] == {"list": "planets"} and [m["model"] for m in doc["models"]] == ["smollm2-135m", "gemma3-270m"]
     for m in doc["models"]:
         assert m["summary"]["top10_rate"] == pytest.approx(np.mean([r["top10"] for r in m["readings"]]))
+
+
+@pytest.mark.server
+def test_a_real_server_that_cannot_score_is_a_one_line_error(openai_smollm2: Any) -> None:
+    """llama-cpp-python's server echoes SmolLM2's prompt logprobs one token off: refused."""
+    text = builtin_list("planets")
+    with pytest.raises(BackendError) as err:
+        probe_backend(openai_smollm2, text, split_items(text), model="smollm2-135m", backend_name="openai",
+                      source="list 'planets'")
+    msg = str(err.value)
+    assert msg.startswith("model smollm2-135m (openai) cannot probe list 'planets': scoring not supported by this server")
+    assert "\n" not in msg
