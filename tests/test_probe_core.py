@@ -234,3 +234,14 @@ def test_a_real_server_that_cannot_score_is_a_one_line_error(openai_smollm2: Any
     msg = str(err.value)
     assert msg.startswith("model smollm2-135m (openai) cannot probe list 'planets': scoring not supported by this server")
     assert "\n" not in msg
+
+
+def test_a_backend_that_declares_no_scoring_is_refused_in_one_line() -> None:
+    from lmread.errors import ModelError
+
+    class NoScore(ScriptedBackend):
+        supports_score = False
+
+    text = builtin_list("planets")
+    with pytest.raises(ModelError, match=r"^model x \(scripted\) cannot score texts"):
+        probe_backend(NoScore(text=text), text, split_items(text), model="x", backend_name="scripted")

@@ -2,7 +2,7 @@
 
 Every option, the list and the output paths are checked before any model is loaded; models are
 loaded through the catalogue and :func:`lmread.backends.open_backend` exactly as ``lmread
-generate`` does (same backend options), one at a time.  Progress goes to stderr, the table to
+generate`` does (the same declared backend flags), one at a time.  Progress goes to stderr, the table to
 stdout (unless ``--json -`` puts the document there).
 """
 
@@ -15,6 +15,8 @@ from typing import Any
 import click
 import orjson
 
+from lmread.backends import backend_names
+from lmread.cli.generate import backend_flags, backend_options, resolve_job
 from lmread.errors import OptionError
 
 
@@ -48,25 +50,17 @@ def read_list(list_name: str | None, file: str | None) -> tuple[str, dict[str, A
               help="A text file: one item per line, or any text with --item-regex.")
 @click.option("--item-regex", default=None,
               help="Regular expression (multi-line: ^ is a line start) whose matches mark where items start.")
-@click.option("--backend", type=click.Choice(["llamacpp", "hf", "openai", "scripted"]), default=None,
-              help="Backend (default: the model card's first).")
-@click.option("--base-url", default=None, help="OpenAI-compatible server URL (openai backend; it must echo prompt logprobs).")
-@click.option("--api-key-env", default=None, help="Environment variable holding the API key (openai backend).")
-@click.option("--threads", type=int, default=None, help="CPU threads (llamacpp, hf).")
-@click.option("--gpu-layers", type=int, default=None, help="Layers offloaded to the GPU, -1 = all (llamacpp).")
-@click.option("--ctx", "ctx_size", type=int, default=None, help="Context size in tokens (llamacpp, hf).")
-@click.option("--device", default=None, help="Torch device, e.g. cpu or cuda (hf).")
-@click.option("--allow-pickle", is_flag=True, help="Allow loading pickle checkpoints (hf; only for files you trust).")
+@click.option("--backend", type=click.Choice(backend_names()), default=None,
+              help="Backend (default: the model card's first); openai needs a server that echoes prompt logprobs.")
+@backend_flags
 @click.option("--json", "json_path", default=None, help="Write the lmread.probe/1 JSON to PATH ('-' for stdout).")
 @click.option("--csv", "csv_path", default=None, help="Write one row per (model, item) as CSV to PATH.")
 @click.option("--plot", "plot_path", default=None, help="Write rank by item position (log scale) to PATH.png / .svg / .pdf.")
 @click.option("--tui", is_flag=True, help="Show the result in the terminal view (plot and table) afterwards.")
 @click.pass_context
 def probe(ctx: click.Context, models: tuple[str, ...], list_name: str | None, file: str | None,
-          item_regex: str | None, backend: str | None, base_url: str | None, api_key_env: str | None,
-          threads: int | None, gpu_layers: int | None, ctx_size: int | None, device: str | None,
-          allow_pickle: bool, json_path: str | None, csv_path: str | None, plot_path: str | None,
-          tui: bool) -> None:
+          item_regex: str | None, backend: str | None, json_path: str | None, csv_path: str | None,
+          plot_path: str | None, tui: bool, **backend_values: Any) -> None:
     """Score a list teacher-forced with each --model and read the right answer's rank where
     every item after the first starts (top-1 and top-10 rates, median rank).
 
@@ -79,7 +73,6 @@ def probe(ctx: click.Context, models: tuple[str, ...], list_name: str | None, fi
     from lmread.backends import open_backend
     from lmread.catalog import load_catalog
     from lmread.cli.common import settings_from
-    from lmread.generate_cli import backend_options, resolve_job
     from lmread.probe.core import run_probe
     from lmread.probe.document import build_document, format_table, render_csv, render_plot
     from lmread.probe.items import compile_item_regex, split_items
@@ -99,7 +92,7 @@ def probe(ctx: click.Context, models: tuple[str, ...], list_name: str | None, fi
     text, source, label = read_list(list_name, file)
     items = split_items(text, item_regex, source=label)
 
-    options = backend_options(threads, gpu_layers, ctx_size, device, allow_pickle, base_url, api_key_env, None)
+    options = backend_options(backend_values)
     catalog = load_catalog(settings_from(ctx))
     jobs = {mid: resolve_job(catalog, mid, backend, options) for mid in dict.fromkeys(models)}
 

@@ -161,7 +161,7 @@ def score_text(backend: Any, text: str, top_k: int = TOP_K, label: str = "the mo
     when its tokens do not add up to ``text`` or carry no log-probabilities.
     """
     score = getattr(backend, "score", None)
-    if score is None:
+    if score is None or getattr(backend, "supports_score", True) is False:
         raise ModelError(f"{label} cannot score texts (its backend has no teacher-forced pass); use another backend")
     chunks = score(text, prompt="", **_score_kwargs(backend, top_k, spans))
     asm = TokenAssembler()
