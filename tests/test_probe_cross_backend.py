@@ -71,3 +71,15 @@ def test_presidents_agree_across_backends(name: str, request: pytest.FixtureRequ
     assert abs(sa["top1_rate"] - sb["top1_rate"]) <= 4 / 46
     assert abs(sa["top10_rate"] - sb["top10_rate"]) <= 2 / 46
     assert sa["median_rank"] == sb["median_rank"]
+
+
+def test_probe_records_the_model_file_name_not_its_path(llama_smollm2: Any) -> None:
+    from lmread.probe.core import probe_backend
+
+    text = builtin_list("months")
+    probe = probe_backend(llama_smollm2, text, split_items(text), model="smollm2-135m", backend_name="llamacpp")
+    assert probe.identity["file"].endswith(".gguf") and "path" not in probe.identity
+    assert "/" not in str(probe.identity.get("source", ""))
+    with_path = probe_backend(llama_smollm2, text, split_items(text), model="smollm2-135m", backend_name="llamacpp",
+                              record_model_path=True)
+    assert with_path.identity["path"].endswith(probe.identity["file"])

@@ -101,7 +101,8 @@ def probe(ctx: click.Context, models: tuple[str, ...], list_name: str | None, fi
         return open_backend(job.card, job.backend, **job.options)
 
     probes = run_probe(list(jobs), open_model, text, items, source=label,
-                       progress=lambda line: click.echo(line, err=True))
+                       progress=lambda line: click.echo(line, err=True),
+                       record_model_path=settings_from(ctx).record_model_path)
     doc = build_document(source, text, items, probes, item_regex=item_regex)
 
     outputs: list[tuple[Path, bytes, str]] = []

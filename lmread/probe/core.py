@@ -231,7 +231,7 @@ def read_items(scored: ScoredText, items: Sequence[Item], top_k: int = TOP_K) ->
 
 
 def probe_backend(backend: Any, text: str, items: Sequence[Item], *, model: str, backend_name: str,
-                  source: str = "the list", top_k: int = TOP_K) -> ModelProbe:
+                  source: str = "the list", top_k: int = TOP_K, record_model_path: bool = False) -> ModelProbe:
     """Score ``text`` with ``backend`` once and read every item after the first.
 
     A text longer than the model's context is an :class:`OptionError` naming the list, the model
@@ -250,8 +250,9 @@ def probe_backend(backend: Any, text: str, items: Sequence[Item], *, model: str,
     except BackendError as exc:
         raise BackendError(f"{label} cannot probe {source}: {exc}") from None
     elapsed = time.perf_counter() - start
-    describe = getattr(backend, "describe", None)
-    identity = dict(describe()) if describe is not None else {"id": model}
+    # the model file's name and identity, not its path (unless the user asks: record_model_path)
+    identity_of = getattr(backend, "identity", None)
+    identity = dict(identity_of().record(include_path=record_model_path)) if identity_of is not None else {"id": model}
     probe = ModelProbe(model=model, backend=backend_name, identity=identity, n_tokens=len(scored),
                        readings=read_items(scored, items, top_k), score_s=elapsed)
     return probe
@@ -268,7 +269,7 @@ def word_splits(probes: Sequence[ModelProbe]) -> dict[int, dict[str, list[str]]]
 
 def run_probe(models: Sequence[str], open_model: Callable[[str], Any], text: str, items: Sequence[Item], *,
               source: str = "the list", progress: Callable[[str], None] | None = None,
-              top_k: int = TOP_K) -> list[ModelProbe]:
+              top_k: int = TOP_K, record_model_path: bool = False) -> list[ModelProbe]:
     """Load each model in turn with ``open_model(model_id)``, probe ``text`` once, close it.
 
     ``progress`` gets one line per step (loading, scoring, done).  Models are loaded one at a
@@ -285,7 +286,8 @@ def run_probe(models: Sequence[str], open_model: Callable[[str], Any], text: str
         try:
             say(f"[{i}/{len(models)}] scoring {source} ({len(text):,} characters, {len(items)} items) "
                 f"with {model} ({name}), loaded in {load_s:.1f} s ...")
-            probe = probe_backend(backend, text, items, model=model, backend_name=name, source=source, top_k=top_k)
+            probe = probe_backend(backend, text, items, model=model, backend_name=name, source=source, top_k=top_k,
+                                  record_model_path=record_model_path)
         finally:
             close = getattr(backend, "close", None)
             if close is not None:
