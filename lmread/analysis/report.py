@@ -246,4 +246,7 @@ def compute(study_dir: Path, unit: str = "tokens", by: str = "model", annotator:
                                   min_read_speed=min_read_speed, max_read_speed=max_read_speed)
     info = {"path": str(study.path), "name": study.name, "samples": len(study.samples)}
     doc = build_survival(obs, unit, study=info, horizon=horizon, n_boot=n_boot, seed=seed)
+    from lmread.analysis.reader_checks import add_reader_checks
+
+    add_reader_checks(doc, study, n_boot=n_boot, seed=seed)
     return doc, obs

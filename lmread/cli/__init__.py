@@ -41,6 +41,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "doctor": ("lmread.cli.doctor", "doctor", "Check that every backend runs the bundled models on this machine."),
     "controls": ("lmread.cli.controls", "controls", "Mix controls with a known answer blind into the queue."),
     "probe": ("lmread.cli.probe", "probe", "Rank lens: teacher-forced rank of each list item's first token per model."),
+    "calibration": ("lmread.calibration_cli", "calibration", "Per annotator: detection and delay on controls, speed."),
+    "agreement": ("lmread.agreement_cli", "agreement", "Agreement between readers (kappa, distance, alpha)."),
 }
 
 

@@ -110,10 +110,12 @@ def study_group() -> None:
 @click.pass_context
 def study_info(ctx: click.Context, directory: str | None, as_json: bool) -> None:
     """Samples per model, how many are marked, fallen or censored, per annotator."""
+    from lmread.analysis.agreement import agreement_summary
     from lmread.study import Study
 
     st = Study.open(study_path(ctx, directory))
     info = st.info()
+    info["agreement"] = agreement_summary(st)
     for warning in info["warnings"]:
         click.echo(f"lmread: warning: {warning}", err=True)
     if as_json:
@@ -130,6 +132,14 @@ def study_info(ctx: click.Context, directory: str | None, as_json: bool) -> None
         for a in info["annotators"]:
             click.echo(f"  {a['annotator']:<20} {a['marked']:>7} {a['fallen']:>7} {a['censored']:>9} "
                        f"{a['skipped']:>8} {a['events']:>7}")
+    ag = info["agreement"]
+    if ag["samples"]:
+        def num(v: float | None) -> str:
+            return "-" if v is None else f"{v:.2f}"
+
+        click.echo(f"  agreement: {ag['samples']} samples read by 2+ annotators; Fleiss' kappa {num(ag['fleiss_kappa'])}, "
+                   f"alpha {num(ag['alpha'])}, mean distance {num(ag['mean_abs_distance_tokens'])} tokens "
+                   "(see 'lmread agreement')")
 
 
 @study_group.command("create")

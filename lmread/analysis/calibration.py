@@ -1,0 +1,288 @@
+"""Reader calibration on controls with a known answer, reading speed and order effects.
+
+Controls (issue 10) are samples with a known answer (``Sample.control``): *splice* and *loop*
+controls fall at a known token ``onset``; *human* controls are text a person wrote, whose right
+answer is no fall.  Per annotator, over their readings (see :mod:`lmread.analysis.readings`):
+
+Splice and loop controls
+    A reading is **detected** when it is a fall at or after the onset, **early** when it is a
+    fall before the onset, **missed** when it is a no-fall reading that read past the onset
+    (``read_to > onset``).  A no-fall reading that stopped at or before the onset never saw the
+    fall: it is counted as *not reached* and left out of the rates.  Detection, early and miss
+    rates are shares of the evaluable readings (detected + early + missed), so they sum to 1.
+    The **delay** of a detected reading is its mark minus the onset, in tokens and in words
+    (words before the mark minus words before the onset); the median and quartiles are numpy's
+    linear-interpolation percentiles (Hyndman-Fan type 7).
+
+Human controls
+    The **false-fall rate** is the share of readings of human controls that marked a fall.
+
+RoFT-style score
+    After RoFT (Dugan et al. 2023), which gave 5 points for a guess at the true boundary, one
+    point less per sentence after it and 0 for a guess before it: a detected reading scores
+    ``max(0, 5 - delay_words // 10)`` points (5 for a mark within 10 words of the onset, 4 within
+    20 words, ..., 0 from 50 words on), an early or missed reading 0, a human-control reading 5
+    for no fall and 0 for a fall.  The score is the mean points per scored reading (0-5).
+
+Reading speed
+    For every reading whose mark recorded ``elapsed_s``: words read (the words of the tokens the
+    reader saw: revealed, else read to) divided by the seconds (at least 1 ms).  Reported per
+    annotator as the pooled speed (all words / all seconds) and the median per reading; readings
+    faster than a stated limit (default 8 words/s, well above fast reading) are flagged.
+
+Order effects
+    Whether readings drift with the sample's position in the reader's queue (fatigue, anchoring):
+    Spearman's rank correlation (average ranks for ties) of queue position with the fall position
+    in tokens (falls on ordinary samples, censored readings left out) and with the delay on
+    detected controls, with a two-sided p-value from Student's t on n - 2 degrees of freedom (as
+    :func:`scipy.stats.spearmanr`).  Queue positions come from the marks' ``queue_pos`` where
+    recorded, else from the order in which the annotator marked the samples.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy import stats as sps
+
+from lmread import __version__
+from lmread.analysis.readings import Reading, WordCounter, control_of, is_machine, readings_of
+
+CALIBRATION_SCHEMA = "lmread.calibration/1"
+
+#: readings faster than this many words per second are flagged
+DEFAULT_MAX_READ_SPEED = 8.0
+#: warn when an annotator fails to detect more than this share of the controls with a known fall
+DEFAULT_WARN_MISS_SHARE = 0.5
+#: warn when an annotator's median delay on detected controls exceeds this many words
+DEFAULT_WARN_LATE_WORDS = 20.0
+#: RoFT-style score: points for a mark at the onset, one point less per this many words of delay
+SCORE_MAX_POINTS = 5
+SCORE_STEP_WORDS = 10
+#: elapsed times below this count as this (a reading "in no time" is as fast as it gets)
+MIN_ELAPSED_S = 1e-3
+
+
+def distribution(values: list[float] | np.ndarray) -> dict[str, Any]:
+    """``{"n", "median", "q1", "q3", "mean"}`` of ``values`` (None entries when empty)."""
+    arr = np.asarray(values, dtype=float)
+    if arr.size == 0:
+        return {"n": 0, "median": None, "q1": None, "q3": None, "mean": None}
+    q1, med, q3 = np.percentile(arr, [25, 50, 75])
+    return {"n": int(arr.size), "median": float(med), "q1": float(q1), "q3": float(q3), "mean": float(arr.mean())}
+
+
+def spearman(x: list[float] | np.ndarray, y: list[float] | np.ndarray) -> dict[str, Any]:
+    """Spearman's rho of ``x`` and ``y`` with a two-sided p-value (t on n - 2 df).
+
+    ``rho`` and ``p_value`` are None with fewer than 3 pairs or when either side is constant.
+    """
+    xa = np.asarray(x, dtype=float)
+    ya = np.asarray(y, dtype=float)
+    n = int(xa.size)
+    out: dict[str, Any] = {"n": n, "rho": None, "p_value": None}
+    if n < 3:
+        return out
+    rx = sps.rankdata(xa)
+    ry = sps.rankdata(ya)
+    rx -= rx.mean()
+    ry -= ry.mean()
+    denom = math.sqrt(float(rx @ rx) * float(ry @ ry))
+    if denom == 0.0:
+        return out
+    rho = float(np.clip((rx @ ry) / denom, -1.0, 1.0))
+    if abs(rho) >= 1.0:
+        p = 0.0
+    else:
+        t = rho * math.sqrt((n - 2) / (1.0 - rho * rho))
+        p = float(2.0 * sps.t.sf(abs(t), n - 2))
+    out.update(rho=rho, p_value=p)
+    return out
+
+
+def _rate(k: int, n: int) -> float | None:
+    return k / n if n else None
+
+
+def roft_points(delay_words: int) -> int:
+    """Points of a detected reading ``delay_words`` words after the onset (see the module notes)."""
+    return max(0, SCORE_MAX_POINTS - max(0, int(delay_words)) // SCORE_STEP_WORDS)
+
+
+def _onset_block(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    detected = [r for r in rows if r["outcome"] == "detected"]
+    early = [r for r in rows if r["outcome"] == "early"]
+    missed = sum(r["outcome"] == "missed" for r in rows)
+    not_reached = sum(r["outcome"] == "not_reached" for r in rows)
+    evaluable = len(detected) + len(early) + missed
+    return {
+        "read": len(rows),
+        "evaluable": evaluable,
+        "not_reached": not_reached,
+        "detected": len(detected),
+        "early": len(early),
+        "missed": missed,
+        "detection_rate": _rate(len(detected), evaluable),
+        "early_rate": _rate(len(early), evaluable),
+        "miss_rate": _rate(missed, evaluable),
+        "delay_tokens": distribution([r["delay_tokens"] for r in detected]),
+        "delay_words": distribution([r["delay_words"] for r in detected]),
+        "early_by_tokens": distribution([-r["delay_tokens"] for r in early]),
+    }
+
+
+def _speed_block(readings: list[Reading], words: WordCounter, limit: float) -> dict[str, Any]:
+    timed: list[tuple[Reading, int, float, float]] = []
+    for r in readings:
+        elapsed = r.mark.elapsed_s
+        if elapsed is None:
+            continue
+        w = words.before(r.sample, r.tokens_read)
+        seconds = max(float(elapsed), MIN_ELAPSED_S)
+        timed.append((r, w, float(elapsed), w / seconds))
+    total_words = sum(t[1] for t in timed)
+    total_s = sum(max(t[2], MIN_ELAPSED_S) for t in timed)
+    fast = [t for t in timed if t[3] > limit]
+    return {
+        "readings": len(readings),
+        "timed": len(timed),
+        "words": total_words,
+        "seconds": total_s if timed else 0.0,
+        "wps": total_words / total_s if timed else None,
+        "median_wps": float(np.median([t[3] for t in timed])) if timed else None,
+        "too_fast": len(fast),
+        "too_fast_share": _rate(len(fast), len(timed)),
+        "too_fast_readings": [
+            {"sample": r.sample.id, "mark": r.mark.id, "words": w, "elapsed_s": e, "wps": v}
+            for r, w, e, v in fast
+        ],
+    }
+
+
+def annotator_calibration(
+    annotator: str,
+    readings: list[Reading],
+    words: WordCounter,
+    *,
+    max_read_speed: float = DEFAULT_MAX_READ_SPEED,
+    warn_miss_share: float = DEFAULT_WARN_MISS_SHARE,
+    warn_late_words: float = DEFAULT_WARN_LATE_WORDS,
+) -> dict[str, Any]:
+    """The calibration block of one annotator from their readings (see the module notes)."""
+    onset_rows: list[dict[str, Any]] = []
+    human_reads = human_falls = 0
+    points: list[int] = []
+    ordinary_falls: list[tuple[int, int]] = []
+    for r in readings:
+        control = control_of(r.sample)
+        if control is None:
+            if r.fell:
+                ordinary_falls.append((r.queue_pos, r.at))  # type: ignore[arg-type]
+            continue
+        kind = control["kind"]
+        if kind == "human":
+            human_reads += 1
+            human_falls += int(r.fell)
+            points.append(0 if r.fell else SCORE_MAX_POINTS)
+            continue
+        onset = control.get("onset")
+        if not isinstance(onset, int) or isinstance(onset, bool):
+            continue
+        row: dict[str, Any] = {"kind": kind, "queue_pos": r.queue_pos}
+        if r.fell:
+            at = r.at
+            row["delay_tokens"] = at - onset  # type: ignore[operator]
+            row["delay_words"] = words.before(r.sample, at) - words.before(r.sample, onset)  # type: ignore[arg-type]
+            row["outcome"] = "detected" if at >= onset else "early"  # type: ignore[operator]
+        else:
+            row["outcome"] = "missed" if r.read_to > onset else "not_reached"
+        if row["outcome"] == "detected":
+            points.append(roft_points(row["delay_words"]))
+        elif row["outcome"] in ("early", "missed"):
+            points.append(0)
+        onset_rows.append(row)
+
+    onset = _onset_block(onset_rows)
+    onset["by_kind"] = {kind: _onset_block([r for r in onset_rows if r["kind"] == kind]) for kind in ("splice", "loop")}
+    for block in onset["by_kind"].values():
+        block.pop("early_by_tokens")
+    detected_rows = [r for r in onset_rows if r["outcome"] == "detected"]
+    order = {
+        "method": "spearman",
+        "queue_pos_recorded": sum(r.queue_pos_recorded for r in readings),
+        "fall_position": spearman([q for q, _ in ordinary_falls], [a for _, a in ordinary_falls]),
+        "control_delay": spearman([r["queue_pos"] for r in detected_rows], [r["delay_tokens"] for r in detected_rows]),
+    }
+    warnings: list[str] = []
+    if onset["evaluable"]:
+        not_detected = onset["early"] + onset["missed"]
+        if not_detected / onset["evaluable"] > warn_miss_share:
+            warnings.append(
+                f"annotator {annotator} did not detect {not_detected} of {onset['evaluable']} controls with a known "
+                f"fall ({onset['missed']} missed, {onset['early']} marked early; more than {warn_miss_share:.0%})"
+            )
+    med = onset["delay_words"]["median"]
+    if med is not None and med > warn_late_words:
+        warnings.append(
+            f"annotator {annotator} marks controls late: median delay {med:g} words after the known fall "
+            f"(more than {warn_late_words:g})"
+        )
+    return {
+        "annotator": annotator,
+        "machine": is_machine(annotator),
+        "onset_controls": onset,
+        "human_controls": {"read": human_reads, "false_falls": human_falls,
+                           "false_fall_rate": _rate(human_falls, human_reads)},
+        "score": {"n": len(points), "points": sum(points), "mean": (sum(points) / len(points)) if points else None,
+                  "max_points": SCORE_MAX_POINTS, "step_words": SCORE_STEP_WORDS},
+        "reading_speed": _speed_block(readings, words, max_read_speed),
+        "order": order,
+        "warnings": warnings,
+    }
+
+
+def calibration_from_readings(
+    readings: list[Reading],
+    *,
+    max_read_speed: float = DEFAULT_MAX_READ_SPEED,
+    warn_miss_share: float = DEFAULT_WARN_MISS_SHARE,
+    warn_late_words: float = DEFAULT_WARN_LATE_WORDS,
+    study: dict[str, Any] | None = None,
+    controls: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """The calibration document (schema ``lmread.calibration/1``) of a list of readings."""
+    words = WordCounter()
+    by_annotator: dict[str, list[Reading]] = {}
+    for r in readings:
+        by_annotator.setdefault(r.annotator, []).append(r)
+    annotators = [
+        annotator_calibration(name, rows, words, max_read_speed=max_read_speed,
+                              warn_miss_share=warn_miss_share, warn_late_words=warn_late_words)
+        for name, rows in sorted(by_annotator.items())
+    ]
+    return {
+        "schema": CALIBRATION_SCHEMA,
+        "lmread_version": __version__,
+        "study": study or {},
+        "settings": {"max_read_speed_wps": max_read_speed, "warn_miss_share": warn_miss_share,
+                     "warn_late_words": warn_late_words, "score_max_points": SCORE_MAX_POINTS,
+                     "score_step_words": SCORE_STEP_WORDS, "quantiles": "linear (type 7)",
+                     "order_test": "spearman"},
+        "controls": controls or {kind: 0 for kind in ("splice", "loop", "human")},
+        "annotators": annotators,
+        "warnings": [w for a in annotators for w in a["warnings"]],
+    }
+
+
+def calibration_of_study(study: Any, **options: Any) -> dict[str, Any]:
+    """The calibration document of an open :class:`~lmread.study.Study` (options as
+    :func:`calibration_from_readings`)."""
+    counts = {kind: 0 for kind in ("splice", "loop", "human")}
+    for sample in study.samples.values():
+        control = control_of(sample)
+        if control is not None:
+            counts[control["kind"]] += 1
+    info = {"path": str(study.path), "name": study.name, "samples": len(study.samples)}
+    return calibration_from_readings(readings_of(study), study=info, controls=counts, **options)

@@ -1,0 +1,127 @@
+"""Readings: one standing fall or no-fall mark per (annotator, sample), with what the reader saw.
+
+This is the table the reader-checking analyses (:mod:`lmread.analysis.calibration`,
+:mod:`lmread.analysis.agreement`) start from.  It applies the same rule as the survival
+observations: the latest standing mark of each annotator on each sample counts (undone marks are
+withdrawn, see :meth:`lmread.study.Study.current_marks`), and when that mark is a skip the
+annotator contributes nothing on that sample.
+
+For each reading:
+
+* ``fell`` and ``at``: a fall at token ``at`` (tokens ``0..at-1`` were read as fine);
+* ``read_to``: for a no-fall reading, the tokens read without a fall (the censoring point);
+* ``tokens_read``: how much the reader saw: the tokens revealed when the mark recorded it, else
+  ``read_to``, else ``at + 1``;
+* ``queue_pos``: the sample's position in that reader's queue as recorded in the mark, or, for
+  marks that did not record it, the order in which the annotator first marked each sample
+  (``queue_pos_recorded`` says which).
+
+Words are counted as in :mod:`lmread.observations`: the words of ``text[:offsets[i]]`` (a word is
+a maximal run of non-whitespace characters, counted when it starts before the cut).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lmread.analysis.observations import word_starts
+from lmread.records import Mark, Sample
+
+#: annotator names of machine readers (deterministic detectors, issue 11) start with this
+MACHINE_PREFIX = "auto-"
+
+CONTROL_KINDS = ("splice", "loop", "human")
+
+
+def is_machine(annotator: str) -> bool:
+    """Whether ``annotator`` is a machine reader (``auto-<detector>``)."""
+    return annotator.startswith(MACHINE_PREFIX)
+
+
+def control_of(sample: Sample) -> dict[str, Any] | None:
+    """The known answer of a control sample (``{"kind", "onset", ...}``), or None for a sample.
+
+    Read defensively: anything but a dict with a known ``kind`` counts as no control.
+    """
+    control = getattr(sample, "control", None)
+    if not isinstance(control, dict) or control.get("kind") not in CONTROL_KINDS:
+        return None
+    return control
+
+
+@dataclass
+class Reading:
+    """One standing fall / no-fall mark of one annotator on one sample."""
+
+    annotator: str
+    sample: Sample
+    mark: Mark
+    queue_pos: int
+    queue_pos_recorded: bool
+
+    @property
+    def fell(self) -> bool:
+        return self.mark.kind == "fall"
+
+    @property
+    def at(self) -> int | None:
+        """The fall token (None for a no-fall reading)."""
+        return int(self.mark.at) if self.fell else None  # type: ignore[arg-type]
+
+    @property
+    def read_to(self) -> int:
+        """Tokens read without a fall: the censoring point of a no-fall reading; ``at`` for a fall."""
+        return int(self.mark.at if self.fell else self.mark.read_to)  # type: ignore[arg-type]
+
+    @property
+    def tokens_read(self) -> int:
+        """Tokens the reader saw (revealed, else read_to, else at + 1), at most the sample's length."""
+        m = self.mark
+        if m.revealed is not None:
+            seen = int(m.revealed)
+        elif m.read_to is not None:
+            seen = int(m.read_to)
+        else:
+            seen = int(m.at) + 1  # type: ignore[arg-type]
+        return max(0, min(seen, self.sample.n_tokens))
+
+
+class WordCounter:
+    """Words before a token index, per sample (word starts cached)."""
+
+    def __init__(self) -> None:
+        self._starts: dict[str, np.ndarray] = {}
+
+    def before(self, sample: Sample, token: int) -> int:
+        """Words of ``text[:offsets[token]]`` (``token`` clipped to the sample)."""
+        starts = self._starts.get(sample.id)
+        if starts is None:
+            starts = self._starts[sample.id] = word_starts(sample.text)
+        token = max(0, min(int(token), sample.n_tokens))
+        return int(np.searchsorted(starts, sample.tokens.offsets[token], side="left"))
+
+
+def readings_of(study: Any) -> list[Reading]:
+    """Every reading of a study (annotators in name order, then the reader's queue order)."""
+    samples: dict[str, Sample] = study.samples
+    first_seen: dict[str, dict[str, int]] = {}
+    for mark in study.marks():
+        if mark.kind == "undo":
+            continue
+        order = first_seen.setdefault(mark.annotator, {})
+        order.setdefault(mark.sample, len(order))
+    out: list[Reading] = []
+    for (annotator, sid), mark in study.current_marks().items():
+        if mark.kind not in ("fall", "no_fall") or sid not in samples:
+            continue
+        recorded = getattr(mark, "queue_pos", None)
+        if isinstance(recorded, int) and not isinstance(recorded, bool):
+            pos, is_recorded = recorded, True
+        else:
+            pos, is_recorded = first_seen.get(annotator, {}).get(sid, 0), False
+        out.append(Reading(annotator, samples[sid], mark, pos, is_recorded))
+    out.sort(key=lambda r: (r.annotator, r.queue_pos, r.sample.id))
+    return out

@@ -1,0 +1,95 @@
+"""``lmread calibration``: per annotator, how readings compare with controls of known answer,
+reading speed and order effects (see :mod:`lmread.analysis.calibration`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from lmread.analysis.calibration import (
+    DEFAULT_MAX_READ_SPEED,
+    DEFAULT_WARN_LATE_WORDS,
+    DEFAULT_WARN_MISS_SHARE,
+)
+from lmread.errors import OptionError
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f}%"
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.{digits}f}"
+
+
+def _rho(block: dict[str, Any]) -> str:
+    if block["rho"] is None:
+        return f"- (n={block['n']})"
+    return f"{block['rho']:+.2f} p={block['p_value']:.2g} (n={block['n']})"
+
+
+def format_calibration(doc: dict[str, Any]) -> str:
+    """A readable summary of a calibration document."""
+    c = doc["controls"]
+    lines = [f"calibration - {doc['study'].get('name', '')}: controls splice {c['splice']}, loop {c['loop']}, "
+             f"human {c['human']}; reading-speed limit {doc['settings']['max_read_speed_wps']:g} words/s"]
+    lines.append(f"  {'annotator':<20} {'ctl':>4} {'detect':>7} {'early':>6} {'delay tok [q1, q3]':>20} "
+                 f"{'delay w':>8} {'human':>5} {'false':>6} {'score':>6} {'words/s':>8} {'fast':>5}")
+    for a in doc["annotators"]:
+        o = a["onset_controls"]
+        d = o["delay_tokens"]
+        delay = "-" if d["median"] is None else f"{_num(d['median'])} [{_num(d['q1'])}, {_num(d['q3'])}]"
+        h = a["human_controls"]
+        s = a["reading_speed"]
+        lines.append(
+            f"  {a['annotator']:<20} {o['evaluable']:>4} {_pct(o['detection_rate']):>7} {_pct(o['early_rate']):>6} "
+            f"{delay:>20} {_num(o['delay_words']['median']):>8} {h['read']:>5} {_pct(h['false_fall_rate']):>6} "
+            f"{_num(a['score']['mean'], 2):>6} {_num(s['wps']):>8} {s['too_fast']:>5}"
+        )
+    lines.append("")
+    lines.append("  order effects (Spearman rho with queue position):")
+    for a in doc["annotators"]:
+        o = a["order"]
+        lines.append(f"    {a['annotator']:<20} fall position {_rho(o['fall_position'])}; "
+                     f"control delay {_rho(o['control_delay'])}")
+    for w in doc["warnings"]:
+        lines.append(f"  warning: {w}")
+    return "\n".join(lines)
+
+
+@click.command("calibration")
+@click.option("--study", "study", type=click.Path(file_okay=False), default=None,
+              help="Study folder (default: the default study in the data folder).")
+@click.option("--json", "as_json", is_flag=True, help="Print the calibration JSON (lmread.calibration/1).")
+@click.option("--max-read-speed", "max_read_speed", type=float, default=DEFAULT_MAX_READ_SPEED, show_default=True,
+              help="Flag readings faster than this many words per second.")
+@click.option("--warn-miss-share", type=float, default=DEFAULT_WARN_MISS_SHARE, show_default=True,
+              help="Warn when an annotator fails to detect more than this share of known falls.")
+@click.option("--warn-late-words", type=float, default=DEFAULT_WARN_LATE_WORDS, show_default=True,
+              help="Warn when an annotator's median delay on controls exceeds this many words.")
+@click.pass_context
+def calibration(ctx: click.Context, study: str | None, as_json: bool, max_read_speed: float,
+                warn_miss_share: float, warn_late_words: float) -> None:
+    """Per annotator: detection rate and delay on spliced and looped controls, false falls on
+    human controls, a RoFT-style score, reading speed with too-fast readings, and whether
+    readings drift with queue position."""
+    from lmread.analysis.calibration import calibration_of_study
+    from lmread.cli import emit_json, study_path
+    from lmread.study import Study
+
+    if max_read_speed <= 0:
+        raise OptionError(f"--max-read-speed {max_read_speed:g} must be > 0 (words per second)")
+    if not 0 <= warn_miss_share <= 1:
+        raise OptionError(f"--warn-miss-share {warn_miss_share:g} must be between 0 and 1")
+    st = Study.open(study_path(ctx, study))
+    doc = calibration_of_study(st, max_read_speed=max_read_speed, warn_miss_share=warn_miss_share,
+                               warn_late_words=warn_late_words)
+    for warning in st.warnings:
+        click.echo(f"lmread: warning: {warning}", err=True)
+    if as_json:
+        emit_json(doc)
+    else:
+        click.echo(format_calibration(doc))
