@@ -35,3 +35,6 @@ def test_example_survival_json_validates() -> None:
     data = json.loads((ROOT / "examples" / "example-study-survival.json").read_text())
     jsonschema.validate(data, _schema("survival"))
     assert data["unit"] == "words"
+    jsonschema.validate(data["calibration"], _schema("calibration"))
+    jsonschema.validate(data["agreement"], _schema("agreement"))
+    assert data["agreement"]["pairs"][0]["table"]["both_fell"] == 1
