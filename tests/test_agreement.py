@@ -105,8 +105,9 @@ def test_hand_computed_pair_and_the_censoring_rule(tmp_path: Path, capsys: pytes
     # values 10, 14 | 20, 20: observed 2 * 4^2 = 32, all ordered pairs 576: 1 - 3 * 32 / 576
     assert p["alpha"]["value"] == pytest.approx(1 - 3 * 32 / 576)
     o = doc["overall"]
-    # s5 keeps one reading (A's fall, the larger cut) and drops out; s7 has one reader
-    assert o["samples"] == 6 and o["fleiss_kappa"]["n"] == 5 and o["fleiss_kappa"]["readings_left_out"] == 1
+    # s5 has no comparable pair and drops out of Fleiss' kappa; s7 has one reader
+    assert o["samples"] == 6 and o["fleiss_kappa"]["n"] == 5
+    assert o["fleiss_kappa"]["pairs_not_comparable"] == 1 and o["fleiss_kappa"]["readings_left_out"] == 2
     assert o["fleiss_kappa"]["value"] == pytest.approx(0.08 / 0.48)
     assert o["alpha"]["n"] == 2 and o["alpha"]["value"] == pytest.approx(1 - 3 * 32 / 576)
 
@@ -120,17 +121,23 @@ def test_hand_computed_pair_and_the_censoring_rule(tmp_path: Path, capsys: pytes
 def test_a_short_no_fall_reading_does_not_hide_two_agreeing_falls(tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     w = StudyWriter(tmp_path / "st")
-    w.add(word_sample("s", 300), word_sample("t", 300))
+    w.add(word_sample("s", 300), word_sample("t", 300), word_sample("u", 300))
     w.mark("a", "s", read_to=10), w.mark("b", "s", at=200), w.mark("c", "s", at=210)
     w.mark("a", "t", read_to=300), w.mark("b", "t", at=100), w.mark("c", "t", read_to=300)
+    w.mark("a", "u", at=50), w.mark("b", "u", read_to=100), w.mark("c", "u", read_to=40)
     doc = agreement(tmp_path / "st", capsys)
-    assert pair(doc, "a", "b")["not_comparable"] == 1 and pair(doc, "a", "c")["not_comparable"] == 1
-    assert pair(doc, "b", "c")["table"]["both_fell"] == 1 and pair(doc, "b", "c")["table"]["a_only"] == 1
+    assert pair(doc, "a", "b")["not_comparable"] == 1 and pair(doc, "a", "c")["not_comparable"] == 2
+    assert pair(doc, "a", "b")["table"]["a_only"] == 1  # u: b read past a's fall
+    assert pair(doc, "b", "c")["table"] == {"both_fell": 1, "a_only": 1, "b_only": 0, "neither": 1}
     o = doc["overall"]
-    # on s the largest comparable set is {b, c}; on t all three (b's fall is inside a's and c's reading)
-    assert o["fleiss_kappa"]["readings_left_out"] == 1 and o["fleiss_kappa"]["n"] == 2
-    # varying readings per sample: P_s = 1, P_t = (0 + 2) / 6; p_fell = 3 / 5, pe = 0.52
-    assert o["fleiss_kappa"]["value"] == pytest.approx(((1 + 1 / 3) / 2 - 0.52) / 0.48)
+    # s: only b-c comparable (a is left out), they agree: P = 1 over 2 readings, 2 falls;
+    # t: all three pairs comparable, one agrees: P = 1/3, 1 fall in 3;
+    # u: a-b disagree, b-c agree, a-c not comparable: P = 1/2, 1 fall in 3
+    assert o["fleiss_kappa"]["readings_left_out"] == 1 and o["fleiss_kappa"]["pairs_not_comparable"] == 3
+    assert o["fleiss_kappa"]["n"] == 3
+    p_bar, p_fell = (1 + 1 / 3 + 1 / 2) / 3, 4 / 8
+    pe = p_fell**2 + (1 - p_fell) ** 2
+    assert o["fleiss_kappa"]["value"] == pytest.approx((p_bar - pe) / (1 - pe))
     assert o["mean_abs_distance"]["tokens"]["value"] == 10.0
 
 

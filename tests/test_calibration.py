@@ -214,3 +214,20 @@ def test_study_without_controls(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "calibration - readers" in text and "order effects" in text
     assert main(["calibration", "--study", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_word_counter_counts_words_as_the_observations_do() -> None:
+    from lmread.analysis.readings import WordCounter
+    from lmread.observations import word_starts
+
+    rng = np.random.default_rng(4)
+    alphabet = list("ab c\u00a0\u2003\n\td\u00e9\U0001f600")
+    for trial in range(30):
+        sample = word_sample("s", 1)
+        text = "".join(rng.choice(alphabet, int(rng.integers(0, 60))))
+        cuts = sorted(set(rng.integers(0, len(text) + 1, 6).tolist()) | {0, len(text)})
+        sample.text, sample.tokens.offsets = text, cuts
+        sample.tokens.ids = list(range(len(cuts) - 1))
+        words, starts = WordCounter(), word_starts(text)
+        for t, cut in enumerate(cuts):
+            assert words.before(sample, t) == int(np.searchsorted(starts, cut, side="left")), trial

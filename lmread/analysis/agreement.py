@@ -17,17 +17,21 @@ The censoring rule
       pair is **not comparable** on that sample and the sample is left out of that pair's
       fell-or-not table and distance.
 
-    For the measures over all readers at once (Fleiss' kappa), each sample enters with its
-    largest set of pairwise-comparable readings: every fall before a cut ``c`` and every no-fall
-    reading read to ``c`` tokens or more, for the cut ``c`` (a no-fall reading's extent, or no
-    cut) that keeps the most readings (ties: the larger cut); samples left with fewer than two
-    readings drop out.
+    Over all readers at once (Fleiss' kappa) the same rule holds pair by pair: a sample's
+    observed agreement is the share of its comparable pairs of readings that agree, and a reading
+    comparable with no other reading of that sample is left out.  The rule excludes a pair by
+    what the readers answered (a fall beyond the other's extent), and such a pair would have
+    counted as a disagreement on fell-or-not: when readers stop early, the kappas lean towards
+    agreement (independent readers who stop at random get a kappa above 0), so read them with
+    the ``not_comparable`` counts.
 
 Measures
     * **Fell-or-not**: Cohen's kappa per pair on the comparable samples' 2x2 table
-      ``(po - pe) / (1 - pe)``; Fleiss' kappa over all readers (with a varying number of readings
-      per sample: ``P_i = sum_j n_ij (n_ij - 1) / (n_i (n_i - 1))`` averaged over samples,
-      ``p_j`` pooled over all readings).  Undefined (None) when the expected agreement is 1.
+      ``(po - pe) / (1 - pe)``; Fleiss' kappa over all readers, with a varying number of readings
+      per sample: ``P_i`` the share of sample i's comparable pairs that agree (with every pair
+      comparable this is Fleiss' ``sum_j n_ij (n_ij - 1) / (n_i (n_i - 1))``), averaged over
+      samples, against ``pe = sum_j p_j^2`` with ``p_j`` pooled over the readings that entered.
+      Undefined (None) when the expected agreement is 1.
     * **Mean absolute distance** between fall marks (RoFT's measure), in tokens and in words,
       over the samples where both readers of a pair fell; overall, over every such (pair,
       sample).
@@ -89,21 +93,6 @@ def kappa_from_counts(both: np.ndarray, a_only: np.ndarray, b_only: np.ndarray, 
     return np.where((n > 0) & (1 - pe > 1e-12), kappa, np.nan)
 
 
-def fleiss_from_units(weights: np.ndarray, n_i: np.ndarray, yes_i: np.ndarray) -> np.ndarray:
-    """Fleiss' kappa for two categories with ``n_i`` ratings, ``yes_i`` of them "fell", per unit."""
-    n_i = n_i.astype(float)
-    yes = yes_i.astype(float)
-    no = n_i - yes
-    p_i = (yes * (yes - 1) + no * (no - 1)) / (n_i * (n_i - 1))
-    total = weights.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p_bar = (weights @ p_i) / total
-        p_yes = (weights @ yes) / (weights @ n_i)
-        pe = p_yes**2 + (1 - p_yes) ** 2
-        kappa = (p_bar - pe) / (1 - pe)
-    return np.where((total > 0) & (1 - pe > 1e-12), kappa, np.nan)
-
-
 def alpha_from_units(weights: np.ndarray, m: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> np.ndarray:
     """Krippendorff's alpha (interval) from per-unit counts ``m`` (>= 2), sums ``s1`` and sums of
     squares ``s2`` of the pairable values."""
@@ -156,10 +145,12 @@ def bootstrap(stats: dict[str, Any], n_units: int, n_boot: int, rng: np.random.G
     if n_boot <= 0 or n_units == 0 or not live:
         return out
     values: dict[str, list[np.ndarray]] = {name: [] for name in live}
-    p = np.full(n_units, 1.0 / n_units)
     step = max(1, _CHUNK_CELLS // n_units)
     for start in range(0, n_boot, step):
-        weights = rng.multinomial(n_units, p, size=min(step, n_boot - start)).astype(float)
+        b = min(step, n_boot - start)
+        # b resamples of n_units units with replacement, as counts per unit (row-offset bincount)
+        draws = rng.integers(0, n_units, size=(b, n_units)) + (np.arange(b) * n_units)[:, None]
+        weights = np.bincount(draws.ravel(), minlength=b * n_units).reshape(b, n_units).astype(float)
         for name in live:
             values[name].append(stats[name](weights))
     tail = (1.0 - CI_LEVEL) / 2.0 * 100.0
@@ -199,20 +190,6 @@ def comparable(a: Reading, b: Reading) -> bool:
     if b.fell:
         return b.at < a.read_to  # type: ignore[operator]
     return True
-
-
-def comparable_set(readings: list[Reading]) -> list[Reading]:
-    """The largest set of pairwise-comparable readings of one sample (see the module notes)."""
-    falls = [r for r in readings if r.fell]
-    censored = [r for r in readings if not r.fell]
-    best: tuple[int, float] | None = None
-    chosen: list[Reading] = readings
-    for cut in sorted({float(r.read_to) for r in censored} | {float("inf")}):
-        kept = [r for r in falls if r.at < cut] + [r for r in censored if r.read_to >= cut]  # type: ignore[operator]
-        key = (len(kept), cut)
-        if best is None or key >= best:
-            best, chosen = key, kept
-    return sorted(chosen, key=lambda r: r.annotator)
 
 
 def _pair(a: str, b: str, units: list[PairUnit], n_common: int, n_boot: int, seed: int,
@@ -293,26 +270,51 @@ def _machine_vs_human(a: str, b: str, units: list[PairUnit], tolerance: int) -> 
     }
 
 
-def _overall(per_sample: dict[str, list[Reading]], n_boot: int, seed: int) -> dict[str, Any]:
+def fleiss_from_pairs(weights: np.ndarray, agree: np.ndarray, pairs: np.ndarray, n_i: np.ndarray,
+                      yes_i: np.ndarray) -> np.ndarray:
+    """Fleiss' kappa over comparable pairs: per unit, the share ``agree / pairs`` of its comparable
+    pairs of readings that agree (Fleiss' ``P_i`` when every pair is comparable), averaged over
+    units; the category shares pool the ``n_i`` readings (``yes_i`` of them falls) that are
+    comparable with at least one other."""
+    p_i = agree / pairs
+    total = weights.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_bar = (weights @ p_i) / total
+        p_yes = (weights @ yes_i) / (weights @ n_i)
+        pe = p_yes**2 + (1 - p_yes) ** 2
+        kappa = (p_bar - pe) / (1 - pe)
+    return np.where((total > 0) & (1 - pe > 1e-12), kappa, np.nan)
+
+
+def _overall(per_sample: dict[str, list[Reading]], words: WordCounter, n_boot: int, seed: int) -> dict[str, Any]:
     sids = sorted(per_sample)
     u = len(sids)
+    agree = np.zeros(u)
+    pairs = np.zeros(u)
     n_i = np.zeros(u)
     yes_i = np.zeros(u)
     left_out = 0
+    pairs_out = 0
     m = np.zeros(u)
     s1 = np.zeros(u)
     s2 = np.zeros(u)
     dist_sum = np.zeros(u)
     dist_words = np.zeros(u)
     dist_n = np.zeros(u)
-    words = WordCounter()
     for k, sid in enumerate(sids):
         rows = per_sample[sid]
-        kept = comparable_set(rows)
+        partnered = [False] * len(rows)
+        for i, j in itertools.combinations(range(len(rows)), 2):
+            if not comparable(rows[i], rows[j]):
+                pairs_out += 1
+                continue
+            pairs[k] += 1
+            agree[k] += rows[i].fell == rows[j].fell
+            partnered[i] = partnered[j] = True
+        kept = [r for r, ok in zip(rows, partnered, strict=True) if ok]
         left_out += len(rows) - len(kept)
-        if len(kept) >= 2:
-            n_i[k] = len(kept)
-            yes_i[k] = sum(r.fell for r in kept)
+        n_i[k] = len(kept)
+        yes_i[k] = sum(r.fell for r in kept)
         falls = [r for r in rows if r.fell]
         if len(falls) >= 2:
             pos = np.array([r.at for r in falls], dtype=float)
@@ -323,13 +325,13 @@ def _overall(per_sample: dict[str, list[Reading]], n_boot: int, seed: int) -> di
                 dist_words[k] += abs(wpos[i] - wpos[j])
                 dist_n[k] += 1
     rng = _seed_for(seed, "\0overall")
-    has_f = n_i >= 2
+    has_f = pairs >= 1
     has_a = m >= 2
 
     def fleiss(w: np.ndarray) -> np.ndarray:
         if not has_f.any():
             return np.full(w.shape[0], np.nan)
-        return fleiss_from_units(w[:, has_f], n_i[has_f], yes_i[has_f])
+        return fleiss_from_pairs(w[:, has_f], agree[has_f], pairs[has_f], n_i[has_f], yes_i[has_f])
 
     def alpha(w: np.ndarray) -> np.ndarray:
         if not has_a.any():
@@ -344,7 +346,8 @@ def _overall(per_sample: dict[str, list[Reading]], n_boot: int, seed: int) -> di
         "samples": u,
         "annotators": len(annotators),
         "readings": int(sum(len(v) for v in per_sample.values())),
-        "fleiss_kappa": {"n": int(has_f.sum()), "readings_left_out": left_out, **est["fleiss"]},
+        "fleiss_kappa": {"n": int(has_f.sum()), "pairs_not_comparable": pairs_out, "readings_left_out": left_out,
+                         **est["fleiss"]},
         "alpha": {"n": int(has_a.sum()), "values": int(m[has_a].sum()), **est["alpha"]},
         "mean_abs_distance": {"n": int(dist_n.sum()), "tokens": est["tokens"], "words": est["words"]},
     }
@@ -396,18 +399,19 @@ def agreement_from_readings(
                      "ci_method": "percentile bootstrap over samples",
                      "censoring": "a fall beyond the other reader's read extent is not comparable"},
         "annotators": annotators,
-        "overall": _overall(multi, n_boot, seed),
+        "overall": _overall(multi, words, n_boot, seed),
         "pairs": pairs,
         "machine_vs_human": [p["machine_vs_human"] for p in pairs if "machine_vs_human" in p],
         "warnings": warnings,
     }
 
 
-def agreement_of_study(study: Any, **options: Any) -> dict[str, Any]:
-    """The agreement document of an open :class:`~lmread.study.Study` (options as
+def agreement_of_study(study: Any, readings: list[Reading] | None = None, **options: Any) -> dict[str, Any]:
+    """The agreement document of an open :class:`~lmread.study.Study` (``readings``: its
+    :func:`~lmread.analysis.readings.readings_of`, if already built; options as
     :func:`agreement_from_readings`)."""
     info = {"path": str(study.path), "name": study.name, "samples": len(study.samples)}
-    return agreement_from_readings(readings_of(study), study=info, **options)
+    return agreement_from_readings(readings_of(study) if readings is None else readings, study=info, **options)
 
 
 def agreement_summary(study: Any) -> dict[str, Any]:

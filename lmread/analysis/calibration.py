@@ -276,8 +276,9 @@ def calibration_from_readings(
     }
 
 
-def calibration_of_study(study: Any, **options: Any) -> dict[str, Any]:
-    """The calibration document of an open :class:`~lmread.study.Study` (options as
+def calibration_of_study(study: Any, readings: list[Reading] | None = None, **options: Any) -> dict[str, Any]:
+    """The calibration document of an open :class:`~lmread.study.Study` (``readings``: its
+    :func:`~lmread.analysis.readings.readings_of`, if already built; options as
     :func:`calibration_from_readings`)."""
     counts = {kind: 0 for kind in ("splice", "loop", "human")}
     for sample in study.samples.values():
@@ -285,4 +286,5 @@ def calibration_of_study(study: Any, **options: Any) -> dict[str, Any]:
         if control is not None:
             counts[control["kind"]] += 1
     info = {"path": str(study.path), "name": study.name, "samples": len(study.samples)}
-    return calibration_from_readings(readings_of(study), study=info, controls=counts, **options)
+    rows = readings_of(study) if readings is None else readings
+    return calibration_from_readings(rows, study=info, controls=counts, **options)

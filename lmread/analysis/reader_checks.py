@@ -6,12 +6,14 @@ from typing import Any
 
 from lmread.analysis.agreement import agreement_of_study
 from lmread.analysis.calibration import calibration_of_study
+from lmread.analysis.readings import readings_of
 
 
 def add_reader_checks(doc: dict[str, Any], study: Any, n_boot: int = 500, seed: int = 0) -> None:
     """Add the ``calibration`` and ``agreement`` blocks (over the whole study, every annotator) to
     a survival document, and its calibration warnings (an annotator who misses controls or marks
     them late) to the document's warnings."""
-    doc["calibration"] = calibration_of_study(study)
-    doc["agreement"] = agreement_of_study(study, n_boot=n_boot, seed=seed)
+    readings = readings_of(study)
+    doc["calibration"] = calibration_of_study(study, readings)
+    doc["agreement"] = agreement_of_study(study, readings, n_boot=n_boot, seed=seed)
     doc.setdefault("warnings", []).extend(doc["calibration"]["warnings"])

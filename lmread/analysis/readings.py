@@ -22,18 +22,18 @@ a maximal run of non-whitespace characters, counted when it starts before the cu
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from lmread.analysis.observations import word_starts
 from lmread.records import Mark, Sample
 
 #: annotator names of machine readers (deterministic detectors, issue 11) start with this
 MACHINE_PREFIX = "auto-"
 
 CONTROL_KINDS = ("splice", "loop", "human")
+
+_WORD = re.compile(r"\S+")  # a word, as in lmread.observations
 
 
 def is_machine(annotator: str) -> bool:
@@ -90,18 +90,20 @@ class Reading:
 
 
 class WordCounter:
-    """Words before a token index, per sample (word starts cached)."""
+    """Words before a token index (as :func:`lmread.observations.word_starts` counts them: word
+    starts before the cut), computed in C by the regex engine on the prefix and cached."""
 
     def __init__(self) -> None:
-        self._starts: dict[str, np.ndarray] = {}
+        self._cache: dict[tuple[str, int], int] = {}
 
     def before(self, sample: Sample, token: int) -> int:
         """Words of ``text[:offsets[token]]`` (``token`` clipped to the sample)."""
-        starts = self._starts.get(sample.id)
-        if starts is None:
-            starts = self._starts[sample.id] = word_starts(sample.text)
         token = max(0, min(int(token), sample.n_tokens))
-        return int(np.searchsorted(starts, sample.tokens.offsets[token], side="left"))
+        key = (sample.id, token)
+        count = self._cache.get(key)
+        if count is None:
+            count = self._cache[key] = len(_WORD.findall(sample.text, 0, sample.tokens.offsets[token]))
+        return count
 
 
 def readings_of(study: Any) -> list[Reading]:
