@@ -256,3 +256,27 @@ def test_no_shared_samples(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert doc["overall"]["alpha"]["value"] is None and "no sample is read by two" in doc["warnings"][0]
     assert main(["study", "info", str(tmp_path / "st"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["agreement"]["samples"] == 0
+
+
+def test_two_annotator_folders_merged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each annotator reads their own copy of the study (controls included); 'lmread merge' joins
+    the folders and agreement and calibration see both readers."""
+    from tests.fixtures.readers import splice
+
+    samples = [word_sample(f"s{i}", 50) for i in range(6)] + [word_sample("c0", 50, control=splice(20))]
+    positions = {"ann": [10, 20, None, 30, 40, None, 22], "bob": [12, 20, None, 35, None, None, 25]}
+    for name, marks in positions.items():
+        w = StudyWriter(tmp_path / name)
+        w.add(*samples)
+        for s, at in zip(samples, marks, strict=True):
+            w.mark(name, s.id, at=at) if at is not None else w.mark(name, s.id, read_to=50)
+    assert main(["merge", str(tmp_path / "ann"), str(tmp_path / "bob"), "--into", str(tmp_path / "all")]) == 0
+    doc = agreement(tmp_path / "all", capsys)
+    p = pair(doc, "ann", "bob")
+    assert p["table"] == {"both_fell": 4, "a_only": 1, "b_only": 0, "neither": 2}
+    assert p["mean_abs_distance"]["tokens"]["value"] == pytest.approx((2 + 0 + 5 + 3) / 4)
+    capsys.readouterr()
+    assert main(["calibration", "--study", str(tmp_path / "all"), "--json"]) == 0
+    cal = {a["annotator"]: a for a in json.loads(capsys.readouterr().out)["annotators"]}
+    assert cal["ann"]["onset_controls"]["delay_tokens"]["median"] == 2.0
+    assert cal["bob"]["onset_controls"]["delay_tokens"]["median"] == 5.0
