@@ -64,14 +64,15 @@ def format_calibration(doc: dict[str, Any]) -> str:
 @click.option("--study", "study", type=click.Path(file_okay=False), default=None,
               help="Study folder (default: the default study in the data folder).")
 @click.option("--json", "as_json", is_flag=True, help="Print the calibration JSON (lmread.calibration/1).")
-@click.option("--max-read-speed", "max_read_speed", type=float, default=DEFAULT_MAX_READ_SPEED, show_default=True,
-              help="Flag readings faster than this many words per second.")
+@click.option("--max-read-speed", "max_read_speed", type=float, default=None,
+              help=f"Flag readings faster than this many words per second (default: the study's "
+                   f"max_read_speed_wps, else {DEFAULT_MAX_READ_SPEED:g}).")
 @click.option("--warn-miss-share", type=float, default=DEFAULT_WARN_MISS_SHARE, show_default=True,
               help="Warn when an annotator fails to detect more than this share of known falls.")
 @click.option("--warn-late-words", type=float, default=DEFAULT_WARN_LATE_WORDS, show_default=True,
               help="Warn when an annotator's median delay on controls exceeds this many words.")
 @click.pass_context
-def calibration(ctx: click.Context, study: str | None, as_json: bool, max_read_speed: float,
+def calibration(ctx: click.Context, study: str | None, as_json: bool, max_read_speed: float | None,
                 warn_miss_share: float, warn_late_words: float) -> None:
     """Per annotator: detection rate and delay on spliced and looped controls, false falls on
     human controls, a RoFT-style score, reading speed with too-fast readings, and whether
@@ -80,7 +81,7 @@ def calibration(ctx: click.Context, study: str | None, as_json: bool, max_read_s
     from lmread.cli import emit_json, study_path
     from lmread.study import Study
 
-    if max_read_speed <= 0:
+    if max_read_speed is not None and not max_read_speed > 0:
         raise OptionError(f"--max-read-speed {max_read_speed:g} must be > 0 (words per second)")
     if not 0 <= warn_miss_share <= 1:
         raise OptionError(f"--warn-miss-share {warn_miss_share:g} must be between 0 and 1")

@@ -231,3 +231,18 @@ def test_word_counter_counts_words_as_the_observations_do() -> None:
         words, starts = WordCounter(), word_starts(text)
         for t, cut in enumerate(cuts):
             assert words.before(sample, t) == int(np.searchsorted(starts, cut, side="left")), trial
+
+
+def test_speed_limit_from_study_settings_and_untimed_marks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    w = StudyWriter(tmp_path / "st")
+    w.add(*(word_sample(f"s{i}", 30) for i in range(3)))
+    w.mark("r", "s0", read_to=30, elapsed_s=5.0)    # 6 words/s
+    w.mark("r", "s1", read_to=30, elapsed_s=0.0)    # no clock ran: not timed
+    w.mark("r", "s2", read_to=30, elapsed_s=10.0)   # 3 words/s
+    speed = by_name(calibration(tmp_path / "st", capsys))["r"]["reading_speed"]
+    assert (speed["timed"], speed["too_fast"], speed["wps"]) == (2, 0, 4.0)
+    toml = tmp_path / "st" / "study.toml"
+    toml.write_text(toml.read_text() + "max_read_speed_wps = 5.0\n")
+    doc = calibration(tmp_path / "st", capsys)
+    assert doc["settings"]["max_read_speed_wps"] == 5.0 and by_name(doc)["r"]["reading_speed"]["too_fast"] == 1
+    assert by_name(calibration(tmp_path / "st", capsys, "--max-read-speed", "7"))["r"]["reading_speed"]["too_fast"] == 0

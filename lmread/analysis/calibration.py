@@ -25,10 +25,12 @@ RoFT-style score
     for no fall and 0 for a fall.  The score is the mean points per scored reading (0-5).
 
 Reading speed
-    For every reading whose mark recorded ``elapsed_s``: words read (the words of the tokens the
-    reader saw: revealed, else read to) divided by the seconds (at least 1 ms).  Reported per
-    annotator as the pooled speed (all words / all seconds) and the median per reading; readings
-    faster than a stated limit (default 8 words/s, well above fast reading) are flagged.
+    For every reading whose mark recorded an ``elapsed_s`` above 0 (no clock ran for a scripted
+    or machine mark): words read (the words starting within the tokens read: ``read_to``, else
+    revealed, else through the fall token) divided by the seconds, as the survival filter
+    ``--max-read-speed`` counts them.  Reported per annotator as the pooled speed (all words /
+    all seconds) and the median per reading; readings faster than a stated limit (the study's
+    ``max_read_speed_wps``, else 8 words/s, well above fast reading) are flagged.
 
 Order effects
     Whether readings drift with the sample's position in the reader's queue (fatigue, anchoring):
@@ -61,8 +63,6 @@ DEFAULT_WARN_LATE_WORDS = 20.0
 #: RoFT-style score: points for a mark at the onset, one point less per this many words of delay
 SCORE_MAX_POINTS = 5
 SCORE_STEP_WORDS = 10
-#: elapsed times below this count as this (a reading "in no time" is as fast as it gets)
-MIN_ELAPSED_S = 1e-3
 
 
 def distribution(values: list[float] | np.ndarray) -> dict[str, Any]:
@@ -137,13 +137,12 @@ def _speed_block(readings: list[Reading], words: WordCounter, limit: float) -> d
     timed: list[tuple[Reading, int, float, float]] = []
     for r in readings:
         elapsed = r.mark.elapsed_s
-        if elapsed is None:
+        if elapsed is None or not elapsed > 0:
             continue
         w = words.before(r.sample, r.tokens_read)
-        seconds = max(float(elapsed), MIN_ELAPSED_S)
-        timed.append((r, w, float(elapsed), w / seconds))
+        timed.append((r, w, float(elapsed), w / float(elapsed)))
     total_words = sum(t[1] for t in timed)
-    total_s = sum(max(t[2], MIN_ELAPSED_S) for t in timed)
+    total_s = sum(t[2] for t in timed)
     fast = [t for t in timed if t[3] > limit]
     return {
         "readings": len(readings),
@@ -276,6 +275,14 @@ def calibration_from_readings(
     }
 
 
+def study_max_read_speed(study: Any) -> float:
+    """The study's ``max_read_speed_wps`` setting (study.toml), else :data:`DEFAULT_MAX_READ_SPEED`."""
+    value = study.meta.get("max_read_speed_wps")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return DEFAULT_MAX_READ_SPEED
+
+
 def calibration_of_study(study: Any, readings: list[Reading] | None = None, **options: Any) -> dict[str, Any]:
     """The calibration document of an open :class:`~lmread.study.Study` (``readings``: its
     :func:`~lmread.analysis.readings.readings_of`, if already built; options as
@@ -286,5 +293,7 @@ def calibration_of_study(study: Any, readings: list[Reading] | None = None, **op
         if control is not None:
             counts[control["kind"]] += 1
     info = {"path": str(study.path), "name": study.name, "samples": len(study.samples)}
+    if options.get("max_read_speed") is None:
+        options["max_read_speed"] = study_max_read_speed(study)
     rows = readings_of(study) if readings is None else readings
     return calibration_from_readings(rows, study=info, controls=counts, **options)

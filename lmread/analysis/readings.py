@@ -10,8 +10,8 @@ For each reading:
 
 * ``fell`` and ``at``: a fall at token ``at`` (tokens ``0..at-1`` were read as fine);
 * ``read_to``: for a no-fall reading, the tokens read without a fall (the censoring point);
-* ``tokens_read``: how much the reader saw: the tokens revealed when the mark recorded it, else
-  ``read_to``, else ``at + 1``;
+* ``tokens_read``: how much the reader read: ``read_to`` when the mark recorded it, else the
+  tokens revealed, else ``at + 1`` (as the survival reading-speed filter counts);
 * ``queue_pos``: the sample's position in that reader's queue as recorded in the mark, or, for
   marks that did not record it, the order in which the annotator first marked each sample
   (``queue_pos_recorded`` says which).
@@ -78,12 +78,13 @@ class Reading:
 
     @property
     def tokens_read(self) -> int:
-        """Tokens the reader saw (revealed, else read_to, else at + 1), at most the sample's length."""
+        """Tokens the mark says were read (read_to, else revealed, else through the fall token),
+        at most the sample's length: the rule of the survival reading-speed filter."""
         m = self.mark
-        if m.revealed is not None:
-            seen = int(m.revealed)
-        elif m.read_to is not None:
+        if m.read_to is not None:
             seen = int(m.read_to)
+        elif m.revealed is not None:
+            seen = int(m.revealed)
         else:
             seen = int(m.at) + 1  # type: ignore[arg-type]
         return max(0, min(seen, self.sample.n_tokens))
