@@ -183,12 +183,12 @@ class PairUnit:
 
 def comparable(a: Reading, b: Reading) -> bool:
     """Whether two readings of one sample can be compared (the censoring rule)."""
-    if a.fell and b.fell:
+    if a.at is not None and b.at is not None:
         return True
-    if a.fell:
-        return a.at < b.read_to  # type: ignore[operator]
-    if b.fell:
-        return b.at < a.read_to  # type: ignore[operator]
+    if a.at is not None:
+        return a.at < b.read_to
+    if b.at is not None:
+        return b.at < a.read_to
     return True
 
 
@@ -251,8 +251,8 @@ def _machine_vs_human(a: str, b: str, units: list[PairUnit], tolerance: int) -> 
         m_at, h_at = (x.a_at, x.b_at) if machine_is_a else (x.b_at, x.a_at)
         machine_falls += m_fell
         human_falls += h_fell
-        if m_fell and h_fell:
-            offsets.append(int(m_at) - int(h_at))  # type: ignore[arg-type]
+        if m_at is not None and h_at is not None:
+            offsets.append(m_at - h_at)
             tp += abs(offsets[-1]) <= tolerance
     arr = np.asarray(offsets, dtype=float)
     return {
@@ -315,11 +315,11 @@ def _overall(per_sample: dict[str, list[Reading]], words: WordCounter, n_boot: i
         left_out += len(rows) - len(kept)
         n_i[k] = len(kept)
         yes_i[k] = sum(r.fell for r in kept)
-        falls = [r for r in rows if r.fell]
+        falls = [(r.sample, r.at) for r in rows if r.at is not None]
         if len(falls) >= 2:
-            pos = np.array([r.at for r in falls], dtype=float)
+            pos = np.array([at for _, at in falls], dtype=float)
             m[k], s1[k], s2[k] = len(pos), pos.sum(), (pos**2).sum()
-            wpos = np.array([words.before(r.sample, r.at) for r in falls], dtype=float)  # type: ignore[arg-type]
+            wpos = np.array([words.before(sample, at) for sample, at in falls], dtype=float)
             for i, j in itertools.combinations(range(len(pos)), 2):
                 dist_sum[k] += abs(pos[i] - pos[j])
                 dist_words[k] += abs(wpos[i] - wpos[j])
@@ -382,8 +382,8 @@ def agreement_from_readings(
                 continue
             units.append(PairUnit(
                 sid, ra.fell, rb.fell, ra.at, rb.at,
-                words.before(ra.sample, ra.at) if ra.fell else None,  # type: ignore[arg-type]
-                words.before(rb.sample, rb.at) if rb.fell else None,  # type: ignore[arg-type]
+                None if ra.at is None else words.before(ra.sample, ra.at),
+                None if rb.at is None else words.before(rb.sample, rb.at),
             ))
         if common:
             pairs.append(_pair(a, b, units, common, n_boot, seed, tolerance))

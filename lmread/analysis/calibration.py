@@ -177,8 +177,8 @@ def annotator_calibration(
     for r in readings:
         control = control_of(r.sample)
         if control is None:
-            if r.fell:
-                ordinary_falls.append((r.queue_pos, r.at))  # type: ignore[arg-type]
+            if r.at is not None:
+                ordinary_falls.append((r.queue_pos, r.at))
             continue
         kind = control["kind"]
         if kind == "human":
@@ -190,11 +190,11 @@ def annotator_calibration(
         if not isinstance(onset, int) or isinstance(onset, bool):
             continue
         row: dict[str, Any] = {"kind": kind, "queue_pos": r.queue_pos}
-        if r.fell:
-            at = r.at
-            row["delay_tokens"] = at - onset  # type: ignore[operator]
-            row["delay_words"] = words.before(r.sample, at) - words.before(r.sample, onset)  # type: ignore[arg-type]
-            row["outcome"] = "detected" if at >= onset else "early"  # type: ignore[operator]
+        at = r.at
+        if at is not None:
+            row["delay_tokens"] = at - onset
+            row["delay_words"] = words.before(r.sample, at) - words.before(r.sample, onset)
+            row["outcome"] = "detected" if at >= onset else "early"
         else:
             row["outcome"] = "missed" if r.read_to > onset else "not_reached"
         if row["outcome"] == "detected":

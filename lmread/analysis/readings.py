@@ -54,40 +54,39 @@ def control_of(sample: Sample) -> dict[str, Any] | None:
 
 @dataclass
 class Reading:
-    """One standing fall / no-fall mark of one annotator on one sample."""
+    """One standing fall / no-fall mark of one annotator on one sample (build with
+    :meth:`of`)."""
 
     annotator: str
     sample: Sample
     mark: Mark
     queue_pos: int
     queue_pos_recorded: bool
+    #: the fall token (None for a no-fall reading)
+    at: int | None
+    #: tokens read without a fall: the censoring point of a no-fall reading; ``at`` for a fall
+    read_to: int
+    #: tokens the mark says were read (read_to, else revealed, else through the fall token), at
+    #: most the sample's length: the rule of the survival reading-speed filter
+    tokens_read: int
+
+    @classmethod
+    def of(cls, sample: Sample, mark: Mark, queue_pos: int, recorded: bool) -> Reading:
+        """The reading of a fall or no-fall ``mark`` on ``sample``."""
+        at = int(mark.at) if mark.kind == "fall" and mark.at is not None else None
+        read_to = at if at is not None else int(mark.read_to or 0)
+        if mark.read_to is not None:
+            seen = int(mark.read_to)
+        elif mark.revealed is not None:
+            seen = int(mark.revealed)
+        else:
+            seen = (at or 0) + 1
+        return cls(mark.annotator, sample, mark, queue_pos, recorded, at, read_to,
+                   max(0, min(seen, sample.n_tokens)))
 
     @property
     def fell(self) -> bool:
-        return self.mark.kind == "fall"
-
-    @property
-    def at(self) -> int | None:
-        """The fall token (None for a no-fall reading)."""
-        return int(self.mark.at) if self.fell else None  # type: ignore[arg-type]
-
-    @property
-    def read_to(self) -> int:
-        """Tokens read without a fall: the censoring point of a no-fall reading; ``at`` for a fall."""
-        return int(self.mark.at if self.fell else self.mark.read_to)  # type: ignore[arg-type]
-
-    @property
-    def tokens_read(self) -> int:
-        """Tokens the mark says were read (read_to, else revealed, else through the fall token),
-        at most the sample's length: the rule of the survival reading-speed filter."""
-        m = self.mark
-        if m.read_to is not None:
-            seen = int(m.read_to)
-        elif m.revealed is not None:
-            seen = int(m.revealed)
-        else:
-            seen = int(m.at) + 1  # type: ignore[arg-type]
-        return max(0, min(seen, self.sample.n_tokens))
+        return self.at is not None
 
 
 class WordCounter:
@@ -125,6 +124,6 @@ def readings_of(study: Any) -> list[Reading]:
             pos, is_recorded = recorded, True
         else:
             pos, is_recorded = first_seen.get(annotator, {}).get(sid, 0), False
-        out.append(Reading(annotator, samples[sid], mark, pos, is_recorded))
+        out.append(Reading.of(samples[sid], mark, pos, is_recorded))
     out.sort(key=lambda r: (r.annotator, r.queue_pos, r.sample.id))
     return out
