@@ -16,7 +16,7 @@ For each reading:
   marks that did not record it, the order in which the annotator first marked each sample
   (``queue_pos_recorded`` says which).
 
-Words are counted as in :mod:`lmread.observations`: the words of ``text[:offsets[i]]`` (a word is
+Words are counted as in :mod:`lmread.analysis.observations`: the words of ``text[:offsets[i]]`` (a word is
 a maximal run of non-whitespace characters, counted when it starts before the cut).
 """
 
@@ -33,7 +33,7 @@ MACHINE_PREFIX = "auto-"
 
 CONTROL_KINDS = ("splice", "loop", "human")
 
-_WORD = re.compile(r"\S+")  # a word, as in lmread.observations
+_WORD = re.compile(r"\S+")  # a word, as in lmread.analysis.observations
 
 
 def is_machine(annotator: str) -> bool:
@@ -90,7 +90,7 @@ class Reading:
 
 
 class WordCounter:
-    """Words before a token index (as :func:`lmread.observations.word_starts` counts them: word
+    """Words before a token index (as :func:`lmread.analysis.observations.word_starts` counts them: word
     starts before the cut), computed in C by the regex engine on the prefix and cached."""
 
     def __init__(self) -> None:

@@ -1,9 +1,11 @@
 """Command line: ``lmread`` (opens the reader), ``read``, ``models``, ``generate``, ``import``,
-``mark``, ``study``, ``merge``, ``survival``, ``bench``, ``doctor``, ``controls``.
+``mark``, ``study``, ``merge``, ``survival``, ``calibration``, ``agreement``, ``bench``, ``doctor``,
+``controls``.
 
 One module per command group: :mod:`lmread.cli.study` (``import``, ``mark``, ``study``,
 ``merge``; registered here), and, imported only when run (:data:`LAZY_COMMANDS`), ``read``,
-``models``, ``generate``, ``survival``, ``annotate``, ``bench``, ``doctor``, ``controls``, ``probe`` (``lmread.cli.*``), so
+``models``, ``generate``, ``survival``, ``annotate``, ``calibration``, ``agreement``, ``bench``, ``doctor``,
+``controls``, ``probe`` (``lmread.cli.*``), so
 ``lmread --help`` and the annotator's commands start fast.  Shared options and helpers live in :mod:`lmread.cli.common`.
 Every :class:`LmreadError` and usage error is printed as one line ``lmread: error: ...`` with a
 non-zero exit, no traceback.
@@ -41,8 +43,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "doctor": ("lmread.cli.doctor", "doctor", "Check that every backend runs the bundled models on this machine."),
     "controls": ("lmread.cli.controls", "controls", "Mix controls with a known answer blind into the queue."),
     "probe": ("lmread.cli.probe", "probe", "Rank lens: teacher-forced rank of each list item's first token per model."),
-    "calibration": ("lmread.calibration_cli", "calibration", "Per annotator: detection and delay on controls, speed."),
-    "agreement": ("lmread.agreement_cli", "agreement", "Agreement between readers (kappa, distance, alpha)."),
+    "calibration": ("lmread.cli.calibration", "calibration", "Per annotator: detection and delay on controls, speed."),
+    "agreement": ("lmread.cli.agreement", "agreement", "Agreement between readers (kappa, distance, alpha)."),
 }
 
 

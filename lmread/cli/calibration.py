@@ -12,6 +12,7 @@ from lmread.analysis.calibration import (
     DEFAULT_WARN_LATE_WORDS,
     DEFAULT_WARN_MISS_SHARE,
 )
+from lmread.cli.common import emit_json, json_option, study_option, study_path
 from lmread.errors import OptionError
 
 
@@ -61,9 +62,8 @@ def format_calibration(doc: dict[str, Any]) -> str:
 
 
 @click.command("calibration")
-@click.option("--study", "study", type=click.Path(file_okay=False), default=None,
-              help="Study folder (default: the default study in the data folder).")
-@click.option("--json", "as_json", is_flag=True, help="Print the calibration JSON (lmread.calibration/1).")
+@study_option
+@json_option("Print the calibration JSON (lmread.calibration/1).")
 @click.option("--max-read-speed", "max_read_speed", type=float, default=None,
               help=f"Flag readings faster than this many words per second (default: the study's "
                    f"max_read_speed_wps, else {DEFAULT_MAX_READ_SPEED:g}).")
@@ -78,7 +78,6 @@ def calibration(ctx: click.Context, study: str | None, as_json: bool, max_read_s
     human controls, a RoFT-style score, reading speed with too-fast readings, and whether
     readings drift with queue position."""
     from lmread.analysis.calibration import calibration_of_study
-    from lmread.cli import emit_json, study_path
     from lmread.study import Study
 
     if max_read_speed is not None and not max_read_speed > 0:

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from lmread.analysis.agreement import DEFAULT_BOOTSTRAP, DEFAULT_TOLERANCE
+from lmread.cli.common import emit_json, json_option, study_option, study_path
 
 
 def _est(block: dict[str, Any], digits: int = 2) -> str:
@@ -60,9 +61,8 @@ def format_agreement(doc: dict[str, Any]) -> str:
 
 
 @click.command("agreement")
-@click.option("--study", "study", type=click.Path(file_okay=False), default=None,
-              help="Study folder (default: the default study in the data folder).")
-@click.option("--json", "as_json", is_flag=True, help="Print the agreement JSON (lmread.agreement/1).")
+@study_option
+@json_option("Print the agreement JSON (lmread.agreement/1).")
 @click.option("--tolerance", type=click.IntRange(0, None), default=DEFAULT_TOLERANCE, show_default=True,
               help="Machine vs human: a machine fall within this many tokens of the human's matches.")
 @click.option("--bootstrap", "n_boot", type=click.IntRange(0, 100000), default=DEFAULT_BOOTSTRAP, show_default=True,
@@ -74,7 +74,6 @@ def agreement(ctx: click.Context, study: str | None, as_json: bool, tolerance: i
     and Fleiss' kappa on fell-or-not, mean distance and Krippendorff's alpha on fall positions,
     machine-vs-human offsets.  A fall beyond another reader's read extent is not a disagreement."""
     from lmread.analysis.agreement import agreement_of_study
-    from lmread.cli import emit_json, study_path
     from lmread.study import Study
 
     st = Study.open(study_path(ctx, study))
