@@ -66,6 +66,7 @@ import numpy as np
 
 from lmread import __version__
 from lmread.analysis.readings import Reading, WordCounter, is_machine, readings_of
+from lmread.study import Study
 
 AGREEMENT_SCHEMA = "lmread.agreement/1"
 DEFAULT_TOLERANCE = 10
@@ -406,7 +407,7 @@ def agreement_from_readings(
     }
 
 
-def agreement_of_study(study: Any, readings: list[Reading] | None = None, **options: Any) -> dict[str, Any]:
+def agreement_of_study(study: Study, readings: list[Reading] | None = None, **options: Any) -> dict[str, Any]:
     """The agreement document of an open :class:`~lmread.study.Study` (``readings``: its
     :func:`~lmread.analysis.readings.readings_of`, if already built; options as
     :func:`agreement_from_readings`)."""
@@ -414,7 +415,7 @@ def agreement_of_study(study: Any, readings: list[Reading] | None = None, **opti
     return agreement_from_readings(readings_of(study) if readings is None else readings, study=info, **options)
 
 
-def agreement_summary(study: Any) -> dict[str, Any]:
+def agreement_summary(study: Study) -> dict[str, Any]:
     """A short summary for ``lmread study info``: samples read by 2+ annotators and the overall
     measures (no bootstrap)."""
     overall = agreement_of_study(study, n_boot=0)["overall"]

@@ -25,11 +25,10 @@ RoFT-style score
     for no fall and 0 for a fall.  The score is the mean points per scored reading (0-5).
 
 Reading speed
-    For every reading whose mark recorded an ``elapsed_s`` above 0 (no clock ran for a scripted
-    or machine mark): words read (the words starting within the tokens read: ``read_to``, else
-    revealed, else through the fall token) divided by the seconds, as the survival filter
-    ``--max-read-speed`` counts them.  Reported per annotator as the pooled speed (all words /
-    all seconds) and the median per reading; readings faster than a stated limit (the study's
+    Per reading, :func:`lmread.analysis.reading_speed.reading_speed` (words read over the mark's
+    ``elapsed_s``; unknown when no clock ran), the very measure the survival filter
+    ``--max-read-speed`` uses.  Reported per annotator as the pooled speed (all words / all
+    seconds) and the median per reading; readings faster than a stated limit (the study's
     ``max_read_speed_wps``, else 8 words/s, well above fast reading) are flagged.
 
 Order effects
@@ -50,12 +49,16 @@ import numpy as np
 from scipy import stats as sps
 
 from lmread import __version__
-from lmread.analysis.readings import Reading, WordCounter, control_of, is_machine, readings_of
+from lmread.analysis.observations import study_read_speed_limits
+from lmread.analysis.reading_speed import DEFAULT_MAX_WPS, reading_speed
+from lmread.analysis.readings import Reading, WordCounter, is_machine, readings_of
+from lmread.records import control_kind, control_onset
+from lmread.study import Study
 
 CALIBRATION_SCHEMA = "lmread.calibration/1"
 
-#: readings faster than this many words per second are flagged
-DEFAULT_MAX_READ_SPEED = 8.0
+#: readings faster than this many words per second are flagged (unless the study sets its own limit)
+DEFAULT_MAX_READ_SPEED = DEFAULT_MAX_WPS
 #: warn when an annotator fails to detect more than this share of the controls with a known fall
 DEFAULT_WARN_MISS_SHARE = 0.5
 #: warn when an annotator's median delay on detected controls exceeds this many words
@@ -133,14 +136,12 @@ def _onset_block(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _speed_block(readings: list[Reading], words: WordCounter, limit: float) -> dict[str, Any]:
+def _speed_block(readings: list[Reading], limit: float) -> dict[str, Any]:
     timed: list[tuple[Reading, int, float, float]] = []
     for r in readings:
-        elapsed = r.mark.elapsed_s
-        if elapsed is None or not elapsed > 0:
-            continue
-        w = words.before(r.sample, r.tokens_read)
-        timed.append((r, w, float(elapsed), w / float(elapsed)))
+        speed = reading_speed(r.mark, r.sample)
+        if speed is not None:
+            timed.append((r, speed.words, speed.elapsed_s, speed.wps))
     total_words = sum(t[1] for t in timed)
     total_s = sum(t[2] for t in timed)
     fast = [t for t in timed if t[3] > limit]
@@ -175,28 +176,27 @@ def annotator_calibration(
     points: list[int] = []
     ordinary_falls: list[tuple[int, int]] = []
     for r in readings:
-        control = control_of(r.sample)
-        if control is None:
+        kind = control_kind(r.sample)
+        if kind is None:
             if r.at is not None:
                 ordinary_falls.append((r.queue_pos, r.at))
             continue
-        kind = control["kind"]
         if kind == "human":
             human_reads += 1
             human_falls += int(r.fell)
             points.append(0 if r.fell else SCORE_MAX_POINTS)
             continue
-        onset = control.get("onset")
-        if not isinstance(onset, int) or isinstance(onset, bool):
+        known = control_onset(r.sample)
+        if known is None:
             continue
         row: dict[str, Any] = {"kind": kind, "queue_pos": r.queue_pos}
         at = r.at
         if at is not None:
-            row["delay_tokens"] = at - onset
-            row["delay_words"] = words.before(r.sample, at) - words.before(r.sample, onset)
-            row["outcome"] = "detected" if at >= onset else "early"
+            row["delay_tokens"] = at - known
+            row["delay_words"] = words.before(r.sample, at) - words.before(r.sample, known)
+            row["outcome"] = "detected" if at >= known else "early"
         else:
-            row["outcome"] = "missed" if r.read_to > onset else "not_reached"
+            row["outcome"] = "missed" if r.read_to > known else "not_reached"
         if row["outcome"] == "detected":
             points.append(roft_points(row["delay_words"]))
         elif row["outcome"] in ("early", "missed"):
@@ -236,7 +236,7 @@ def annotator_calibration(
                            "false_fall_rate": _rate(human_falls, human_reads)},
         "score": {"n": len(points), "points": sum(points), "mean": (sum(points) / len(points)) if points else None,
                   "max_points": SCORE_MAX_POINTS, "step_words": SCORE_STEP_WORDS},
-        "reading_speed": _speed_block(readings, words, max_read_speed),
+        "reading_speed": _speed_block(readings, max_read_speed),
         "order": order,
         "warnings": warnings,
     }
@@ -275,25 +275,17 @@ def calibration_from_readings(
     }
 
 
-def study_max_read_speed(study: Any) -> float:
-    """The study's ``max_read_speed_wps`` setting (study.toml), else :data:`DEFAULT_MAX_READ_SPEED`."""
-    value = study.meta.get("max_read_speed_wps")
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        return float(value)
-    return DEFAULT_MAX_READ_SPEED
-
-
-def calibration_of_study(study: Any, readings: list[Reading] | None = None, **options: Any) -> dict[str, Any]:
+def calibration_of_study(study: Study, readings: list[Reading] | None = None, **options: Any) -> dict[str, Any]:
     """The calibration document of an open :class:`~lmread.study.Study` (``readings``: its
     :func:`~lmread.analysis.readings.readings_of`, if already built; options as
     :func:`calibration_from_readings`)."""
     counts = {kind: 0 for kind in ("splice", "loop", "human")}
     for sample in study.samples.values():
-        control = control_of(sample)
-        if control is not None:
-            counts[control["kind"]] += 1
+        kind = control_kind(sample)
+        if kind is not None:
+            counts[kind] += 1
     info = {"path": str(study.path), "name": study.name, "samples": len(study.samples)}
     if options.get("max_read_speed") is None:
-        options["max_read_speed"] = study_max_read_speed(study)
+        options["max_read_speed"] = study_read_speed_limits(study)[1] or DEFAULT_MAX_READ_SPEED
     rows = readings_of(study) if readings is None else readings
     return calibration_from_readings(rows, study=info, controls=counts, **options)

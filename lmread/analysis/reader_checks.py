@@ -7,9 +7,10 @@ from typing import Any
 from lmread.analysis.agreement import agreement_of_study
 from lmread.analysis.calibration import calibration_of_study
 from lmread.analysis.readings import readings_of
+from lmread.study import Study
 
 
-def add_reader_checks(doc: dict[str, Any], study: Any, n_boot: int = 500, seed: int = 0) -> None:
+def add_reader_checks(doc: dict[str, Any], study: Study, n_boot: int = 500, seed: int = 0) -> None:
     """Add the ``calibration`` and ``agreement`` blocks (over the whole study, every annotator) to
     a survival document, and its calibration warnings (an annotator who misses controls or marks
     them late) to the document's warnings."""

@@ -10,46 +10,31 @@ For each reading:
 
 * ``fell`` and ``at``: a fall at token ``at`` (tokens ``0..at-1`` were read as fine);
 * ``read_to``: for a no-fall reading, the tokens read without a fall (the censoring point);
-* ``tokens_read``: how much the reader read: ``read_to`` when the mark recorded it, else the
-  tokens revealed, else ``at + 1`` (as the survival reading-speed filter counts);
+* ``tokens_read``: how much the reader read, as the reading-speed filter counts it
+  (:func:`lmread.analysis.reading_speed.tokens_read`);
 * ``queue_pos``: the sample's position in that reader's queue as recorded in the mark, or, for
   marks that did not record it, the order in which the annotator first marked each sample
   (``queue_pos_recorded`` says which).
 
-Words are counted as in :mod:`lmread.analysis.observations`: the words of ``text[:offsets[i]]`` (a word is
-a maximal run of non-whitespace characters, counted when it starts before the cut).
+Words are counted as in the ``words`` unit of survival: the words of ``text[:offsets[i]]`` (a
+word is a maximal run of non-whitespace characters, counted when it starts before the cut).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Any
 
+from lmread.analysis.reading_speed import tokens_read, words_in_tokens
 from lmread.records import Mark, Sample
+from lmread.study import Study
 
 #: annotator names of machine readers (deterministic detectors, issue 11) start with this
 MACHINE_PREFIX = "auto-"
-
-CONTROL_KINDS = ("splice", "loop", "human")
-
-_WORD = re.compile(r"\S+")  # a word, as in lmread.analysis.observations
 
 
 def is_machine(annotator: str) -> bool:
     """Whether ``annotator`` is a machine reader (``auto-<detector>``)."""
     return annotator.startswith(MACHINE_PREFIX)
-
-
-def control_of(sample: Sample) -> dict[str, Any] | None:
-    """The known answer of a control sample (``{"kind", "onset", ...}``), or None for a sample.
-
-    Read defensively: anything but a dict with a known ``kind`` counts as no control.
-    """
-    control = getattr(sample, "control", None)
-    if not isinstance(control, dict) or control.get("kind") not in CONTROL_KINDS:
-        return None
-    return control
 
 
 @dataclass
@@ -67,7 +52,7 @@ class Reading:
     #: tokens read without a fall: the censoring point of a no-fall reading; ``at`` for a fall
     read_to: int
     #: tokens the mark says were read (read_to, else revealed, else through the fall token), at
-    #: most the sample's length: the rule of the survival reading-speed filter
+    #: most the sample's length (:func:`lmread.analysis.reading_speed.tokens_read`)
     tokens_read: int
 
     @classmethod
@@ -75,14 +60,8 @@ class Reading:
         """The reading of a fall or no-fall ``mark`` on ``sample``."""
         at = int(mark.at) if mark.kind == "fall" and mark.at is not None else None
         read_to = at if at is not None else int(mark.read_to or 0)
-        if mark.read_to is not None:
-            seen = int(mark.read_to)
-        elif mark.revealed is not None:
-            seen = int(mark.revealed)
-        else:
-            seen = (at or 0) + 1
-        return cls(mark.annotator, sample, mark, queue_pos, recorded, at, read_to,
-                   max(0, min(seen, sample.n_tokens)))
+        seen = tokens_read(mark, sample)
+        return cls(mark.annotator, sample, mark, queue_pos, recorded, at, read_to, seen or 0)
 
     @property
     def fell(self) -> bool:
@@ -90,23 +69,22 @@ class Reading:
 
 
 class WordCounter:
-    """Words before a token index (as :func:`lmread.analysis.observations.word_starts` counts them: word
-    starts before the cut), computed in C by the regex engine on the prefix and cached."""
+    """Words before a token index (:func:`lmread.analysis.reading_speed.words_in_tokens`: the
+    words starting before the token's first character), cached per (sample, token)."""
 
     def __init__(self) -> None:
         self._cache: dict[tuple[str, int], int] = {}
 
     def before(self, sample: Sample, token: int) -> int:
         """Words of ``text[:offsets[token]]`` (``token`` clipped to the sample)."""
-        token = max(0, min(int(token), sample.n_tokens))
-        key = (sample.id, token)
+        key = (sample.id, int(token))
         count = self._cache.get(key)
         if count is None:
-            count = self._cache[key] = len(_WORD.findall(sample.text, 0, sample.tokens.offsets[token]))
+            count = self._cache[key] = words_in_tokens(sample, int(token))
         return count
 
 
-def readings_of(study: Any) -> list[Reading]:
+def readings_of(study: Study) -> list[Reading]:
     """Every reading of a study (annotators in name order, then the reader's queue order)."""
     samples: dict[str, Sample] = study.samples
     first_seen: dict[str, dict[str, int]] = {}
@@ -119,7 +97,7 @@ def readings_of(study: Any) -> list[Reading]:
     for (annotator, sid), mark in study.current_marks().items():
         if mark.kind not in ("fall", "no_fall") or sid not in samples:
             continue
-        recorded = getattr(mark, "queue_pos", None)
+        recorded = mark.queue_pos
         if isinstance(recorded, int) and not isinstance(recorded, bool):
             pos, is_recorded = recorded, True
         else:
