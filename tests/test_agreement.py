@@ -280,3 +280,55 @@ def test_two_annotator_folders_merged(tmp_path: Path, capsys: pytest.CaptureFixt
     cal = {a["annotator"]: a for a in json.loads(capsys.readouterr().out)["annotators"]}
     assert cal["ann"]["onset_controls"]["delay_tokens"]["median"] == 2.0
     assert cal["bob"]["onset_controls"]["delay_tokens"]["median"] == 5.0
+
+
+def test_end_to_end_controls_two_readers_merged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """import (with human controls) -> controls make -> two annotators mark their own copies with
+    'lmread mark' -> merge -> calibration and agreement see the known answers and both readers."""
+    import shutil
+
+    from lmread.study import Study
+
+    rng = np.random.default_rng(8)
+    words = [f"word{i}" for i in range(50)]
+    rows = [{"text": " ".join(rng.choice(words, 80)), "model": model, "n_params": size,
+             "prompt": f"prompt {i % 4}", "id": f"{model}-{i}"}
+            for model, size in (("small", 1000), ("big", 9000)) for i in range(8)]
+    (tmp_path / "gen.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    humans = [{"text": " ".join(rng.choice(words, 70)), "model": "person", "prompt": f"prompt {i}", "id": f"h{i}"}
+              for i in range(3)]
+    (tmp_path / "human.jsonl").write_text("\n".join(json.dumps(r) for r in humans) + "\n")
+    base = tmp_path / "base"
+    assert main(["study", "create", str(base), "--seed", "5"]) == 0
+    assert main(["import", "--study", str(base), str(tmp_path / "gen.jsonl")]) == 0
+    assert main(["import", "--study", str(base), str(tmp_path / "human.jsonl"), "--control", "human"]) == 0
+    assert main(["controls", "make", "--study", str(base), "--rate", "0.6", "--seed", "3"]) == 0
+    samples = Study.open(base).samples
+    controls = {sid: s.control for sid, s in samples.items() if s.control}
+    kinds = {c["kind"] for c in controls.values()}
+    assert {"splice", "loop", "human"} <= kinds
+    lateness = {"ann": 5, "bob": 2}
+    for name, late in lateness.items():
+        shutil.copytree(base, tmp_path / name)
+        for sid, s in samples.items():
+            c = s.control
+            mark = ["mark", "--study", str(tmp_path / name), "--sample", sid, "--annotator", name]
+            if c and c["kind"] != "human" and c["onset"] + 5 < s.n_tokens:
+                mark += ["--at", str(c["onset"] + late)]
+            elif c is None and int(sid.split("-")[1]) % 2:
+                mark += ["--at", str(20 + late)]
+            else:
+                mark += ["--no-fall", "--read-to", str(s.n_tokens)]
+            assert main(mark) == 0
+    assert main(["merge", str(tmp_path / "ann"), str(tmp_path / "bob"), "--into", str(tmp_path / "all")]) == 0
+    capsys.readouterr()
+    assert main(["calibration", "--study", str(tmp_path / "all"), "--json"]) == 0
+    cal = {a["annotator"]: a for a in json.loads(capsys.readouterr().out)["annotators"]}
+    for name, late in lateness.items():
+        o = cal[name]["onset_controls"]
+        assert o["detected"] >= 1 and o["detection_rate"] == 1.0 and o["delay_tokens"]["median"] == late
+        assert cal[name]["human_controls"]["false_fall_rate"] == 0.0
+    doc = agreement(tmp_path / "all", capsys)
+    p = pair(doc, "ann", "bob")
+    assert p["common"] == len(samples) and p["cohen_kappa"]["value"] == pytest.approx(1.0)
+    assert p["mean_abs_distance"]["tokens"]["value"] == pytest.approx(3.0)
