@@ -246,3 +246,11 @@ def test_speed_limit_from_study_settings_and_untimed_marks(tmp_path: Path, capsy
     doc = calibration(tmp_path / "st", capsys)
     assert doc["settings"]["max_read_speed_wps"] == 5.0 and by_name(doc)["r"]["reading_speed"]["too_fast"] == 1
     assert by_name(calibration(tmp_path / "st", capsys, "--max-read-speed", "7"))["r"]["reading_speed"]["too_fast"] == 0
+    # the survival JSON's block uses the survival command's limit, which also leaves the reading out
+    capsys.readouterr()
+    assert main(["survival", "--study", str(tmp_path / "st"), "--json", "-", "--bootstrap", "0",
+                 "--max-read-speed", "4"]) == 0
+    surv = json.loads(capsys.readouterr().out)
+    assert surv["calibration"]["settings"]["max_read_speed_wps"] == 4.0
+    assert by_name(surv["calibration"])["r"]["reading_speed"]["too_fast"] == 1
+    assert surv["filters"]["left_out"]["too_fast"] == 1

@@ -248,5 +248,5 @@ def compute(study_dir: Path, unit: str = "tokens", by: str = "model", annotator:
     doc = build_survival(obs, unit, study=info, horizon=horizon, n_boot=n_boot, seed=seed)
     from lmread.analysis.reader_checks import add_reader_checks
 
-    add_reader_checks(doc, study, n_boot=n_boot, seed=seed)
+    add_reader_checks(doc, study, n_boot=n_boot, seed=seed, max_read_speed=max_read_speed)
     return doc, obs
