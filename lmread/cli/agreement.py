@@ -36,7 +36,7 @@ def format_agreement(doc: dict[str, Any]) -> str:
                      f"{_est(dist['words'], 1)} words ({dist['n']} pairs of falls)")
     if doc["pairs"]:
         lines.append("")
-        lines.append(f"  {'pair':<34} {'comp':>5} {'n/c':>4} {'agree':>6} {'kappa [95% CI]':>22} "
+        lines.append(f"  {'pair':<34} {'comp':>5} {'excl':>4} {'agree':>6} {'kappa [95% CI]':>22} "
                      f"{'distance tok':>18} {'alpha [95% CI]':>22}")
         for p in doc["pairs"]:
             pair = f"{p['a']} / {p['b']}"
