@@ -332,3 +332,30 @@ def test_end_to_end_controls_two_readers_merged(tmp_path: Path, capsys: pytest.C
     p = pair(doc, "ann", "bob")
     assert p["common"] == len(samples) and p["cohen_kappa"]["value"] == pytest.approx(1.0)
     assert p["mean_abs_distance"]["tokens"]["value"] == pytest.approx(3.0)
+
+
+def test_machine_reader_from_lmread_annotate_against_a_human(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.fixtures.readers import looping_sample
+
+    w = StudyWriter(tmp_path / "st")
+    w.add(*(looping_sample(f"l{i}", 30 + 5 * i) for i in range(4)), *(word_sample(f"s{i}", 100) for i in range(3)))
+    for i in range(4):
+        w.mark("human", f"l{i}", at=30 + 5 * i)   # the first word of the loop
+    for i in range(3):
+        w.mark("human", f"s{i}", read_to=100)
+    assert main(["annotate", "--study", str(tmp_path / "st"), "--detector", "repetition"]) == 0
+    doc = agreement(tmp_path / "st", capsys)
+    (m,) = doc["machine_vs_human"]
+    # the repetition detector marks a loop at its second occurrence: one period (7 words) later
+    assert (m["machine"], m["human"]) == ("auto-repetition", "human")
+    assert m["offset_tokens"] == {"median": 7.0, "mean": 7.0} and m["both_fell"] == 4
+    assert m["precision"] == 1.0 and m["recall"] == 1.0
+    assert pair(doc, "auto-repetition", "human")["cohen_kappa"]["value"] == pytest.approx(1.0)
+    tight = agreement(tmp_path / "st", capsys, "--tolerance", "5")["machine_vs_human"][0]
+    assert tight["precision"] == 0.0 and tight["recall"] == 0.0
+    capsys.readouterr()
+    assert main(["calibration", "--study", str(tmp_path / "st"), "--json"]) == 0
+    cal = {a["annotator"]: a for a in json.loads(capsys.readouterr().out)["annotators"]}
+    assert cal["auto-repetition"]["machine"] is True and cal["human"]["machine"] is False
+    assert cal["auto-repetition"]["reading_speed"]["timed"] == 0  # no clock runs for a machine
