@@ -20,7 +20,7 @@ from lmread.errors import OptionError
 from lmread.generate import generate_sample, limited_stream
 from lmread.records import TokenAssembler, sample_id
 
-BACKENDS = list(REGISTRY)
+BACKENDS = [*REGISTRY, "openai_llamaserver"]  # the openai backend on llama.cpp's own llama-server too
 PROMPT = "Once upon a time, in a small village by the sea,"
 
 
