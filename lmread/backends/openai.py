@@ -67,7 +67,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import closing
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -739,7 +739,7 @@ class OpenAIBackend(Backend):
         return self._stream(prompt, options, cancel)
 
     def _events(self, path: str, body: dict[str, Any], cancel: threading.Event | None,
-                counter: list[int]) -> Iterator[dict[str, Any] | None]:
+                counter: list[int]) -> Generator[dict[str, Any] | None, None, None]:
         """The JSON events of one SSE stream (``None`` for ``[DONE]``); ``counter[0]`` is the
         number of tokens yielded so far by the caller (for the error messages)."""
         httpx = self._httpx
@@ -754,10 +754,12 @@ class OpenAIBackend(Backend):
                     raise self._http_error(resp.status_code, resp.read(), f"POST {path}")
                 started = True
                 for line in resp.iter_lines():
-                    if not line or line.startswith(":"):
+                    if not line:
+                        continue  # event separators
+                    if line.startswith(":"):  # keep-alive comments (": ping") while the server is silent
                         if cancel is not None and cancel.is_set():
                             yield {}  # the caller sees the cancel flag and ends the stream
-                        continue  # event separators and keep-alive comments (": ping")
+                        continue
                     name, _, value = line.partition(":")
                     value = value[1:] if value.startswith(" ") else value
                     if name == "error":  # llama-server reports failures as "error: {...}"

@@ -57,7 +57,7 @@ def server_identity(entry: dict[str, Any] | None, props: dict[str, Any] | None =
     """
     entry = entry or {}
     props = props or {}
-    meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
+    meta: dict[str, Any] = entry["meta"] if isinstance(entry.get("meta"), dict) else {}
     ftype = meta.get("ftype") if isinstance(meta.get("ftype"), str) else props.get("model_ftype")
     path = props.get("model_path")
     max_len = _int(entry.get("max_model_len"))

@@ -138,12 +138,13 @@ def run(quick: bool = False) -> list[BenchResult]:
     from lmread.backends.openai import OpenAIBackend
     from lmread.backends.openai_llamaserver import find_llama_binary
     from lmread.catalog import load_catalog
+    from lmread.config import load_settings
 
     binary = find_llama_binary("llama-server")
     if binary is None:
         raise ImportError("no llama-server binary (build it with scripts/build-llama-server.sh, "
                           "or point $LMREAD_LLAMA_SERVER at it)")
-    model = Path(load_catalog().get(MODEL).resolve_path())
+    model = Path(load_catalog(load_settings()).get(MODEL).resolve_path())
     threads = int(os.environ.get("LMREAD_BENCH_THREADS") or os.cpu_count() or 1)
     n_tokens = 48 if quick else 128
     results: list[BenchResult] = []
