@@ -8,7 +8,7 @@ PIP     = $(PY) -m pip
 # pytest arguments for `make test` (e.g. make test PYTEST_ARGS="-k survival")
 PYTEST_ARGS ?=
 
-.PHONY: run test setup setup-dev lint bench doctor rebuild-llama clean
+.PHONY: run test setup setup-dev lint bench doctor rebuild-llama rebuild-llama-server clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,15 @@ $(VENV)/.stamp-dev: pyproject.toml $(VENV)/.stamp-all
 	$(PIP) install -q -e ".[dev]"
 	touch $@
 
+# llama.cpp's own llama-server (and llama-bench) for the server tests and `lmread bench --only server`:
+# built once per host with AMX off into a cache folder keyed by version, flags and CPU (10-15 min on
+# 2 cores the first time); the folder is written to $(VENV)/llama-server.path for the test fixtures
+$(VENV)/llama-server.path: scripts/build-llama-server.sh | $(VENV)/bin/python
+	scripts/build-llama-server.sh $(PYTHON) > $@.tmp
+	mv $@.tmp $@
+
 setup: $(VENV)/.stamp-all
-setup-dev: $(VENV)/.stamp-dev
+setup-dev: $(VENV)/.stamp-dev $(VENV)/llama-server.path
 
 ## Set up and open lmread on the default study with the bundled models
 run: setup
@@ -37,6 +44,11 @@ run: setup
 ## Rebuild llama-cpp-python from source for this host (AMX off) and reinstall it
 rebuild-llama: | $(VENV)/bin/python
 	REBUILD=1 scripts/build-llama.sh $(PY)
+
+## Rebuild llama-server / llama-bench from source for this host (AMX off)
+rebuild-llama-server: | $(VENV)/bin/python
+	REBUILD=1 scripts/build-llama-server.sh $(PYTHON) > $(VENV)/llama-server.path.tmp
+	mv $(VENV)/llama-server.path.tmp $(VENV)/llama-server.path
 
 ## Check that every backend loads, prefills, generates and scores on this machine
 doctor: setup

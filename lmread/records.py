@@ -297,6 +297,8 @@ class Sample:
     source: str = "generated"
     raw: bytes | None = None
     control: dict[str, Any] | None = None
+    #: what a server reported about the stream (optional; see lmread.backends.openai_payloads)
+    server: dict[str, Any] | None = None
 
     @property
     def n_tokens(self) -> int:
@@ -335,6 +337,8 @@ class Sample:
             out["raw_b64"] = base64.b64encode(self.raw).decode("ascii")
         if self.control is not None:
             out["control"] = self.control
+        if self.server is not None:
+            out["server"] = self.server
         return out
 
     def dumps(self) -> bytes:
@@ -362,6 +366,7 @@ class Sample:
                 source=str(data.get("source", "generated")),
                 raw=base64.b64decode(data["raw_b64"]) if data.get("raw_b64") else None,
                 control=data.get("control"),
+                server=dict(data["server"]) if isinstance(data.get("server"), dict) else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StudyError(f"{where}: malformed sample ({exc!r})") from None

@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures.llamacpp",
     "tests.fixtures.hf",
     "tests.fixtures.openai",
+    "tests.fixtures.llama_server",
 ]
 
 STRICT = os.environ.get("LMREAD_NO_SKIP") == "1"

@@ -59,6 +59,7 @@ def mock_backend(
         return handler(request)
 
     kwargs.setdefault("transport", httpx.MockTransport(record))
+    kwargs.setdefault("server", "openai")  # no /v1/models probe: the handlers answer completions only
     return OpenAIBackend("http://127.0.0.1:9/v1", "served-model", **kwargs), seen
 
 
@@ -181,7 +182,7 @@ def test_shape_b_llama_server_stream() -> None:
     assert [c.rank for c in chunks] == [1, None, 1]
     assert chunks[1].top_ids == [5, 6] and chunks[1].top_pieces == [b".", b","]
     assert chunks[1].top_logprobs == [-0.4, -0.9]
-    assert end == StreamEnd("eos")
+    assert (end.reason, end.detail) == ("eos", "")
     assert len(seen) == 1 and seen[0].url.path == "/v1/completions"
 
 
@@ -501,15 +502,21 @@ def test_e2e_api_key_never_leaks(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     url = openai_server_with_key.base_url
-    backend = OpenAIBackend(url, None, api_key_env="LMREAD_TEST_KEY")
     # no key at all
     monkeypatch.delenv("LMREAD_TEST_KEY", raising=False)
+    monkeypatch.delenv("LMREAD_API_KEY", raising=False)
+    with pytest.raises(OptionError, match=r"\$LMREAD_TEST_KEY named by --api-key-env is not set"):
+        OpenAIBackend(url, None, api_key_env="LMREAD_TEST_KEY")
+    keyless = OpenAIBackend(url, None)
     with pytest.raises(BackendError) as info:
-        backend.describe()
-    assert str(info.value) == f"the server at {url} needs an API key (HTTP 401): set $LMREAD_TEST_KEY"
+        keyless.describe()
+    assert str(info.value) == (f"the server at {url} needs an API key (HTTP 401): "
+                               "name the variable holding it with --api-key-env")
+    keyless.close()
     # a wrong key
     wrong = "wrong-key-5c2e8d1b"
     monkeypatch.setenv("LMREAD_TEST_KEY", wrong)
+    backend = OpenAIBackend(url, None, api_key_env="LMREAD_TEST_KEY")
     with pytest.raises(BackendError) as info:
         list(backend.stream(PROMPT, GenOptions(max_tokens=2)))
     assert str(info.value) == "the server refused the API key from $LMREAD_TEST_KEY (HTTP 401)"

@@ -158,6 +158,10 @@ def build_survival(
         } - {None}
         if len(tokenizers) > 1:
             warnings.append("groups use different tokenizers; compare them with --unit words or chars")
+    unsized = [g.label for g in obs.groups if not g.n_params]
+    if unsized and obs.filters.get("by") != "prompt-set":
+        warnings.append(f"no model size (n_params) for {', '.join(unsized)}: left out of the trend test and the "
+                        "scaling fit; give --n-params to lmread generate, or n_params in the model card")
     return {
         "schema": SURVIVAL_SCHEMA,
         "lmread_version": __version__,

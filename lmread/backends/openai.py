@@ -66,13 +66,22 @@ import math
 import os
 import re
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Generator, Iterator
+from contextlib import closing
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from lmread import __version__
 from lmread.backends.base import Backend, BackendOption, GenOptions, ModelIdentity, StreamEnd, TokenChunk
+from lmread.backends.openai_payloads import (
+    SERVER_KINDS,
+    VLLM_MAX_LOGPROBS,
+    StreamReport,
+    server_identity,
+    server_kind,
+)
 from lmread.errors import BackendError, ModelError, OptionError
 
 if TYPE_CHECKING:
@@ -82,11 +91,35 @@ _BYTES_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
 _TOKEN_ID = re.compile(r"token_id:(\d+)")
 _MAX_MESSAGE = 300
 
+#: default seconds to wait for a connection, and for each next piece of an answer (llama-server
+#: pings a silent stream every 30 s, so a healthy server always answers within the read timeout)
+CONNECT_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 120.0
+#: attempts after the first for a request that could not connect (never once tokens came)
+RETRIES = 3
+RETRY_BACKOFF_S = 0.5
+#: protocols: ``auto`` takes llama-server's native endpoint where the server is llama-server
+PROTOCOLS = ("auto", "openai", "native")
+
 BASE_URL = BackendOption("base_url", "--base-url", str, "OpenAI-compatible server URL",
                          prefixes=("http://", "https://"), rule="must start with http:// or https://")
 API_KEY_ENV = BackendOption("api_key_env", "--api-key-env", str, "Environment variable holding the API key",
                             rule="name the environment variable holding the key")
 CONCURRENCY = BackendOption("concurrency", "--concurrency", int, "Concurrent requests", minimum=1)
+CONNECT_TIMEOUT = BackendOption("connect_timeout_s", "--connect-timeout", int,
+                                f"Seconds to wait for a connection to the server (default {CONNECT_TIMEOUT_S:g})",
+                                minimum=1)
+READ_TIMEOUT = BackendOption("read_timeout_s", "--read-timeout", int,
+                             f"Seconds to wait for each next piece of an answer (default {READ_TIMEOUT_S:g})",
+                             minimum=1)
+PROTOCOL = BackendOption("protocol", "--protocol", str,
+                         "Server protocol: auto (llama-server's native /completion where it finds llama-server), "
+                         "openai (always /v1/completions) or native", rule="use auto, openai or native")
+MAX_LOGPROBS = BackendOption("max_logprobs", "--max-logprobs", int,
+                             "The most alternatives the server returns per token (vLLM's --max-logprobs, default 20)",
+                             minimum=0)
+N_PARAMS = BackendOption("n_params", "--n-params", int,
+                         "Parameter count of a served model whose server does not publish it", minimum=1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,7 +267,16 @@ def parse_choice(choice: dict[str, Any], k: int) -> list[TokenChunk]:
         chunk, explicit = parsed[0]
         if not explicit and chunk.piece != text.encode("utf-8"):
             chunk.piece = text.encode("utf-8")
+    elif len(parsed) > 1 and text and not any(explicit or chunk.piece for chunk, explicit in parsed):
+        # several tokens keyed by id only (vLLM's return_tokens_as_token_ids): the text came
+        # for all of them together; it goes on the last one (see merged_pieces)
+        parsed[-1][0].piece = text.encode("utf-8")
     return [chunk for chunk, _ in parsed]
+
+
+def merged_pieces(chunks: list[TokenChunk]) -> bool:
+    """True when several chunks of one event share one piece (all bytes on the last one)."""
+    return len(chunks) > 1 and bool(chunks[-1].piece) and not any(c.piece for c in chunks[:-1])
 
 
 def finish_of(reason: str, stop_reason: Any, has_stop_reason: bool, options: GenOptions, n_tokens: int) -> StreamEnd:
@@ -306,18 +348,25 @@ def _display_url(url: str) -> str:
 
 
 class OpenAIBackend(Backend):
-    """Streams tokens from an OpenAI-compatible ``/v1/completions`` endpoint.
+    """Streams tokens from an OpenAI-compatible server (``/v1/completions``, or llama-server's
+    native ``/completion``: :mod:`lmread.backends.openai_llamaserver`).
 
     ``model`` is the name the server knows the model by (``None``: the first model the server
     lists).  ``model_id``/``name``/``n_params``/``quantization``/``architecture`` describe the
-    model for the records (from the card).  ``concurrency`` is how many streams the generate
-    driver may run at once (one shared, thread-safe HTTP client).  ``timeout_s`` bounds the wait
-    for the connection and for each next piece of the answer.  ``transport`` is an optional
-    ``httpx`` transport (tests).
+    model for the records (from the card; what the server publishes comes first).
+    ``concurrency`` is how many streams the generate driver may run at once (one shared,
+    thread-safe HTTP client).  ``connect_timeout_s`` bounds the wait for a connection,
+    ``read_timeout_s`` (``timeout_s``, the older name) each wait for the next piece of an answer;
+    ``retries`` is how often a request that could not connect is tried again (never a stream that
+    has sent tokens).  ``api_key_env`` names the variable holding the API key (an error when it is
+    not set; ``None``: ``LMREAD_API_KEY`` if set).  ``protocol`` is ``auto``, ``openai`` or
+    ``native``; ``server`` forces the server kind instead of asking ``/v1/models``;
+    ``max_logprobs`` is vLLM's ``--max-logprobs``.  ``transport`` is an optional ``httpx``
+    transport (tests).
     """
 
     name = "openai"
-    options = (BASE_URL, API_KEY_ENV, CONCURRENCY)
+    options = (BASE_URL, API_KEY_ENV, CONCURRENCY, CONNECT_TIMEOUT, READ_TIMEOUT, PROTOCOL, MAX_LOGPROBS, N_PARAMS)
     supports_score = True
 
     def __init__(
@@ -325,9 +374,15 @@ class OpenAIBackend(Backend):
         base_url: str,
         model: str | None = None,
         *,
-        api_key_env: str = "LMREAD_API_KEY",
+        api_key_env: str | None = None,
         concurrency: int = 4,
-        timeout_s: float = 300.0,
+        timeout_s: float | None = None,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        read_timeout_s: float = READ_TIMEOUT_S,
+        retries: int = RETRIES,
+        protocol: str = "auto",
+        max_logprobs: int = VLLM_MAX_LOGPROBS,
+        server: str | None = None,
         model_id: str | None = None,
         display_name: str | None = None,
         n_params: int | None = None,
@@ -338,16 +393,40 @@ class OpenAIBackend(Backend):
         import httpx
 
         CONCURRENCY.check(concurrency)
-        if not isinstance(timeout_s, (int, float)) or not math.isfinite(timeout_s) or timeout_s <= 0:
-            raise OptionError(f"invalid option --timeout {timeout_s!r}: must be a number of seconds > 0")
-        if not isinstance(api_key_env, str) or not api_key_env:
-            raise OptionError(f"invalid API key variable {api_key_env!r}: give an environment variable name")
+        if timeout_s is not None:  # the older single timeout: the read timeout
+            read_timeout_s = timeout_s
+        for flag, value in (("--connect-timeout", connect_timeout_s), ("--read-timeout", read_timeout_s)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise OptionError(f"invalid option {flag} {value!r}: must be a timeout in seconds > 0")
+        if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 10:
+            raise OptionError(f"invalid option --retries {retries!r}: must be a whole number in [0, 10]")
+        if protocol not in PROTOCOLS:
+            raise OptionError(f"invalid option --protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
+        if server is not None and server not in SERVER_KINDS:
+            raise OptionError(f"invalid server kind {server!r}: use one of {', '.join(SERVER_KINDS)}")
+        if not isinstance(max_logprobs, int) or isinstance(max_logprobs, bool) or max_logprobs < 0:
+            raise OptionError(f"invalid option --max-logprobs {max_logprobs!r}: must be a whole number >= 0")
+        if n_params is not None and (not isinstance(n_params, int) or isinstance(n_params, bool) or n_params < 1):
+            raise OptionError(f"invalid option --n-params {n_params!r}: must be a whole number >= 1")
+        if api_key_env is not None:
+            if not isinstance(api_key_env, str) or not api_key_env.strip():
+                raise OptionError(f"invalid option --api-key-env {api_key_env!r}: name the environment variable holding the key")
+            if not os.environ.get(api_key_env):
+                raise OptionError(
+                    f"the environment variable ${api_key_env} named by --api-key-env is not set: "
+                    "export it with the server's API key, or leave --api-key-env out"
+                )
         self.base_url = normalize_base_url(base_url)
         self.url = _display_url(self.base_url)
         self.model = model
         self.api_key_env = api_key_env
         self.max_concurrency = concurrency
-        self.timeout_s = float(timeout_s)
+        self.connect_timeout_s = float(connect_timeout_s)
+        self.read_timeout_s = float(read_timeout_s)
+        self.timeout_s = self.read_timeout_s
+        self.retries = retries
+        self.protocol = protocol
+        self.max_logprobs = max_logprobs
         self.model_id = model_id
         self.display_name = display_name
         self.n_params = n_params
@@ -355,7 +434,7 @@ class OpenAIBackend(Backend):
         self.architecture = architecture
         self._httpx = httpx
         self._client = httpx.Client(
-            timeout=httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, 30.0)),
+            timeout=httpx.Timeout(self.read_timeout_s, connect=self.connect_timeout_s),
             limits=httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency),
             transport=transport,
             follow_redirects=False,
@@ -364,6 +443,7 @@ class OpenAIBackend(Backend):
         self._lock = threading.Lock()
         self._models: list[dict[str, Any]] | None = None
         self._identity: ModelIdentity | None = None
+        self._kind: str | None = server
 
     @classmethod
     def from_card(
@@ -371,13 +451,20 @@ class OpenAIBackend(Backend):
         card: ModelCard,
         *,
         base_url: str | None = None,
-        api_key_env: str = "LMREAD_API_KEY",
+        api_key_env: str | None = None,
         concurrency: int = 4,
-        timeout_s: float = 300.0,
+        timeout_s: float | None = None,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        read_timeout_s: float = READ_TIMEOUT_S,
+        retries: int = RETRIES,
+        protocol: str = "auto",
+        max_logprobs: int = VLLM_MAX_LOGPROBS,
+        n_params: int | None = None,
         **_ignored: Any,
     ) -> OpenAIBackend:
         """Connect to the server of ``card`` (``source = {url, model}``); ``base_url`` overrides
-        the card's URL.  Nothing is requested until the first use."""
+        the card's URL, ``n_params`` the card's parameter count.  Nothing is requested until
+        the first use."""
         source = card.source or {}
         url = base_url or source.get("url")
         if not url:
@@ -390,9 +477,14 @@ class OpenAIBackend(Backend):
             api_key_env=api_key_env,
             concurrency=concurrency,
             timeout_s=timeout_s,
+            connect_timeout_s=connect_timeout_s,
+            read_timeout_s=read_timeout_s,
+            retries=retries,
+            protocol=protocol,
+            max_logprobs=max_logprobs,
             model_id=card.id,
             display_name=card.name,
-            n_params=card.n_params,
+            n_params=n_params if n_params is not None else card.n_params,
             quantization=card.quantization,
             architecture=card.architecture,
         )
@@ -400,7 +492,7 @@ class OpenAIBackend(Backend):
     # ---------------------------------------------------------------------------- plumbing
 
     def _key(self) -> str:
-        return os.environ.get(self.api_key_env, "")
+        return os.environ.get(self.api_key_env or "LMREAD_API_KEY", "")
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json, text/event-stream"}
@@ -423,9 +515,16 @@ class OpenAIBackend(Backend):
             elif "name or service not known" in low or "nodename" in low or "getaddrinfo" in low:
                 reason = "unknown host"
             return BackendError(f"cannot connect to {self.url}: {reason}; is the server running?")
-        if isinstance(exc, httpx.TimeoutException):
+        if isinstance(exc, httpx.ConnectTimeout):
             return BackendError(
-                f"no answer from {self.url} within {self.timeout_s:g} s; the server may be overloaded (raise the timeout)"
+                f"cannot connect to {self.url} within {self.connect_timeout_s:g} s (--connect-timeout); "
+                "is the server running and reachable?"
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            where = f" after {n_tokens} tokens" if n_tokens else ""
+            return BackendError(
+                f"no answer from {self.url} within {self.read_timeout_s:g} s{where} (--read-timeout); "
+                "the server is stuck or overloaded; the sample is discarded"
             )
         if n_tokens is not None:
             return BackendError(
@@ -436,31 +535,62 @@ class OpenAIBackend(Backend):
 
     def _http_error(self, status: int, body: bytes, what: str) -> BackendError:
         if status in (401, 403):
+            var = self.api_key_env or "LMREAD_API_KEY"
             if self._key():
-                return BackendError(f"the server refused the API key from ${self.api_key_env} (HTTP {status})")
+                return BackendError(f"the server refused the API key from ${var} (HTTP {status})")
             return BackendError(
-                f"the server at {self.url} needs an API key (HTTP {status}): set ${self.api_key_env}"
+                f"the server at {self.url} needs an API key (HTTP {status}): "
+                "name the variable holding it with --api-key-env"
             )
         msg = self._scrub(server_message(body))
         return BackendError(f"the server at {self.url} answered HTTP {status} to {what}: {msg}")
 
-    def _get_json(self, path: str) -> Any:
+    def _retrying(self, send: Any, cancel: threading.Event | None = None) -> Any:
+        """Call ``send()``; when it cannot connect (refused, connect timeout, the connection
+        closed before any answer, HTTP 503 while the server loads), wait and try again, at most
+        ``retries`` more times with doubling waits.  Only requests that produced nothing yet
+        come here: a stream that has sent tokens is never retried.  ``None`` when ``cancel`` is set
+        while waiting."""
+        httpx = self._httpx
+        attempt = 0
+        while True:
+            try:
+                resp = send()
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError):
+                if attempt >= self.retries:
+                    raise
+            else:
+                if resp.status_code != 503 or attempt >= self.retries:
+                    return resp
+                resp.close()
+            wait_s = RETRY_BACKOFF_S * (2 ** attempt)
+            attempt += 1
+            if cancel is None:
+                time.sleep(wait_s)
+            elif cancel.wait(wait_s):
+                return None  # cancelled while waiting: nothing was generated
+
+    def _get_json(self, path: str, *, optional: bool = False) -> Any:
         httpx = self._httpx
         try:
-            resp = self._client.get(self.base_url + path, headers=self._headers())
+            resp = self._retrying(lambda: self._client.get(self.base_url + path, headers=self._headers()))
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from None
         if resp.status_code >= 400:
+            if optional:
+                return None
             raise self._http_error(resp.status_code, resp.content, f"GET {path}")
         try:
             return resp.json()
         except ValueError:
+            if optional:
+                return None
             raise BackendError(f"the server at {self.url} sent no JSON for GET {path}; is it OpenAI-compatible?") from None
 
     def _post_json(self, path: str, body: dict[str, Any]) -> Any:
         httpx = self._httpx
         try:
-            resp = self._client.post(self.base_url + path, json=body, headers=self._headers())
+            resp = self._retrying(lambda: self._client.post(self.base_url + path, json=body, headers=self._headers()))
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from None
         if resp.status_code >= 400:
@@ -471,10 +601,15 @@ class OpenAIBackend(Backend):
             raise BackendError(f"the server at {self.url} sent no JSON for POST {path}; is it OpenAI-compatible?") from None
 
     def models(self) -> list[dict[str, Any]]:
-        """The server's ``/v1/models`` list (fetched once)."""
+        """The server's ``/v1/models`` list (fetched once).  With a configured model name, a
+        server that answers it with an HTTP error counts as listing nothing (the completions
+        request then says what is wrong); transport errors are raised either way."""
         with self._lock:
             if self._models is None:
-                data = self._get_json("/v1/models")
+                data = self._get_json("/v1/models", optional=bool(self.model))
+                if data is None:
+                    self._models = []
+                    return self._models
                 items = data.get("data") if isinstance(data, dict) else data
                 if not isinstance(items, list):
                     raise BackendError(f"the server at {self.url} sent an unexpected /v1/models answer; is it OpenAI-compatible?")
@@ -490,30 +625,64 @@ class OpenAIBackend(Backend):
             raise ModelError(f"the server at {self.url} lists no models; give the model name in the card (source.model)")
         return str(models[0]["id"])
 
+    def _entry(self) -> dict[str, Any]:
+        served = self.served_model()
+        models = self.models()
+        entry = next((m for m in models if m.get("id") == served), None)
+        if entry is None and len(models) == 1:  # llama-server answers to any model name
+            entry = models[0]
+        return entry or {}
+
+    def server_kind(self) -> str:
+        """The server behind the URL: ``llama-server``, ``vllm``, ``llama-cpp-python`` or ``openai``."""
+        if self._kind is None:
+            self._kind = server_kind(self._entry())
+        return self._kind
+
+    def native(self) -> bool:
+        """Whether streams use llama-server's native ``/completion`` endpoint."""
+        if self.protocol == "native":
+            return True
+        return self.protocol == "auto" and self.server_kind() == "llama-server"
+
     # ---------------------------------------------------------------------------- protocol
 
     def identity(self) -> ModelIdentity:
-        """Model identity for the records (from ``/v1/models`` and the card); never the API key."""
+        """Model identity for the records: what the server publishes about the model (llama-server's
+        ``/v1/models`` ``meta`` and ``/props``, vLLM's ``max_model_len``), else the card's and
+        ``--n-params``; never the API key."""
         if self._identity is not None:
             return replace(self._identity)
         httpx = self._httpx
         served = self.served_model()
-        entry = next((m for m in self.models() if m.get("id") == served), None) or {}
+        entry = self._entry()
+        kind = self.server_kind()
         meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else None
-        n_params = self.n_params
-        if n_params is None and meta and isinstance(meta.get("n_params"), int):
-            n_params = int(meta["n_params"])
+        props = self._get_json("/props", optional=True) if kind == "llama-server" else None
+        ident = server_identity(entry, props if isinstance(props, dict) else None)
+        n_params = ident["n_params"] if ident["n_params"] is not None else self.n_params
         self._identity = ModelIdentity(
             id=self.model_id or served,
             name=self.display_name or served,
+            file=ident["file"],
             n_params=n_params,
-            quantization=self.quantization,
+            quantization=ident["quantization"] or self.quantization,
             architecture=self.architecture,
             backend=self.name,
             backend_version=f"{__version__} (httpx {httpx.__version__})",
             library_versions={"lmread": __version__, "httpx": httpx.__version__},
-            details={"served_model": served, "owned_by": entry.get("owned_by"), "meta": meta,
-                     "max_model_len": entry.get("max_model_len"), "base_url": self.url},
+            details={
+                "served_model": served, "owned_by": entry.get("owned_by"), "meta": meta,
+                "max_model_len": ident["max_model_len"], "base_url": self.url,
+                "n_params_source": ("server" if ident["n_params"] is not None
+                                    else "card" if self.n_params is not None else None),
+                "n_vocab": ident["n_vocab"], "n_ctx": ident["n_ctx"], "n_ctx_train": ident["n_ctx_train"],
+                "size_bytes": ident["size_bytes"], "server": kind, "server_build": ident["server_build"],
+                "endpoint": "/completion" if self.native() else "/v1/completions",
+                # what the logprobs are: vLLM's default --logprobs-mode, llama-server's n_probs
+                # without post_sampling_probs; both are the unmodified (raw) distribution
+                "logprobs_mode": {"vllm": "raw_logprobs", "llama-server": "raw_logprobs"}.get(kind),
+            },
             layout=_LAYOUT,
         )
         return replace(self._identity)
@@ -539,12 +708,27 @@ class OpenAIBackend(Backend):
             body["seed"] = options.seed
         if options.stop:
             body["stop"] = list(options.stop)
+        kind = self.server_kind()
+        if kind in ("vllm", "llama-server"):
+            body["stream_options"] = {"include_usage": True}
+        if kind == "vllm":
+            # top-k entries keyed "token_id:N": two tokens that decode alike cannot collide
+            body["return_tokens_as_token_ids"] = True
         return body
+
+    def _check_logprobs(self, options: GenOptions) -> None:
+        if self.server_kind() == "vllm" and options.top_logprobs > self.max_logprobs:
+            raise OptionError(
+                f"invalid option --top-logprobs {options.top_logprobs}: the vLLM server at {self.url} returns at most "
+                f"{self.max_logprobs} (its --max-logprobs); ask for fewer, or give --max-logprobs N if the server "
+                "was started with a higher limit"
+            )
 
     def stream(
         self, prompt: str, options: GenOptions, cancel: threading.Event | None = None
     ) -> Iterator[TokenChunk | StreamEnd]:
-        """Stream one completion: one :class:`TokenChunk` per token, then one :class:`StreamEnd`.
+        """Stream one completion: one :class:`TokenChunk` per token, then one :class:`StreamEnd`
+        (carrying the stream's report as ``server``; see :mod:`lmread.backends.openai_payloads`).
 
         Options are validated before any request.  Transport and server errors raise
         :class:`BackendError` (also mid-stream, from the iterator).
@@ -554,29 +738,28 @@ class OpenAIBackend(Backend):
             raise OptionError(f"invalid prompt {type(prompt).__name__}: give a string")
         return self._stream(prompt, options, cancel)
 
-    def _stream(
-        self, prompt: str, options: GenOptions, cancel: threading.Event | None
-    ) -> Iterator[TokenChunk | StreamEnd]:
+    def _events(self, path: str, body: dict[str, Any], cancel: threading.Event | None,
+                counter: list[int]) -> Generator[dict[str, Any] | None, None, None]:
+        """The JSON events of one SSE stream (``None`` for ``[DONE]``); ``counter[0]`` is the
+        number of tokens yielded so far by the caller (for the error messages)."""
         httpx = self._httpx
-        body = self._request_body(prompt, options)
-        n_tokens = 0
         started = False
-        ended: StreamEnd | None = None
         try:
-            with self._client.stream(
-                "POST", self.base_url + "/v1/completions", json=body, headers=self._headers()
-            ) as resp:
+            request = self._client.build_request("POST", self.base_url + path, json=body, headers=self._headers())
+            resp = self._retrying(lambda: self._client.send(request, stream=True), cancel)
+            if resp is None:
+                return
+            try:
                 if resp.status_code >= 400:
-                    raise self._http_error(resp.status_code, resp.read(), "POST /v1/completions")
+                    raise self._http_error(resp.status_code, resp.read(), f"POST {path}")
                 started = True
                 for line in resp.iter_lines():
-                    if ended is not None and cancel is not None and cancel.is_set():
-                        break  # the server already said why it ended: that is the answer
-                    if cancel is not None and cancel.is_set():
-                        yield StreamEnd("cancelled")
-                        return
-                    if not line or line.startswith(":"):
-                        continue  # event separators and keep-alive comments (": ping")
+                    if not line:
+                        continue  # event separators
+                    if line.startswith(":"):  # keep-alive comments (": ping") while the server is silent
+                        if cancel is not None and cancel.is_set():
+                            yield {}  # the caller sees the cancel flag and ends the stream
+                        continue
                     name, _, value = line.partition(":")
                     value = value[1:] if value.startswith(" ") else value
                     if name == "error":  # llama-server reports failures as "error: {...}"
@@ -586,7 +769,8 @@ class OpenAIBackend(Backend):
                     if name != "data":
                         continue
                     if value.strip() == "[DONE]":
-                        break
+                        yield None
+                        return
                     try:
                         obj = json.loads(value)
                     except ValueError:
@@ -600,26 +784,94 @@ class OpenAIBackend(Backend):
                             f"the server at {self.url} failed during generation: "
                             f"{self._scrub(server_message(json.dumps(obj)))}"
                         )
-                    for choice in obj.get("choices") or []:
-                        if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                            continue
-                        for chunk in parse_choice(choice, options.top_logprobs):
-                            n_tokens += 1
-                            yield chunk
-                        reason = choice.get("finish_reason")
-                        if reason:
-                            ended = finish_of(
-                                str(reason), choice.get("stop_reason"), "stop_reason" in choice, options, n_tokens
-                            )
+                    yield obj
+            finally:
+                resp.close()
         except httpx.HTTPError as exc:
-            raise self._transport_error(exc, n_tokens if started else None) from None
-        if ended is None:
+            raise self._transport_error(exc, counter[0] if started else None) from None
+
+    def _stream(
+        self, prompt: str, options: GenOptions, cancel: threading.Event | None
+    ) -> Iterator[TokenChunk | StreamEnd]:
+        if self.native():
+            yield from self._stream_native(prompt, options, cancel)
+            return
+        self._check_logprobs(options)
+        body = self._request_body(prompt, options)
+        report = StreamReport(kind=self.server_kind(), endpoint="/v1/completions")
+        counter = [0]
+        reason: str | None = None
+        stop_reason: Any = None
+        has_stop_reason = False
+        with closing(self._events("/v1/completions", body, cancel, counter)) as events:
+            for obj in events:
+                if cancel is not None and cancel.is_set() and reason is None:
+                    yield StreamEnd("cancelled")
+                    return  # (once the server said why it ended, its usage count is still read)
+                if obj is None:
+                    break
+                usage = obj.get("usage")
+                if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
+                    report.completion_tokens = int(usage["completion_tokens"])
+                for choice in obj.get("choices") or []:
+                    if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                        continue
+                    chunks = parse_choice(choice, options.top_logprobs)
+                    if merged_pieces(chunks):
+                        report.merge(counter[0], len(chunks), ids_known=True, logprobs_known=True)
+                    for chunk in chunks:
+                        counter[0] += 1
+                        yield chunk
+                    if choice.get("finish_reason"):
+                        reason = str(choice["finish_reason"])
+                        stop_reason, has_stop_reason = choice.get("stop_reason"), "stop_reason" in choice
+        if reason is None and cancel is not None and cancel.is_set():
+            yield StreamEnd("cancelled")
+            return
+        if reason is None:
             raise BackendError(
-                f"the server at {self.url} ended the stream after {n_tokens} tokens without a finish reason "
+                f"the server at {self.url} ended the stream after {counter[0]} tokens without a finish reason "
                 "(it failed or was interrupted; llama-cpp-python's server needs --interrupt_requests false "
                 "for concurrent streams); the sample is incomplete"
             )
-        yield ended
+        report.n_streamed = counter[0]
+        report.finish_reason = reason
+        counted = report.completion_tokens if report.completion_tokens is not None else counter[0]
+        yield report.end(finish_of(reason, stop_reason, has_stop_reason, options, counted))
+
+    def _stream_native(
+        self, prompt: str, options: GenOptions, cancel: threading.Event | None
+    ) -> Iterator[TokenChunk | StreamEnd]:
+        from lmread.backends.openai_llamaserver import ENDPOINT, NativeStreamParser, native_body
+
+        parser = NativeStreamParser(options, self.server_kind())
+        counter = [0]
+        meta = self._entry().get("meta")
+        n_ctx = meta.get("n_ctx") if isinstance(meta, dict) and isinstance(meta.get("n_ctx"), int) else None
+        with closing(self._events(ENDPOINT, native_body(prompt, options, n_ctx), cancel, counter)) as events:
+            for obj in events:
+                if cancel is not None and cancel.is_set():
+                    if isinstance(obj, dict) and obj.get("stop"):
+                        parser.feed(obj)  # the driver ended it at the server's own last token
+                        break
+                    yield StreamEnd("cancelled")
+                    return
+                if obj is None:
+                    break
+                for chunk in parser.feed(obj):
+                    counter[0] += 1
+                    yield chunk
+                if parser.end is not None:
+                    break
+        if parser.end is None and cancel is not None and cancel.is_set():
+            yield StreamEnd("cancelled")
+            return
+        if parser.end is None:
+            raise BackendError(
+                f"the server at {self.url} ended the stream after {counter[0]} tokens without stopping "
+                "(it failed or was stopped); the sample is incomplete"
+            )
+        yield parser.end
 
     def score(self, text: str, prompt: str = "", top_logprobs: int = 5) -> list[TokenChunk]:
         """Teacher-forced log-probabilities of ``text`` after ``prompt`` via ``echo: true``.
@@ -683,6 +935,9 @@ class OpenAIBackend(Backend):
         self._client.close()
 
 
-#: the order of the identity's keys in a sample record
+#: the order of the identity's keys in a sample record (the server's identity after the
+#: fields older samples have)
 _LAYOUT = ("id", "name", "served_model", "owned_by", "meta", "max_model_len", "n_params", "quantization",
-           "architecture", "sha256", "revision", "backend", "backend_version", "library_versions", "base_url")
+           "architecture", "sha256", "revision", "backend", "backend_version", "library_versions", "base_url",
+           "n_params_source", "n_vocab", "n_ctx", "n_ctx_train", "size_bytes", "file", "server", "server_build",
+           "endpoint", "logprobs_mode")

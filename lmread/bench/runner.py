@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, str] = {
     "survival": "lmread.bench.survival",
     "detectors": "lmread.bench.detectors",
     "parametric": "lmread.bench.parametric",
+    "server": "lmread.bench.server",
 }
 
 

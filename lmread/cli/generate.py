@@ -168,6 +168,8 @@ class ProgressBar:
               help="Stop string (repeatable; \\n and \\t are understood). The sample ends once its text contains it.")
 @click.option("--backend", type=click.Choice(backend_names()), default=None,
               help="Backend (default: the model card's first).")
+@click.option("--shard", default=None,
+              help="Generate only shard I of N of the plan (e.g. 2/4), so N machines fill one study; join with lmread merge.")
 @backend_flags
 @click.option("--batch-size", type=int, default=None, help="Samples of one prompt drawn per batch (hf).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
@@ -176,7 +178,7 @@ def generate(ctx: click.Context, study: str | None, models: tuple[str, ...], pro
              prompt_sets: tuple[str, ...], prompt_texts: tuple[str, ...], samples: int, max_tokens: int,
              temperature: float, top_p: float, top_k: int, min_p: float, repetition_penalty: float,
              top_logprobs: int, seed: int, stops: tuple[str, ...], backend: str | None, batch_size: int | None,
-             as_json: bool, **backend_values: Any) -> None:
+             as_json: bool, shard: str | None, **backend_values: Any) -> None:
     """Generate --samples samples per prompt from each --model into a study, headless.
 
     Samples get seeds derived from --seed, so the same command gives the same samples;
@@ -184,8 +186,10 @@ def generate(ctx: click.Context, study: str | None, models: tuple[str, ...], pro
     flight, keeps the saved ones, and exits 130.
     """
     from lmread.catalog import load_catalog
+    from lmread.generate.shard import parse_shard
 
     settings = settings_from(ctx)
+    shard_spec = parse_shard(shard)
     path = study_path(ctx, study)
     options = GenOptions(max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
                          repetition_penalty=repetition_penalty, seed=None, stop=[unescape(s) for s in stops],
@@ -198,7 +202,8 @@ def generate(ctx: click.Context, study: str | None, models: tuple[str, ...], pro
     for model_id in dict.fromkeys(models):
         jobs.append(resolve_job(catalog, model_id, backend, bopts))
     plan = GenerationPlan(models=jobs, prompts=prompts, samples=samples, options=options, base_seed=seed,
-                          batch_size=batch_size, record_model_path=settings.record_model_path).validate()
+                          batch_size=batch_size, record_model_path=settings.record_model_path,
+                          shard=shard_spec).validate()
     sink = StudySink(path)
 
     bar = ProgressBar()

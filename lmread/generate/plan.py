@@ -82,6 +82,8 @@ class GenerationPlan:
     base_seed: int = 0
     batch_size: int | None = None
     record_model_path: bool = False
+    #: ``(I, N)``: only the samples of shard I of N (see :mod:`lmread.generate.shard`)
+    shard: tuple[int, int] | None = None
 
     @staticmethod
     def check_settings(samples: Any, base_seed: Any, batch_size: Any = None) -> None:
@@ -105,8 +107,16 @@ class GenerationPlan:
 
     @property
     def total(self) -> int:
-        """Number of samples the plan asks for."""
-        return len(self.models) * len(self.prompts) * self.samples
+        """Number of samples the plan asks for (in its shard, when it has one)."""
+        if self.shard is None:
+            return len(self.models) * len(self.prompts) * self.samples
+        return sum(1 for job in self.models for _ in self.samples_of(job.model_id))
+
+    def includes(self, model_id: str, prompt: dict[str, Any], index: int) -> bool:
+        """Whether sample ``index`` of ``prompt`` for ``model_id`` is this plan's to generate."""
+        from lmread.generate.shard import in_shard
+
+        return in_shard(self.shard, model_id, prompt, index)
 
     def sample_options(self, model_id: str, prompt: dict[str, Any], index: int) -> GenOptions:
         """The options of one sample: the shared ones with its derived seed."""
@@ -119,7 +129,9 @@ class GenerationPlan:
         return PlannedSample(model_id, prompt, index, self.sample_options(model_id, prompt, index))
 
     def samples_of(self, model_id: str) -> Iterator[PlannedSample]:
-        """Every sample of the plan for ``model_id``, prompt by prompt (the order they are drawn in)."""
+        """Every sample of the plan for ``model_id``, prompt by prompt (the order they are drawn in);
+        with a shard, only that shard's."""
         for prompt in self.prompts:
             for index in range(self.samples):
-                yield self.planned(model_id, prompt, index)
+                if self.includes(model_id, prompt, index):
+                    yield self.planned(model_id, prompt, index)

@@ -38,6 +38,7 @@ class _SampleRun:
         self.reason: str | None = None
         self.detail = ""
         self.has_distribution = False
+        self.server: dict[str, Any] | None = None
 
     @property
     def done(self) -> bool:
@@ -54,7 +55,9 @@ class _SampleRun:
             chunk.top_ids, chunk.top_logprobs, chunk.top_pieces,
         )
 
-    def end(self, reason: str, detail: str = "") -> None:
+    def end(self, reason: str, detail: str = "", server: dict[str, Any] | None = None) -> None:
+        if server is not None and self.server is None:
+            self.server = server  # what a server reported about the stream (openai backend)
         if self.reason is None:
             self.reason = reason
             self.detail = detail
@@ -92,6 +95,7 @@ class _SampleRun:
             created=utc_now(),
             times=times,
             raw=raw,
+            server=self.server,
         )
 
 
@@ -117,7 +121,7 @@ def generate_sample(
     with closing(limited_stream(backend, prompt["text"], options, cancel)) as items:
         for item in items:
             if isinstance(item, StreamEnd):
-                run.end(item.reason, item.detail)
+                run.end(item.reason, item.detail, getattr(item, "server", None))
                 break
             run.add(item)
             if on_tokens is not None:
@@ -153,7 +157,7 @@ def generate_batch(
         for index, item in items:
             run = runs[index]
             if isinstance(item, StreamEnd):
-                run.end(item.reason, item.detail)
+                run.end(item.reason, item.detail, getattr(item, "server", None))
                 continue
             run.add(item)
             if on_tokens is not None:
