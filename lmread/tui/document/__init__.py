@@ -22,8 +22,6 @@ tested without a terminal.  Its layers, each a module of this package:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 from lmread.tui.document.cells import (
     KIND_CONTROL,
     KIND_NEWLINE,
@@ -58,17 +56,3 @@ class TokenDocument(TokenMotions):
     ``show_newlines`` draws newline markers as ``↵`` instead of a blank cell.  Raises ``ValueError``
     for malformed offsets.
     """
-
-    def __init__(
-        self,
-        text: str = "",
-        offsets: Sequence[int] | None = None,
-        revealed: int | None = None,
-        *,
-        width: int = 80,
-        char_width: Callable[[str], int] | None = None,
-        show_newlines: bool = False,
-        max_widths: int = 4,
-    ) -> None:
-        super().__init__(text, offsets, revealed, width=width, char_width=char_width,
-                         show_newlines=show_newlines, max_widths=max_widths)
