@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lmread.analysis.incidence import cumulative_incidence
 from lmread.analysis.observations import Group, Observations
 from lmread.analysis.parametric import (
     cox_efron,
@@ -22,7 +21,7 @@ from lmread.analysis.parametric import (
     ph_test,
     table_cells,
 )
-from lmread.analysis.survival import GroupTables
+from lmread.analysis.survival import CumulativeIncidence, GroupTables, cumulative_incidence
 
 lifelines = pytest.importorskip("lifelines")
 
@@ -145,12 +144,18 @@ def test_cox_efron_ties_match_lifelines() -> None:
     assert ours.loglik == pytest.approx(cph.log_likelihood_, rel=1e-8)
 
 
+def _cif(durations: np.ndarray, codes: np.ndarray, causes: list[int]
+         ) -> tuple[CumulativeIncidence, np.ndarray, np.ndarray, np.ndarray]:
+    res = cumulative_incidence(durations, codes, causes)
+    return res, res.variance, res.ci_low, res.ci_high
+
+
 def test_cif_confidence_intervals_match_lifelines() -> None:
     rng = np.random.default_rng(11)
     n = 200
     dur = rng.exponential(20, n)
     cause = np.where(rng.random(n) < 0.3, 0, rng.integers(1, 3, n))  # 0 censored, causes 1 and 2
-    aj, var, low, high = cumulative_incidence(dur, np.where(cause == 0, -1, cause - 1), [1, 2])
+    aj, var, low, high = _cif(dur, np.where(cause == 0, -1, cause - 1), [1, 2])
     for k, code in enumerate((1, 2)):
         fitter = lifelines.AalenJohansenFitter(calculate_variance=True).fit(dur, cause, event_of_interest=code)
         cif = fitter.cumulative_density_.iloc[:, 0]
@@ -175,11 +180,11 @@ def test_cif_bands_with_ties_are_sane() -> None:
     rng = np.random.default_rng(2)
     dur = rng.integers(0, 40, 500).astype(float)
     codes = np.where(rng.random(500) < 0.4, -1, rng.integers(0, 3, 500))
-    aj, var, low, high = cumulative_incidence(dur, codes, [0, 1, 2])
+    aj, var, low, high = _cif(dur, codes, [0, 1, 2])
     assert np.all(var >= 0) and np.all(low <= aj.cif + 1e-12) and np.all(aj.cif <= high + 1e-12)
     assert np.all(np.diff(aj.cif, axis=1) >= -1e-15)
     # wider with fewer observations
-    _, _, low_s, high_s = cumulative_incidence(dur[:100], codes[:100], [0, 1, 2])
+    _, _, low_s, high_s = _cif(dur[:100], codes[:100], [0, 1, 2])
     assert (high_s[:, -1] - low_s[:, -1]).mean() > (high[:, -1] - low[:, -1]).mean()
 
 

@@ -163,7 +163,7 @@ def test_no_events_group() -> None:
     assert med.value is None and med.ci_low is None and "no falls" in (med.note or "")
     assert sv.rmst(curve, 9).value == pytest.approx(9.0)
     ratio = sv.curation(curve, [5, 20])
-    assert ratio[0]["ratio"] == 1.0 and ratio[1]["ratio"] is None and "beyond" in ratio[1]["note"]
+    assert ratio[0].ratio == 1.0 and ratio[1].ratio is None and "beyond" in (ratio[1].note or "")
 
 
 def test_single_sample() -> None:
@@ -188,10 +188,10 @@ def test_falls_at_zero() -> None:
 def test_hazard_windows_by_hand() -> None:
     # falls at 2 and 5, censored at 4: exposures (units at risk) 3, 6 and 4
     out = sv.hazard_windows([2, 5, 4], [1, 1, 0], [0, 3, 10])
-    assert [w["events"] for w in out] == [1, 1]
-    assert [w["exposure"] for w in out] == [9.0, 4.0]  # [0,3): 3+3+3; [3,10): 0+3+1
-    assert out[0]["hazard"] == pytest.approx(1 / 9)
-    assert out[0]["ci_low"] < out[0]["hazard"] < out[0]["ci_high"]
+    assert [w.events for w in out] == [1, 1]
+    assert [w.exposure for w in out] == [9.0, 4.0]  # [0,3): 3+3+3; [3,10): 0+3+1
+    assert out[0].hazard == pytest.approx(1 / 9)
+    assert out[0].ci_low < out[0].hazard < out[0].ci_high
 
 
 def test_rmst_by_hand() -> None:
@@ -205,9 +205,9 @@ def test_rmst_by_hand() -> None:
 def test_curation_ratio() -> None:
     curve = sv.km([1, 2, 3, 4], [1, 1, 0, 1])
     out = sv.curation(curve, [2, 4])
-    assert out[0]["survival"] == pytest.approx(0.5) and out[0]["ratio"] == pytest.approx(2.0)
-    assert out[1]["ratio"] is None and out[1]["infinite"] is True
-    assert out[1]["note"] == "none of the 4 samples held past 4"
+    assert out[0].survival == pytest.approx(0.5) and out[0].ratio == pytest.approx(2.0)
+    assert out[1].ratio is None and out[1].infinite is True
+    assert out[1].note == "none of the 4 samples held past 4"
 
 
 def test_nice_edges() -> None:
@@ -262,7 +262,7 @@ def test_scaling_fit_recovers_power_law() -> None:
         scale = 20 * (n_params / 1e7) ** 0.25
         d = np.floor(rng.exponential(scale, 4000))
         e = np.ones(d.size, dtype=bool)
-        groups.append((f"m{n_params:g}", n_params, *sv.event_table(d, e)))
+        groups.append(sv.ScalingGroup(f"m{n_params:g}", n_params, sv.event_table(d, e)))
     fit = sv.scaling_fit(groups, "median", n_boot=300, seed=1)
     assert fit.slope == pytest.approx(0.25, abs=0.03)
     assert fit.slope_ci_low < fit.slope < fit.slope_ci_high
@@ -285,3 +285,49 @@ def test_bad_input() -> None:
         sv.km([1, -1], [1, 1])
     with pytest.raises(ValueError):
         sv.km([1, 2], [1])
+
+
+# ---- the one kernel ----------------------------------------------------------------------
+
+
+def test_kernel_rows_match_single_tables() -> None:
+    rng = np.random.default_rng(4)
+    removed = rng.integers(0, 4, (5, 30))
+    d = np.minimum(rng.integers(0, 3, (5, 30)), removed)
+    at_risk = sv.at_risk_counts(removed)
+    for r in range(5):
+        one = sv.at_risk_counts(removed[r])
+        assert one.tolist() == at_risk[r].tolist()
+        assert one[0] == removed[r].sum() and np.all(np.diff(one) == -removed[r][:-1])
+        np.testing.assert_array_equal(sv.product_limit(one, d[r]), sv.product_limit(at_risk, d)[r])
+    assert sv.at_risk_counts(np.zeros(0, np.int64)).size == 0
+
+
+def test_every_estimator_shares_the_same_curve_bits() -> None:
+    # Kaplan–Meier, the all-cause curve under Aalen–Johansen and the bootstrap replicates come
+    # from one kernel, so they agree to the last bit (not just within a tolerance)
+    rng = np.random.default_rng(8)
+    d = rng.integers(1, 60, 3000).astype(float)
+    codes = np.where(rng.random(3000) < 0.3, -1, rng.integers(0, 3, 3000))
+    curve = sv.km(d, codes >= 0)
+    cif = sv.cumulative_incidence(d, codes, [0, 1, 2])
+    assert curve.time[0] == 0 and np.array_equal(curve.time[1:], cif.time)
+    np.testing.assert_array_equal(curve.survival[1:], cif.survival)
+    np.testing.assert_array_equal(curve.at_risk[1:], cif.at_risk)
+    np.testing.assert_array_equal(curve.greenwood[1:], np.cumsum(sv.greenwood_terms(cif.at_risk, cif.events.sum(axis=0))))
+
+
+def test_results_serialize_themselves() -> None:
+    curve = sv.km([1, 2, 2, 5], [1, 0, 1, 1])
+    assert curve.to_json()[0] == {"t": 0, "survival": 1.0, "ci_low": 1.0, "ci_high": 1.0, "at_risk": 4, "events": 0,
+                                  "censored": 0}
+    assert sv.median(curve).to_json() == {"value": 2, "ci_low": 1, "ci_high": 5, "note": None}  # whole numbers as ints
+    assert list(sv.curation(curve, [1])[0].to_json()) == ["length", "survival", "ratio", "infinite", "note"]
+    assert sv.hazard_windows([2], [1], [0, 5])[0].to_json()["exposure"] == 3.0
+    tables = sv.GroupTables.build([1, 2, 3, 4], [1, 1, 1, 1], [0, 0, 1, 1])
+    assert sv.logrank(tables).to_json()["df"] == 1
+    trend = sv.trend_test(tables, [1, 2]).to_json()
+    assert trend["direction"] == "longer coherent length with size" and trend["df"] == 1
+    inc = sv.aalen_johansen([2, 2, 2, 5], ["a", "b", 0, "a"]).to_json(horizon=3)
+    assert list(inc) == ["a", "b"] and inc["a"]["events"] == 2 and inc["a"]["cif_at_horizon"] == pytest.approx(0.25)
+    assert [p["t"] for p in inc["a"]["curve"]] == [2, 5]

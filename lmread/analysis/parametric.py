@@ -20,7 +20,7 @@ factor, so ``b`` is *the* scaling exponent, with a Wald 95% CI from two sizes on
 
 **Durations.** A fall at ``t`` (``t`` units of coherent text, then the fall unit) is an event at
 ``t + 1`` units read; a censoring at ``c`` stays ``c`` (the exposure convention of
-:func:`lmread.survival.hazard_windows`), so every event time is positive, as a log-time model
+:func:`lmread.analysis.survival.hazard_windows`), so every event time is positive, as a log-time model
 needs; censorings at 0 carry no information and are dropped.  Model medians are reported back
 on the coherent-length scale (``median(T) - 1``).
 

@@ -9,21 +9,23 @@ the whole way.  The CLI (``lmread survival``) and the TUI's survival view both c
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lmread import __version__
-from lmread.analysis.incidence import cumulative_incidence
 from lmread.analysis.observations import Observations, check_unit, observations_from_study
 from lmread.analysis.parametric import parametric_report, ph_report
 from lmread.analysis.severity import severity_report
 from lmread.analysis.survival import (
+    KM,
     GroupTables,
+    ScalingGroup,
+    cumulative_incidence,
     curation,
     hazard_windows_from_table,
+    json_number,
     km_from_table,
     logrank,
     logrank_pairwise,
@@ -43,21 +45,6 @@ CURATION_LENGTHS: dict[str, tuple[int, ...]] = {
     "words": (25, 50, 100, 200, 500, 1000, 2000, 5000),
     "chars": (100, 250, 500, 1000, 2500, 5000, 10000, 25000),
 }
-
-
-def _nums(values: np.ndarray) -> list[Any]:
-    """A JSON-ready list: integers where every value is integral, floats otherwise."""
-    arr = np.asarray(values, dtype=float)
-    if arr.size and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-        ints: list[Any] = arr.astype(np.int64).tolist()
-        return ints
-    return [None if not math.isfinite(v) else v for v in arr.tolist()]
-
-
-def _num(value: float | None) -> Any:
-    if value is None or not math.isfinite(value):
-        return None
-    return int(value) if float(value).is_integer() else float(value)
 
 
 def build_survival(
@@ -106,30 +93,7 @@ def build_survival(
         g_dur = dur[rows]
         g_ev = obs.event[rows]
         codes = obs.category_code[rows]
-        aj, _, cif_low, cif_high = cumulative_incidence(g_dur, codes, list(range(len(obs.categories))), alpha)
-        by_category: dict[str, Any] = {}
-        for k, name in enumerate(obs.categories):
-            n_k = int(aj.events[k].sum())
-            if n_k == 0:
-                continue
-            steps = aj.events[k] > 0
-            at_h = np.searchsorted(aj.time, horizon, side="right") - 1
-            by_category[name] = {
-                "events": n_k,
-                "cif_at_horizon": float(aj.cif[k, at_h]) if at_h >= 0 else 0.0,
-                "cif_at_horizon_ci": [float(cif_low[k, at_h]), float(cif_high[k, at_h])] if at_h >= 0 else [0.0, 0.0],
-                "cif_final": float(aj.cif[k, -1]),
-                "curve": [{"t": t, "cif": v, "ci_low": lo, "ci_high": hi} for t, v, lo, hi in zip(
-                    _nums(aj.time[steps]), aj.cif[k, steps].tolist(), cif_low[k, steps].tolist(),
-                    cif_high[k, steps].tolist(), strict=True)],
-            }
-        points = [
-            {"t": t, "survival": s, "ci_low": lo, "ci_high": hi, "at_risk": n, "events": e, "censored": cz}
-            for t, s, lo, hi, n, e, cz in zip(
-                _nums(curve.time), curve.survival.tolist(), curve.ci_low.tolist(), curve.ci_high.tolist(),
-                curve.at_risk.tolist(), curve.events.tolist(), curve.censored.tolist(), strict=True,
-            )
-        ]
+        incidence = cumulative_incidence(g_dur, codes, list(range(len(obs.categories))), alpha)
         groups_out.append({
             "label": group.label,
             "model": group.model,
@@ -140,13 +104,13 @@ def build_survival(
             "events": int(g_ev.sum()),
             "censored": int(rows.size - g_ev.sum()),
             "samples": int(np.count_nonzero(np.bincount(obs.sample_code[rows]))) if rows.size else 0,
-            "max_t": _num(group_max[g]),
-            "median": {k: _num(v) if k != "note" else v for k, v in med.to_json().items()},
+            "max_t": json_number(group_max[g]),
+            "median": med.to_json(),
             "rmst": rm.to_json(),
-            "hazard": hazard_windows_from_table(time, d, c, edges, alpha=alpha),
-            "curation": curation(curve, lengths),
-            "by_category": by_category,
-            "curve": points,
+            "hazard": [w.to_json() for w in hazard_windows_from_table(time, d, c, edges, alpha=alpha)],
+            "curation": [r.to_json() for r in curation(curve, lengths)],
+            "by_category": incidence.to_json(horizon, obs.categories),
+            "curve": curve.to_json(),
         })
 
     comparisons = _comparisons(obs, tables, alpha)
@@ -171,7 +135,7 @@ def build_survival(
         "filters": dict(obs.filters),
         "alpha": alpha,
         "ci_method": "log-log (exponential Greenwood)",
-        "horizon": _num(horizon),
+        "horizon": json_number(horizon),
         "n": len(obs),
         "groups": groups_out,
         "comparisons": comparisons,
@@ -189,29 +153,22 @@ def _comparisons(obs: Observations, tables: GroupTables, alpha: float) -> dict[s
         overall = logrank(tables)
         out["overall"] = {"test": "log-rank", "statistic": overall.statistic, "df": overall.df,
                           "p_value": overall.p_value}
-        for a, b, res in logrank_pairwise(tables):
-            out["pairwise"].append({"a": labels[a], "b": labels[b], "statistic": res.statistic, "df": res.df,
-                                    "p_value": res.p_value,
-                                    "observed": res.observed, "expected": res.expected})
+        for pair in logrank_pairwise(tables):
+            out["pairwise"].append({"a": labels[pair.a], "b": labels[pair.b], **pair.test.to_json()})
     sized = [g for g, grp in enumerate(obs.groups) if grp.n_params]
     sizes = sorted({obs.groups[g].n_params for g in sized})  # type: ignore[type-var]
     if len(sizes) < 2:
         out["trend_note"] = "a trend test needs groups of at least two known model sizes (n_params)"
         return out
-    sub = GroupTables(tables.time, tables.d[sized], tables.c[sized], tables.at_risk[sized])
     rank = {size: k + 1 for k, size in enumerate(sizes)}
     scores = [rank[obs.groups[g].n_params] for g in sized]
-    tr = trend_test(sub, scores)
-    direction = "none" if tr.u == 0 else ("longer coherent length with size" if tr.u < 0
-                                           else "shorter coherent length with size")
     out["trend"] = {"test": "log-rank trend", "scores": "rank of n_params",
                     "groups": [labels[g] for g in sized], "group_scores": scores,
-                    "statistic": tr.statistic, "df": 1, "p_value": tr.p_value, "u": tr.u,
-                    "variance": tr.variance, "direction": direction}
+                    **trend_test(tables.rows(sized), scores).to_json()}
     return out
 
 
-def _scaling(obs: Observations, tables: GroupTables, curves: list[Any], horizon: float, n_boot: int,
+def _scaling(obs: Observations, tables: GroupTables, curves: list[KM], horizon: float, n_boot: int,
              seed: int, alpha: float) -> dict[str, Any]:
     sized = [g for g, grp in enumerate(obs.groups) if grp.n_params]
     sizes = {obs.groups[g].n_params for g in sized}
@@ -227,14 +184,12 @@ def _scaling(obs: Observations, tables: GroupTables, curves: list[Any], horizon:
     if statistic == "rmst" and any(rmst(curves[g], horizon).value <= 0 for g in sized):
         empty["note"] = "the median and the restricted mean are 0 for some group: nothing to fit on a log scale"
         return empty
-    groups = [(obs.groups[g].label, float(obs.groups[g].n_params), *tables.table(g)) for g in sized]  # type: ignore[arg-type]
+    groups = [ScalingGroup(obs.groups[g].label, float(obs.groups[g].n_params or 0), tables.table(g)) for g in sized]
     fit = scaling_fit(groups, statistic, horizon=horizon, n_boot=n_boot, seed=seed, alpha=alpha)
     note = None
     if statistic == "rmst":
         note = "some median is not reached, so the restricted mean up to the horizon is fitted instead"
-    return {"statistic": fit.statistic, "slope": fit.slope, "intercept": fit.intercept, "r2": fit.r2,
-            "slope_ci_low": fit.slope_ci_low, "slope_ci_high": fit.slope_ci_high, "n_boot": fit.n_boot,
-            "n_boot_used": fit.n_boot_used, "points": fit.points, "horizon": _num(fit.horizon), "note": note,
+    return {**fit.to_json(), "note": note,
             "model": "log(statistic) = intercept + slope * log(n_params)"}
 
 
