@@ -155,7 +155,7 @@ def _control_sample(kind: str, runs: list[_Run], onset: int, seed: int, parts: l
         id=stable_id("s_", "control", kind, parts, key, seed),
         model={"id": f"control:{kind}", "name": f"control ({kind})", "source": "control"},
         backend="control",
-        prompt=dict(head.prompt),
+        prompt=head.prompt,
         settings={},
         seed=None,
         text=text,

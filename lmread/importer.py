@@ -21,7 +21,7 @@ import orjson
 from lmread.backends.scripted import split_text
 from lmread.config import Settings
 from lmread.errors import MergeConflict, OptionError, StudyError
-from lmread.records import Sample, TokenAssembler, human_control, stable_id
+from lmread.records import Prompt, Sample, TokenAssembler, human_control, stable_id
 from lmread.study import Study
 
 _FIELDS = {"text", "model", "prompt", "n_params", "id", "prompt_set"}
@@ -134,7 +134,7 @@ def import_jsonl(study_dir: Path, path: Path, tokenizer: str = "words", settings
                 id=sid,
                 model=model,
                 backend="import",
-                prompt={"text": prompt, "set": rec.get("prompt_set")},
+                prompt=Prompt.of({"text": prompt, "set": rec.get("prompt_set")}),
                 settings={"tokenizer": tokenizer},
                 seed=None,
                 text=text,

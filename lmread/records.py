@@ -16,6 +16,7 @@ import codecs
 import hashlib
 import re
 import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -52,8 +53,17 @@ MARK_KINDS = ("fall", "no_fall", "skip", "undo")
 CONTROL_KINDS = ("splice", "loop", "human")
 #: the failure category of each control kind's known fall (None: the right answer is no fall)
 CONTROL_CATEGORY: dict[str, str | None] = {"splice": "drift", "loop": "repetition", "human": None}
-#: annotator names of machine readers (deterministic detectors) start with this, e.g. auto-repetition
+#: annotator names of machine readers (deterministic detectors, judges) start with this, e.g. auto-repetition
 MACHINE_PREFIX = "auto-"
+
+#: the model fields that define a generated sample's id (with the prompt text, settings and seed)
+ID_FIELDS = ("id", "sha256", "revision", "source", "backend")
+#: the model fields that identify a model in analyses (a group's ``model``)
+MODEL_IDENTITY_KEYS = ("id", "name", "n_params", "sha256", "revision", "quantization", "architecture",
+                       "backend", "source", "path")
+
+#: the word rule of every word count: a word is a maximal run of non-whitespace characters
+WORD_RE = re.compile(r"\S+")
 
 _ANNOTATOR_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -83,6 +93,11 @@ def schema_version(record: Any, expected: str, where: str) -> int:
             "upgrade lmread to read it"
         )
     return int(got_version)
+
+
+def is_machine_reader(annotator: str) -> bool:
+    """Whether ``annotator`` names a machine reader (``auto-<detector>``, ``auto-judge-...``)."""
+    return annotator.startswith(MACHINE_PREFIX)
 
 
 def check_annotator(name: str) -> str:
@@ -276,6 +291,77 @@ class TokenAssembler:
 
 
 # --------------------------------------------------------------------------------------------
+# Prompts
+
+#: the fields of a prompt, in the order lmread writes them
+PROMPT_FIELDS = ("text", "set", "name")
+
+
+@dataclass(frozen=True, eq=False)
+class Prompt(Mapping[str, Any]):
+    """The prompt a sample was generated from (or imported with): its ``text``, the prompt set
+    it belongs to and its name in that set.
+
+    A prompt reads like the JSON object it is stored as (``prompt["text"]``, ``prompt.get("set")``,
+    ``dict(prompt)``) and writes that object back byte for byte: ``layout`` keeps the keys the
+    record had, in its order (lmread writes ``text``, ``set``, ``name``; an imported text has no
+    ``name``), and ``extra`` the fields this lmread does not know.  Two prompts, or a prompt and
+    a mapping, are equal when their JSON objects are.
+    """
+
+    text: str = ""
+    set: str | None = None
+    name: str | None = None
+    layout: tuple[str, ...] = PROMPT_FIELDS
+    extra: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text, str):
+            raise TypeError(f"a prompt's text must be a string, not {type(self.text).__name__}")
+        for key in ("set", "name"):
+            value = getattr(self, key)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"a prompt's {key} must be a string or null, not {type(value).__name__}")
+        extra = [key for key, _ in self.extra]
+        if (len(set(self.layout)) != len(self.layout) or any(k in PROMPT_FIELDS for k in extra)
+                or set(self.layout) - set(PROMPT_FIELDS) != set(extra)):
+            raise ValueError(f"a prompt's layout {list(self.layout)} does not match its fields")
+
+    @classmethod
+    def of(cls, data: Prompt | Mapping[str, Any]) -> Prompt:
+        """A prompt from its JSON object (or a prompt, returned as it is)."""
+        if isinstance(data, Prompt):
+            return data
+        if not isinstance(data, Mapping):
+            raise TypeError(f"a prompt must be an object, not {type(data).__name__}")
+        return cls(text=data.get("text", ""), set=data.get("set"), name=data.get("name"), layout=tuple(data),
+                   extra=tuple((k, v) for k, v in data.items() if k not in PROMPT_FIELDS))
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object, with the keys the prompt was read with, in their order."""
+        return {key: self[key] for key in self.layout}
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self.layout:
+            return getattr(self, key) if key in PROMPT_FIELDS else dict(self.extra)[key]
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.layout)
+
+    def __len__(self) -> int:
+        return len(self.layout)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return list(self.items()) == list(other.items()) if isinstance(other, Prompt) else dict(self) == dict(other)
+
+    def __hash__(self) -> int:
+        return hash(orjson.dumps(self.to_json()))
+
+
+# --------------------------------------------------------------------------------------------
 # Samples
 
 
@@ -286,7 +372,7 @@ class Sample:
     id: str
     model: dict[str, Any]
     backend: str
-    prompt: dict[str, Any]
+    prompt: Prompt
     settings: dict[str, Any]
     seed: int | None
     text: str
@@ -299,6 +385,9 @@ class Sample:
     control: dict[str, Any] | None = None
     #: what a server reported about the stream (optional; see lmread.backends.openai_payloads)
     server: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.prompt = Prompt.of(self.prompt)  # a plain JSON object is read as a Prompt
 
     @property
     def n_tokens(self) -> int:
@@ -324,7 +413,7 @@ class Sample:
             "source": self.source,
             "model": self.model,
             "backend": self.backend,
-            "prompt": self.prompt,
+            "prompt": self.prompt.to_json(),
             "settings": self.settings,
             "seed": self.seed,
             "finish_reason": self.finish_reason,
@@ -355,7 +444,7 @@ class Sample:
                 id=str(data["id"]),
                 model=dict(data["model"]),
                 backend=str(data["backend"]),
-                prompt=dict(data["prompt"]),
+                prompt=Prompt.of(data["prompt"]),
                 settings=dict(data["settings"]),
                 seed=data.get("seed"),
                 text=str(data["text"]),
@@ -394,11 +483,9 @@ def without_top_k(line: bytes) -> bytes:
     return line[:start] + line[end:]
 
 
-def sample_id(model: dict[str, Any], prompt: dict[str, Any], settings: dict[str, Any], seed: Any) -> str:
+def sample_id(model: dict[str, Any], prompt: Mapping[str, Any], settings: dict[str, Any], seed: Any) -> str:
     """Stable id of a generated sample: a hash of what defines it, so two machines agree."""
-    identity = {
-        k: model.get(k) for k in ("id", "sha256", "revision", "source", "backend") if model.get(k)
-    }
+    identity = {k: model.get(k) for k in ID_FIELDS if model.get(k)}
     return stable_id("s_", identity, prompt.get("text", ""), settings, seed)
 
 

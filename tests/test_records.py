@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -10,7 +12,7 @@ import pytest
 
 from lmread.backends.base import GenOptions, distribution_fields, sample_token
 from lmread.errors import MarkError, OptionError, SchemaVersionError, StudyError
-from lmread.records import Mark, Sample, TokenAssembler, check_category, sample_id, schema_version
+from lmread.records import Mark, Prompt, Sample, TokenAssembler, check_category, sample_id, schema_version
 
 
 def test_split_emoji_belongs_to_the_token_with_its_last_byte() -> None:
@@ -114,3 +116,52 @@ def test_sample_token_greedy_topk_and_seeded() -> None:
     assert a == b
     assert sample_token(logits, GenOptions(repetition_penalty=100.0, temperature=0.0), np.random.default_rng(0),
                         history=[1]) == 3
+
+
+# ---- byte-for-byte round trips -----------------------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "annotations" / "examples"
+
+
+def test_example_samples_round_trip_byte_for_byte() -> None:
+    lines = (EXAMPLES / "example-study" / "samples.jsonl").read_bytes().splitlines(keepends=True)
+    assert len(lines) == 6
+    for k, line in enumerate(lines):
+        sample = Sample.from_json(orjson.loads(line), f"samples.jsonl:{k + 1}")
+        assert isinstance(sample.prompt, Prompt)
+        assert sample.dumps() == line
+
+
+def test_example_marks_round_trip_byte_for_byte() -> None:
+    files = sorted((EXAMPLES / "example-study" / "marks").glob("*.jsonl"))
+    assert len(files) == 2
+    for file in files:
+        for k, line in enumerate(file.read_bytes().splitlines(keepends=True)):
+            assert Mark.from_json(orjson.loads(line), f"{file.name}:{k + 1}").dumps() == line
+
+
+def test_prompt_is_typed_and_keeps_its_layout() -> None:
+    generated = Prompt(text="Once", set="story", name="story-01")
+    assert generated.to_json() == {"text": "Once", "set": "story", "name": "story-01"}
+    assert orjson.dumps(Prompt(text="p").to_json()) == b'{"text":"p","set":null,"name":null}'
+    imported = Prompt.of({"text": "p", "set": "s"})
+    assert (imported.text, imported.set, imported.name) == ("p", "s", None)
+    assert orjson.dumps(imported.to_json()) == b'{"text":"p","set":"s"}'
+    odd = Prompt.of({"name": "n", "lang": "de", "text": "t"})
+    assert orjson.dumps(odd.to_json()) == b'{"name":"n","lang":"de","text":"t"}'
+    assert odd["lang"] == "de" and odd.get("set") is None and dict(odd) == {"name": "n", "lang": "de", "text": "t"}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        generated.text = "x"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Prompt.of({"text": 3})
+    with pytest.raises(StudyError, match="malformed sample"):
+        Sample.from_json({**orjson.loads((EXAMPLES / "example-study" / "samples.jsonl").read_bytes().splitlines()[0]),
+                          "prompt": {"text": "p", "set": 7}}, "x")
+
+
+def test_prompt_equality_is_json_equality() -> None:
+    assert Prompt(text="p") == {"text": "p", "set": None, "name": None} == Prompt.of({"text": "p", "set": None,
+                                                                                          "name": None})
+    assert Prompt(text="p") != Prompt.of({"text": "p"}) and Prompt(text="p") != Prompt(text="q")
+    assert Prompt(text="p") != "p"
+    assert len({Prompt(text="p"), Prompt.of({"text": "p", "set": None, "name": None})}) == 1

@@ -24,7 +24,6 @@ Several annotators on one sample (``consensus``):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,18 +33,14 @@ import numpy as np
 from lmread.analysis.reading_speed import speed_verdict, words_per_second
 from lmread.analysis.severity import fall_token_measures
 from lmread.errors import OptionError, StudyError
-from lmread.records import MACHINE_PREFIX, Mark, Sample
+from lmread.records import MODEL_IDENTITY_KEYS, WORD_RE, Mark, Sample, is_machine_reader
 from lmread.study import Study
 
 UNITS = ("tokens", "words", "chars")
 GROUPINGS = ("model", "model+decoding", "prompt-set")
 CONSENSUS = ("each", "earliest", "median")
 DECODING_KEYS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
-MODEL_IDENTITY_KEYS = ("id", "name", "n_params", "sha256", "revision", "quantization", "architecture",
-                       "backend", "source", "path")
 UNCATEGORIZED = "uncategorized"
-
-_WORD_START = re.compile(r"\S+")
 
 
 @dataclass
@@ -144,14 +139,14 @@ def _group_key(sample: Sample, by: str) -> tuple[str, dict[str, Any] | None, str
         dec = decoding_of(sample)
         text = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in dec.items())
         return (f"{sample.model_id} {text}" if text else f"{sample.model_id} (default decoding)"), dec, None
-    prompt_set = sample.prompt.get("set")
+    prompt_set = sample.prompt.set
     label = str(prompt_set) if prompt_set not in (None, "") else "(no set)"
     return label, None, label
 
 
 def word_starts(text: str) -> np.ndarray:
     """Character positions where words (maximal runs of non-whitespace) start."""
-    return np.fromiter((m.start() for m in _WORD_START.finditer(text)), dtype=np.int64)
+    return np.fromiter((m.start() for m in WORD_RE.finditer(text)), dtype=np.int64)
 
 
 @dataclass
@@ -323,7 +318,7 @@ def observations_from_study(
         raise OptionError(f"unknown annotator {annotator!r}: this study has marks by {have} (or use --annotator all)")
     marks = list(study.current_marks(None if annotator == "all" else annotator).values())
     if annotator == "all":  # every human reader; machine readers (auto-*) are chosen by name
-        marks = [m for m in marks if not m.annotator.startswith(MACHINE_PREFIX)]
+        marks = [m for m in marks if not is_machine_reader(m.annotator)]
     study_min, study_max = study_read_speed_limits(study)
     obs = observations_from_marks(study.samples, marks, by=by, consensus=consensus, controls=controls,
                                   min_read_speed=study_min if min_read_speed is None else min_read_speed,
@@ -332,7 +327,7 @@ def observations_from_study(
     obs.warnings[:0] = study.warnings
     if len(obs) == 0:
         who = "" if annotator == "all" else f" by {annotator}"
-        machines = [a for a in known if a.startswith(MACHINE_PREFIX)]
+        machines = [a for a in known if is_machine_reader(a)]
         if annotator == "all" and machines:
             raise StudyError(f"study {study.path} has no human fall or no-fall marks yet; machine readers' marks "
                              f"are read by name: --annotator {' or '.join(machines)}")

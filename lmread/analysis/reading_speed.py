@@ -12,15 +12,13 @@ words/s, fast readers 6-8.  ``DEFAULT_MAX_WPS`` is the limit above which the rea
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from lmread.records import Mark, Sample
+from lmread.records import WORD_RE, Mark, Sample
 
 #: Readings faster than this many words per second are flagged as too fast to be readings.
 DEFAULT_MAX_WPS = 8.0
 
-_WORD = re.compile(r"\S+")
 
 
 def tokens_read(mark: Mark, sample: Sample) -> int | None:
@@ -43,7 +41,7 @@ def words_in_tokens(sample: Sample, n_tokens: int) -> int:
     """Words of ``sample`` that start within its first ``n_tokens`` tokens."""
     cut = sample.tokens.offsets[max(0, min(n_tokens, sample.n_tokens))]
     # with endpos=cut, a word that starts before the cut still matches (its cut-off head)
-    return sum(1 for _ in _WORD.finditer(sample.text, 0, cut))
+    return sum(1 for _ in WORD_RE.finditer(sample.text, 0, cut))
 
 
 @dataclass(frozen=True)

@@ -25,16 +25,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lmread.analysis.reading_speed import tokens_read, words_in_tokens
-from lmread.records import Mark, Sample
+from lmread.records import Mark, Sample, is_machine_reader
 from lmread.study import Study
 
-#: annotator names of machine readers (deterministic detectors, issue 11) start with this
-MACHINE_PREFIX = "auto-"
-
-
-def is_machine(annotator: str) -> bool:
-    """Whether ``annotator`` is a machine reader (``auto-<detector>``)."""
-    return annotator.startswith(MACHINE_PREFIX)
+#: whether an annotator is a machine reader (``auto-<detector>``)
+is_machine = is_machine_reader
 
 
 @dataclass

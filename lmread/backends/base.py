@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from lmread.backends.distribution import distribution_fields, sample_token, sample_unmodified
 from lmread.errors import BackendError, OptionError
+from lmread.records import ID_FIELDS as RECORD_ID_FIELDS
 
 if TYPE_CHECKING:
     from lmread.catalog import ModelCard
@@ -195,7 +196,7 @@ class GenOptions:
 
 
 #: The fields of an identity that make a sample's id (see :func:`lmread.records.sample_id`).
-ID_FIELDS = ("id", "sha256", "revision", "source", "backend")
+ID_FIELDS = RECORD_ID_FIELDS
 
 #: Record order for identities that do not give their own.
 DEFAULT_LAYOUT = ("id", "name", "family", "file", "path", "sha256", "revision", "source", "n_params",

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from lmread.bench.result import BenchResult
-from lmread.records import Sample, Tokens
+from lmread.records import Prompt, Sample, Tokens
 
 
 def synthetic_sample(i: int, n_tokens: int, rng: np.random.Generator, vocab: int = 800) -> Sample:
@@ -49,7 +49,7 @@ def synthetic_sample(i: int, n_tokens: int, rng: np.random.Generator, vocab: int
                     logprob=logprob.tolist(), rank=rank.tolist(), entropy=entropy.tolist(),
                     top_ids=top_ids, top_logprobs=top_lp, top_pieces=top_pieces)
     return Sample(id=f"s_bench{i:06d}", model={"id": f"bench-{i % 2}", "n_params": 10 ** (8 + i % 2)},
-                  backend="scripted", prompt={"text": "Once"}, settings={"temperature": 1.0}, seed=i,
+                  backend="scripted", prompt=Prompt.of({"text": "Once"}), settings={"temperature": 1.0}, seed=i,
                   text=text, tokens=tokens, finish_reason="length")
 
 

@@ -8,7 +8,6 @@ for the new rule's (see :mod:`lmread.detectors.annotate`).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -16,9 +15,7 @@ from typing import Any
 import numpy as np
 
 from lmread.errors import OptionError
-from lmread.records import Sample
-
-_WORD = re.compile(r"\S+")
+from lmread.records import WORD_RE, Sample
 
 
 @dataclass(frozen=True)
@@ -89,7 +86,7 @@ class SampleView:
         vocab: dict[str, int] = {}
         codes: list[int] = []
         starts: list[int] = []
-        for m in _WORD.finditer(self.text):
+        for m in WORD_RE.finditer(self.text):
             codes.append(vocab.setdefault(m.group(), len(vocab)))
             starts.append(m.start())
         return np.asarray(codes, dtype=np.int64), self.token_at_char(np.asarray(starts, dtype=np.int64))

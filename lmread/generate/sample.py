@@ -16,7 +16,7 @@ from typing import Any
 
 from lmread.backends.base import Backend, GenOptions, ModelIdentity, StreamEnd, TokenChunk
 from lmread.generate.limits import limited_batch, limited_stream
-from lmread.records import Sample, TokenAssembler, sample_id, utc_now
+from lmread.records import Prompt, Sample, TokenAssembler, sample_id, utc_now
 
 #: finish reasons of samples that are complete and get stored
 STORED_REASONS = ("length", "eos", "stop", "context")
@@ -86,7 +86,7 @@ class _SampleRun:
             id=sample_id(identity.id_fields(), prompt, settings, self.options.seed),
             model=identity.record(include_path=record_model_path),
             backend=str(backend.name),
-            prompt={"text": prompt["text"], "set": prompt.get("set"), "name": prompt.get("name")},
+            prompt=Prompt(text=prompt["text"], set=prompt.get("set"), name=prompt.get("name")),
             settings=settings,
             seed=self.options.seed,
             text=text,
