@@ -14,6 +14,7 @@ Precedence: environment variables over the settings file over defaults.
 from __future__ import annotations
 
 import getpass
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -39,15 +40,30 @@ class Settings:
     reveal_after_mark: bool = True
     reading_pace_tps: float = 12.0
     record_model_path: bool = False
+    #: the reader's speed limit in words per second (None: the study's, else the built-in default)
+    max_read_speed_wps: float | None = None
+    #: settings this lmread does not know, as the file has them
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def studies_dir(self) -> Path:
+        """Where studies live by default."""
         return self.data_dir / "studies"
 
     @property
     def default_study(self) -> Path:
+        """The study used when none is named."""
         return self.studies_dir / "default"
+
+
+#: the settings file's fields beyond the folders and the annotator: (name, accepted types, positive)
+FILE_FIELDS: tuple[tuple[str, type | tuple[type, ...], bool], ...] = (
+    ("blind", bool, False),
+    ("reveal_after_mark", bool, False),
+    ("reading_pace_tps", (int, float), True),
+    ("record_model_path", bool, False),
+    ("max_read_speed_wps", (int, float), True),
+)
 
 
 def _default_annotator() -> str:
@@ -57,6 +73,18 @@ def _default_annotator() -> str:
         name = "reader"
     safe = "".join(ch for ch in name if ch.isalnum() or ch in "._-").lstrip("._-")
     return safe[:64] or "reader"
+
+
+def _file_value(value: Any, kind: type | tuple[type, ...], positive: bool, where: str) -> Any:
+    """A settings file's value checked against its field: a bool, or a number (as a float)."""
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise ConfigError(f"{where} has the wrong type")
+    if kind is bool:
+        return value
+    number = float(value) if isinstance(value, (int, float)) else math.nan
+    if positive and not number > 0:
+        raise ConfigError(f"{where} must be > 0")
+    return number
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -80,14 +108,12 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         config_file=config_file,
         model_dirs=model_dirs,
         annotator=env.get("LMREAD_ANNOTATOR") or data.get("annotator") or _default_annotator(),
-        extra={k: v for k, v in data.items() if k not in {"data_dir", "model_dirs", "annotator"}},
+        extra={k: v for k, v in data.items()
+               if k not in {"data_dir", "model_dirs", "annotator"} | {name for name, _, _ in FILE_FIELDS}},
     )
-    for key, kind in (("blind", bool), ("reveal_after_mark", bool), ("reading_pace_tps", (int, float)),
-                      ("record_model_path", bool)):
+    for key, kind, positive in FILE_FIELDS:
         if key in data:
-            if not isinstance(data[key], kind):
-                raise ConfigError(f"settings file {config_file}: '{key}' has the wrong type")
-            setattr(settings, key, data[key])
+            setattr(settings, key, _file_value(data[key], kind, positive, f"settings file {config_file}: '{key}'"))
     flag = env.get("LMREAD_RECORD_MODEL_PATH")
     if flag:
         if flag.strip().lower() not in _TRUE | _FALSE:

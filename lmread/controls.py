@@ -51,7 +51,7 @@ from lmread.records import (
     stable_id,
 )
 from lmread.study import Study
-from lmread.study.order import picked_human_ids
+from lmread.study.settings import picked_human_ids
 
 __all__ = [
     "CONTROL_KINDS", "DEFAULT_RATE", "ControlsReport", "build_loop", "build_splice", "control_category",
@@ -340,7 +340,7 @@ def make_controls(study: Study, rate: float = DEFAULT_RATE, kinds: list[str] | N
     sources = [s for s in ordinary if s.n_tokens >= MIN_SOURCE_TOKENS]
     report = ControlsReport(str(study.path), seed, rate, list(kinds), len(ordinary), targets(len(ordinary), rate, kinds))
     existing = {kind: [s.id for s in study.samples.values() if control_kind(s) == kind] for kind in CONTROL_KINDS}
-    picked = [sid for sid in picked_human_ids(study.meta) if sid in study.samples]
+    picked = [sid for sid in study.settings.human_controls if sid in study.samples]
     taken = set(study.samples)
     new: list[Sample] = []
     for kind in kinds:

@@ -159,3 +159,19 @@ def test_merge_unions_and_reports_conflicts(tmp_path: Path) -> None:
     report = merge_studies([c.path], tmp_path / "dest")
     assert report.conflicts and "s_1" in report.conflicts[0]
     assert (tmp_path / "dest" / "samples.jsonl").read_bytes() == before
+
+
+def test_study_settings_are_parsed_and_checked(study: Study) -> None:
+    from lmread.study.settings import StudySettings
+
+    assert study.settings == StudySettings(name=study.name, shuffle_seed=study.shuffle_seed)
+    study.update_meta(overlap=0.25, max_read_speed_wps=9, controls={"human": ["h1", "h2"]})
+    settings = Study.open(study.path).settings
+    assert (settings.overlap, settings.max_read_speed_wps, settings.min_read_speed_wps) == (0.25, 9.0, None)
+    assert settings.human_controls == ("h1", "h2")
+    study.update_meta(min_read_speed_wps=0)
+    with pytest.raises(StudyError, match=r"study.toml: min_read_speed_wps must be a number of words per second > 0"):
+        _ = study.settings  # re-read after the change
+    study.update_meta(min_read_speed_wps=1, shuffle_seed="x")
+    with pytest.raises(StudyError, match="shuffle_seed must be a whole number"):
+        _ = Study.open(study.path).settings

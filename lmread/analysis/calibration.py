@@ -49,7 +49,6 @@ import numpy as np
 from scipy import stats as sps
 
 from lmread import __version__
-from lmread.analysis.observations import study_read_speed_limits
 from lmread.analysis.reading_speed import DEFAULT_MAX_WPS, reading_speed
 from lmread.analysis.readings import Reading, WordCounter, is_machine, readings_of
 from lmread.records import control_kind, control_onset
@@ -286,6 +285,6 @@ def calibration_of_study(study: Study, readings: list[Reading] | None = None, **
             counts[kind] += 1
     info = {"path": str(study.path), "name": study.name, "samples": len(study.samples)}
     if options.get("max_read_speed") is None:
-        options["max_read_speed"] = study_read_speed_limits(study)[1] or DEFAULT_MAX_READ_SPEED
+        options["max_read_speed"] = study.settings.max_read_speed_wps or DEFAULT_MAX_READ_SPEED
     rows = readings_of(study) if readings is None else readings
     return calibration_from_readings(rows, study=info, controls=counts, **options)

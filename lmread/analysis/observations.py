@@ -291,17 +291,6 @@ def observations_from_marks(
                          "left_out": left_out}, warnings, severity, measures)
 
 
-def study_read_speed_limits(study: Study) -> tuple[float | None, float | None]:
-    """The study's ``min_read_speed_wps`` / ``max_read_speed_wps`` settings (None when unset)."""
-    out: list[float | None] = []
-    for key in ("min_read_speed_wps", "max_read_speed_wps"):
-        value = study.meta.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
-            raise StudyError(f"{study.path}/study.toml: {key} must be a number of words per second > 0")
-        out.append(None if value is None else float(value))
-    return out[0], out[1]
-
-
 def observations_from_study(
     study: Study, by: str = "model", annotator: str = "all", consensus: str = "each",
     controls: bool = False, min_read_speed: float | None = None, max_read_speed: float | None = None,
@@ -319,10 +308,11 @@ def observations_from_study(
     marks = list(study.current_marks(None if annotator == "all" else annotator).values())
     if annotator == "all":  # every human reader; machine readers (auto-*) are chosen by name
         marks = [m for m in marks if not is_machine_reader(m.annotator)]
-    study_min, study_max = study_read_speed_limits(study)
-    obs = observations_from_marks(study.samples, marks, by=by, consensus=consensus, controls=controls,
-                                  min_read_speed=study_min if min_read_speed is None else min_read_speed,
-                                  max_read_speed=study_max if max_read_speed is None else max_read_speed)
+    settings = study.settings
+    obs = observations_from_marks(
+        study.samples, marks, by=by, consensus=consensus, controls=controls,
+        min_read_speed=settings.min_read_speed_wps if min_read_speed is None else min_read_speed,
+        max_read_speed=settings.max_read_speed_wps if max_read_speed is None else max_read_speed)
     obs.filters["annotator"] = annotator
     obs.warnings[:0] = study.warnings
     if len(obs) == 0:

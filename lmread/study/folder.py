@@ -28,6 +28,7 @@ from lmread.errors import MarkError, MergeConflict, StudyError
 from lmread.records import STUDY_SCHEMA, Mark, Sample, check_annotator, schema_version, utc_now, without_top_k
 from lmread.storage import JsonlReader, append_lines, write_atomic
 from lmread.study.order import reading_order
+from lmread.study.settings import StudySettings
 
 SAMPLES_FILE = "samples.jsonl"
 MARKS_DIR = "marks"
@@ -69,6 +70,7 @@ class Study:
         self._marks = MarkState()
         self._mark_ids: set[str] = set()
         self._loaded = False
+        self._settings: tuple[dict[str, Any], StudySettings] | None = None
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -121,12 +123,21 @@ class Study:
     # -- reading -----------------------------------------------------------------------------
 
     @property
+    def settings(self) -> StudySettings:
+        """The settings of study.toml, checked (a one-line :class:`StudyError` when one is malformed)."""
+        if self._settings is None or self._settings[0] is not self.meta:
+            self._settings = (self.meta, StudySettings.parse(self.meta, f"{self.path}/{META_FILE}"))
+        return self._settings[1]
+
+    @property
     def name(self) -> str:
+        """The study's name (its folder's name unless study.toml names it)."""
         return str(self.meta.get("name", self.path.name))
 
     @property
     def shuffle_seed(self) -> int:
-        return int(self.meta.get("shuffle_seed", 0))
+        """The seed of the reading order."""
+        return self.settings.shuffle_seed
 
     @property
     def warnings(self) -> list[str]:

@@ -23,44 +23,28 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
-from lmread.errors import OptionError, StudyError
-from lmread.records import control_kind
-
-if TYPE_CHECKING:
-    from lmread.study.folder import Study
+from lmread.records import Sample, control_kind
+from lmread.study.settings import StudySettings
+from lmread.study.settings import check_overlap as check_overlap
 
 
-def picked_human_ids(meta: dict[str, Any]) -> list[str]:
-    """Ids of the human controls picked into the reading queue (``[controls] human`` in study.toml)."""
-    table = meta.get("controls")
-    ids = table.get("human") if isinstance(table, dict) else None
-    return [str(i) for i in ids] if isinstance(ids, list) else []
+class Queue(Protocol):
+    """What a reading order is made from: a study's samples and settings (a
+    :class:`~lmread.study.folder.Study` is one)."""
+
+    @property
+    def samples(self) -> dict[str, Sample]: ...
+
+    @property
+    def settings(self) -> StudySettings: ...
 
 
-def queued_ids(study: Study) -> list[str]:
+def queued_ids(study: Queue) -> list[str]:
     """Sorted ids of the samples that belong in reading queues (see the module notes)."""
-    picked = set(picked_human_ids(study.meta))
+    picked = set(study.settings.human_controls)
     return sorted(sid for sid, s in study.samples.items() if control_kind(s) != "human" or sid in picked)
-
-
-def check_overlap(value: Any, where: str = "--overlap") -> float:
-    """Return ``value`` as a share in [0, 1], else raise :class:`OptionError`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise OptionError(f"{where} {value!r} must be a share between 0 and 1 (e.g. 0.2)")
-    return float(value)
-
-
-def study_overlap(study: Study) -> float | None:
-    """The study's ``overlap`` setting, or None when it is not set."""
-    value = study.meta.get("overlap")
-    if value is None:
-        return None
-    try:
-        return check_overlap(value, f"{study.path}/study.toml: overlap")
-    except OptionError as exc:
-        raise StudyError(str(exc)) from None
 
 
 def shared_count(n: int, overlap: float) -> int:
@@ -87,20 +71,22 @@ def overlap_order(ids: list[str], seed: int, annotator: str, overlap: float) -> 
     return out, shared
 
 
-def reading_order(study: Study, annotator: str | None = None, overlap: float | None = None) -> list[str]:
+def reading_order(study: Queue, annotator: str | None = None, overlap: float | None = None) -> list[str]:
     """The queued sample ids in ``annotator``'s reading order (see the module notes)."""
+    settings = study.settings
     ids = queued_ids(study)
-    share = study_overlap(study) if overlap is None else check_overlap(overlap)
+    share = settings.overlap if overlap is None else check_overlap(overlap)
     if share is None:
-        rng = random.Random(study.shuffle_seed)
+        rng = random.Random(settings.shuffle_seed)
         rng.shuffle(ids)
         return ids
-    return overlap_order(ids, study.shuffle_seed, annotator or "", share)[0]
+    return overlap_order(ids, settings.shuffle_seed, annotator or "", share)[0]
 
 
-def shared_ids(study: Study, overlap: float | None = None) -> list[str]:
+def shared_ids(study: Queue, overlap: float | None = None) -> list[str]:
     """The samples every annotator reads under the overlap share (empty when none is set)."""
-    share = study_overlap(study) if overlap is None else check_overlap(overlap)
+    settings = study.settings
+    share = settings.overlap if overlap is None else check_overlap(overlap)
     if share is None:
         return []
-    return overlap_order(queued_ids(study), study.shuffle_seed, "", share)[1]
+    return overlap_order(queued_ids(study), settings.shuffle_seed, "", share)[1]

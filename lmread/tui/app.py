@@ -215,7 +215,7 @@ class LmreadApp(App[None]):
         study.refresh()
         return ReadingSession(study, self.annotator, blind=self.blind, reveal_after_mark=self.reveal_after_mark,
                               pace_tps=self.pace, clock=self.clock, new_document=new_document,
-                              overlap=self.overlap, max_read_speed_wps=self.settings.extra.get("max_read_speed_wps"))
+                              overlap=self.overlap, max_read_speed_wps=self.settings.max_read_speed_wps)
 
     def reader_title(self, session: ReadingSession, live: bool = False) -> str:
         mode = "blind" if self.blind else "not blind"

@@ -26,7 +26,6 @@ from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lmread.analysis.observations import study_read_speed_limits
 from lmread.analysis.reading_speed import DEFAULT_MAX_WPS, words_per_second
 from lmread.errors import MarkError
 from lmread.generate import GenerationPlan
@@ -181,7 +180,7 @@ class ReadingSession:
         self.study = study
         self.overlap = overlap
         #: readings faster than this (words/s) get a gentle note: the study's setting, else the user's, else 8
-        self.max_read_speed_wps = float(study_read_speed_limits(study)[1] or max_read_speed_wps or DEFAULT_MAX_WPS)
+        self.max_read_speed_wps = float(study.settings.max_read_speed_wps or max_read_speed_wps or DEFAULT_MAX_WPS)
         self.new_document = new_document
         self.annotator = annotator
         self.blind = blind
