@@ -191,9 +191,10 @@ def test_cif_bands_with_ties_are_sane() -> None:
 def obs_from(durations: np.ndarray, events: np.ndarray, group: np.ndarray, sizes: list[int]) -> Observations:
     n = durations.size
     groups = [Group(f"m{k}", {"id": f"m{k}", "n_params": s}, s) for k, s in enumerate(sizes)]
-    return Observations(groups, group, durations, durations, durations, events,
-                        np.where(events, 0, -1), ["other"], [f"s{i}" for i in range(n)], np.arange(n),
-                        ["a"] * n, ["fall"] * n, np.ones(n, np.int64))
+    return Observations(groups=groups, group=group, tokens=durations, words=durations, chars=durations,
+                        event=events, category_code=np.where(events, 0, -1), categories=["other"],
+                        sample=[f"s{i}" for i in range(n)], sample_code=np.arange(n), annotator=["a"] * n,
+                        end=["fall"] * n, n_annotators=np.ones(n, np.int64))
 
 
 def test_pooled_exponent_recovers_truth_and_matches_lifelines() -> None:

@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from lmread.analysis.observations import Group, Observations
+from lmread.analysis.observations import Group, Observations, fall_token_measures
 from lmread.analysis.severity import (
     chi_square,
-    fall_token_measures,
     kendall_s,
     severity_report,
     trend_test,
@@ -123,9 +122,10 @@ def test_severity_report_block() -> None:
     measures = np.full((14, 4), np.nan)
     measures[event] = [-5.0, -1.0, 100.0, 3.0]
     n = g.size
-    obs = Observations(groups, g, np.arange(n), np.arange(n), np.arange(n), event, cat, ["repetition", "drift"],
-                       [f"s{i}" for i in range(n)], np.arange(n), ["a"] * n, ["fall"] * n, np.ones(n, np.int64),
-                       severity=sev, fall_measures=measures)
+    obs = Observations(groups=groups, group=g, tokens=np.arange(n), words=np.arange(n), chars=np.arange(n),
+                       event=event, category_code=cat, categories=["repetition", "drift"],
+                       sample=[f"s{i}" for i in range(n)], sample_code=np.arange(n), annotator=["a"] * n,
+                       end=["fall"] * n, n_annotators=np.ones(n, np.int64), severity=sev, fall_measures=measures)
     block = severity_report(obs, n_perm=999, seed=0)
     small, big, odd = block["groups"]
     assert small["falls"] == 5 and small["rated"] == 4 and small["counts"] == {"1": 3, "2": 1, "3": 0}
@@ -143,9 +143,10 @@ def test_severity_report_block() -> None:
 def test_severity_report_needs_two_sizes() -> None:
     groups = [Group("only", {"id": "only"}, 10**6)]
     n = 3
-    obs = Observations(groups, np.zeros(n, np.int64), np.arange(n), np.arange(n), np.arange(n),
-                       np.ones(n, bool), np.zeros(n, np.int64), ["other"], ["a", "b", "c"], np.arange(n),
-                       ["x"] * n, ["fall"] * n, np.ones(n, np.int64))
+    obs = Observations(groups=groups, group=np.zeros(n, np.int64), tokens=np.arange(n), words=np.arange(n),
+                       chars=np.arange(n), event=np.ones(n, bool), category_code=np.zeros(n, np.int64),
+                       categories=["other"], sample=["a", "b", "c"], sample_code=np.arange(n), annotator=["x"] * n,
+                       end=["fall"] * n, n_annotators=np.ones(n, np.int64))
     block = severity_report(obs)
     assert block["trend"] is None and "two known model sizes" in block["trend_note"]
     assert block["groups"][0]["rated"] == 0 and block["groups"][0]["proportions"] is None

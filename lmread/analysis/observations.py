@@ -24,6 +24,7 @@ Several annotators on one sample (``consensus``):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +32,6 @@ from typing import Any
 import numpy as np
 
 from lmread.analysis.reading_speed import speed_verdict, words_per_second
-from lmread.analysis.severity import fall_token_measures
 from lmread.errors import OptionError, StudyError
 from lmread.records import MODEL_IDENTITY_KEYS, WORD_RE, Mark, Sample, is_machine_reader
 from lmread.study import Study
@@ -41,6 +41,8 @@ GROUPINGS = ("model", "model+decoding", "prompt-set")
 CONSENSUS = ("each", "earliest", "median")
 DECODING_KEYS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
 UNCATEGORIZED = "uncategorized"
+#: how many tokens before a fall the fall token's logprob and rank are compared with
+BEFORE = 20
 
 
 @dataclass
@@ -58,9 +60,11 @@ class Group:
                 "decoding": self.decoding, "prompt_set": self.prompt_set}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Observations:
-    """Column arrays, one row per observation, plus the groups they belong to."""
+    """Column arrays, one row per observation, plus the groups they belong to (built with
+    keywords: ``group[i]`` indexes ``groups``, ``category_code[i]`` indexes ``categories`` (-1:
+    censored), ``sample_code[i]`` numbers the distinct samples)."""
 
     groups: list[Group]
     group: np.ndarray
@@ -80,7 +84,7 @@ class Observations:
     #: severity 1-3 of each fall (0: unrated or censored); ``None`` when not collected
     severity: np.ndarray | None = None
     #: per row (falls only, else nan): logprob and rank at the fall token and the medians of the
-    #: tokens before it (:func:`lmread.analysis.severity.fall_token_measures`)
+    #: tokens before it (:func:`fall_token_measures`)
     fall_measures: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -142,6 +146,24 @@ def _group_key(sample: Sample, by: str) -> tuple[str, dict[str, Any] | None, str
     prompt_set = sample.prompt.set
     label = str(prompt_set) if prompt_set not in (None, "") else "(no set)"
     return label, None, label
+
+
+def fall_token_measures(sample: Sample, at: int, before: int = BEFORE) -> tuple[float, float, float, float]:
+    """``(logprob at the fall, median logprob of the previous tokens, rank at the fall, median rank
+    of the previous tokens)`` of a fall at token ``at``; ``nan`` where nothing is recorded."""
+    toks = sample.tokens
+    out = [math.nan] * 4
+    lo = max(0, at - before)
+    for k, values in ((0, toks.logprob), (2, toks.rank)):
+        if values is None or at >= len(values):
+            continue
+        here = values[at]
+        if here is not None:
+            out[k] = float(here)
+        prev = [v for v in values[lo:at] if v is not None]
+        if prev:
+            out[k + 1] = float(np.median(prev))
+    return out[0], out[1], out[2], out[3]
 
 
 def word_starts(text: str) -> np.ndarray:
@@ -283,12 +305,15 @@ def observations_from_marks(
     ordered = sorted(groups.values(), key=lambda g: (g.n_params is None, g.n_params or 0, g.label))
     index = {g.label: k for k, g in enumerate(ordered)}
     group_arr = np.fromiter((index[label] for label in group_of), dtype=np.int64, count=len(group_of))
-    return Observations(ordered, group_arr, tokens, words, chars, event, category_code, list(categories),
-                        sample_ids, np.unique(np.array(sample_ids, dtype=object), return_inverse=True)[1].ravel()
-                        if sample_ids else np.zeros(0, dtype=np.int64), annotators, ends, n_ann,
-                        {"by": by, "consensus": consensus, "controls": controls,
-                         "min_read_speed_wps": min_read_speed, "max_read_speed_wps": max_read_speed,
-                         "left_out": left_out}, warnings, severity, measures)
+    sample_code = (np.unique(np.array(sample_ids, dtype=object), return_inverse=True)[1].ravel() if sample_ids
+                   else np.zeros(0, dtype=np.int64))
+    return Observations(
+        groups=ordered, group=group_arr, tokens=tokens, words=words, chars=chars, event=event,
+        category_code=category_code, categories=list(categories), sample=sample_ids, sample_code=sample_code,
+        annotator=annotators, end=ends, n_annotators=n_ann,
+        filters={"by": by, "consensus": consensus, "controls": controls, "min_read_speed_wps": min_read_speed,
+                 "max_read_speed_wps": max_read_speed, "left_out": left_out},
+        warnings=warnings, severity=severity, fall_measures=measures)
 
 
 def observations_from_study(

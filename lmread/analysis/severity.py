@@ -29,36 +29,15 @@ it), and the same for ranks.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from scipy import stats
 
-if TYPE_CHECKING:
-    from lmread.analysis.observations import Observations
-    from lmread.records import Sample
+from lmread.analysis.observations import BEFORE, Observations
 
 SEVERITIES = (1, 2, 3)
-BEFORE = 20
 N_PERM = 9999
-
-
-def fall_token_measures(sample: Sample, at: int, before: int = BEFORE) -> tuple[float, float, float, float]:
-    """``(logprob at the fall, median logprob of the previous tokens, rank at the fall, median rank
-    of the previous tokens)`` of a fall at token ``at``; ``nan`` where nothing is recorded."""
-    toks = sample.tokens
-    out = [math.nan] * 4
-    lo = max(0, at - before)
-    for k, values in ((0, toks.logprob), (2, toks.rank)):
-        if values is None or at >= len(values):
-            continue
-        here = values[at]
-        if here is not None:
-            out[k] = float(here)
-        prev = [v for v in values[lo:at] if v is not None]
-        if prev:
-            out[k + 1] = float(np.median(prev))
-    return out[0], out[1], out[2], out[3]
 
 
 def kendall_s(table: np.ndarray) -> np.ndarray:

@@ -43,9 +43,10 @@ def synthetic_observations(n: int = 1_000_000, n_groups: int = 10, seed: int = 0
     cat = np.where(event, rng.integers(0, len(CATEGORIES), n), -1)
     groups = [Group(f"model-{k}", {"id": f"model-{k}", "n_params": s}, s) for k, s in enumerate(sizes)]
     ids = [f"s{i}" for i in range(n)]
-    return Observations(groups, group, tokens, words, chars, event, cat, list(CATEGORIES), ids,
-                        np.arange(n), ["bench"] * n, ["fall"] * n, np.ones(n, dtype=np.int64),
-                        {"by": "model", "annotator": "all", "consensus": "each"}, [])
+    return Observations(groups=groups, group=group, tokens=tokens, words=words, chars=chars, event=event,
+                        category_code=cat, categories=list(CATEGORIES), sample=ids, sample_code=np.arange(n),
+                        annotator=["bench"] * n, end=["fall"] * n, n_annotators=np.ones(n, dtype=np.int64),
+                        filters={"by": "model", "annotator": "all", "consensus": "each"}, warnings=[])
 
 
 def _ours(obs: Observations) -> tuple[float, int]:
