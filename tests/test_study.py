@@ -175,3 +175,18 @@ def test_study_settings_are_parsed_and_checked(study: Study) -> None:
     study.update_meta(min_read_speed_wps=1, shuffle_seed="x")
     with pytest.raises(StudyError, match="shuffle_seed must be a whole number"):
         _ = Study.open(study.path).settings
+
+
+def test_summary_counts_per_model_and_annotator(study: Study) -> None:
+    from lmread.study.report import summarize_study
+
+    study.add_samples([make_sample("x1", model="m3", n_params=50)])
+    study.append_mark(Mark(sample="s_a", annotator="ann", kind="fall", at=1))
+    study.append_mark(Mark(sample="x1", annotator="bob", kind="skip"))
+    info = summarize_study(study)
+    assert info["name"] == study.name and info["samples"] == 3 and info["marked_samples"] == 1
+    assert [m["model"] for m in info["models"]] == ["m3", "m1", "m2"]  # by size
+    assert [m["marked"] for m in info["models"]] == [0, 1, 0]  # a skip marks nothing
+    assert [m["tokens"] for m in info["models"]] == [5, 5, 3]
+    by_name = {a["annotator"]: a for a in info["annotators"]}
+    assert (by_name["ann"]["fallen"], by_name["bob"]["skipped"], by_name["bob"]["marked"]) == (1, 1, 1)

@@ -112,9 +112,10 @@ def study_info(ctx: click.Context, directory: str | None, as_json: bool) -> None
     """Samples per model, how many are marked, fallen or censored, per annotator."""
     from lmread.analysis.agreement import agreement_summary
     from lmread.study import Study
+    from lmread.study.report import summarize_study
 
     st = Study.open(study_path(ctx, directory))
-    info = st.info()
+    info = summarize_study(st)
     info["agreement"] = agreement_summary(st)
     for warning in info["warnings"]:
         click.echo(f"lmread: warning: {warning}", err=True)

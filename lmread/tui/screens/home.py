@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from lmread.errors import LmreadError
 from lmread.study import META_FILE, Study
+from lmread.study.report import summarize_study
 
 #: the hint under the tables when the catalogue loaded fine
 HINT = "press l to generate samples with the bundled models and read them as they stream"
@@ -38,7 +39,7 @@ def study_rows(paths: list[Path]) -> list[tuple[Path, str, str, str, str]]:
     rows = []
     for path in paths:
         try:
-            info = Study.open(path).info()
+            info = summarize_study(Study.open(path))
         except LmreadError as exc:
             rows.append((path, path.name, "?", "?", str(exc)))
             continue
