@@ -18,11 +18,11 @@ from typing import Any
 
 import orjson
 
-from lmread.backends.scripted import split_text
 from lmread.config import Settings
 from lmread.errors import MergeConflict, OptionError, StudyError
 from lmread.records import Prompt, Sample, TokenAssembler, human_control, stable_id
 from lmread.study import Study
+from lmread.tokenizers import split_text
 
 _FIELDS = {"text", "model", "prompt", "n_params", "id", "prompt_set"}
 

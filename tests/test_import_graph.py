@@ -231,6 +231,7 @@ CORE_ALLOWED: dict[str, set[str]] = {
     "lmread.config": {"lmread.errors"},
     "lmread.storage": {"lmread.errors"},
     "lmread.records": {"lmread.errors"},
+    "lmread.tokenizers": {"lmread.errors"},
 }
 
 #: package -> packages it must not import (they stand above it)

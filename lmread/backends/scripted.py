@@ -7,7 +7,6 @@ character each, ``bytes``: one byte each) or given directly as a list of byte pi
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -18,25 +17,11 @@ import numpy as np
 
 from lmread import __version__
 from lmread.backends.base import Backend, GenOptions, ModelIdentity, StreamEnd, TokenChunk
-from lmread.errors import ModelError, OptionError
+from lmread.errors import ModelError
+from lmread.tokenizers import split_text
 
 if TYPE_CHECKING:
     from lmread.catalog import ModelCard
-
-_WORD_RE = re.compile(r"\s*\S+|\s+", re.UNICODE)
-
-
-def split_text(text: str, tokenizer: str = "words") -> list[bytes]:
-    """Split ``text`` into byte pieces whose concatenation is exactly ``text.encode()``."""
-    if tokenizer == "words":
-        return [m.group(0).encode("utf-8") for m in _WORD_RE.finditer(text)]
-    if tokenizer == "chars":
-        return [ch.encode("utf-8") for ch in text]
-    if tokenizer == "bytes":
-        data = text.encode("utf-8")
-        return [data[i : i + 1] for i in range(len(data))]
-    raise OptionError(f"unknown tokenizer {tokenizer!r}: use words, chars or bytes")
-
 
 class ScriptedBackend(Backend):
     """Replays ``pieces`` (or ``text`` split by ``tokenizer``) as a token stream.

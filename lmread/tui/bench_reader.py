@@ -47,8 +47,8 @@ def _script(n_tokens: int) -> str:
 
 
 def _sample(n_tokens: int) -> tuple[str, list[int], list[int | None]]:
-    from lmread.backends.scripted import split_text
     from lmread.records import TokenAssembler
+    from lmread.tokenizers import split_text
 
     asm = TokenAssembler(with_distribution=False)
     for i, piece in enumerate(split_text(_script(n_tokens), "words")):
