@@ -17,6 +17,7 @@ from lmread.backends.base import GenOptions
 from lmread.backends.scripted import ScriptedBackend
 from lmread.errors import MarkError, ModelError
 from lmread.generate import generate_sample
+from lmread.records import Mark
 from lmread.study import Study
 
 pytest.importorskip("textual")
@@ -641,17 +642,31 @@ async def test_command_palette_lists_lmread_commands(study: Study) -> None:
 
 
 async def test_survival_key_without_crash(study: Study) -> None:
+    from lmread.tui.screens.survival import SurvivalScreen
+
     app = make_app(study.path)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await pilot.press("v")
         await pilot.pause()
-        try:
-            import lmread.tui.screens.survival  # noqa: F401
-        except ImportError:
-            assert any("survival view is not available" in str(n.message) for n in app._notifications)
-        else:
-            assert not isinstance(app.screen, ReaderScreen)
+        # nothing marked yet: the survival view opens and says so in one line
+        assert isinstance(app.screen, SurvivalScreen)
+        assert app.screen.doc is None and "no fall or no-fall marks" in (app.screen.error or "")
+        assert "'lmread mark'" in screen_text(app)  # the end of that line, wrapped on screen
+    first, second = list(study.samples)
+    study.append_mark(Mark(sample=first, annotator="tester", kind="fall", at=3, category="repetition"))
+    study.append_mark(Mark(sample=second, annotator="tester", kind="no_fall", read_to=5))
+    app = make_app(study.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("v")
+        await pilot.pause()
+        # with marks: the curves of both models, one fall and one censored reading
+        assert isinstance(app.screen, SurvivalScreen) and app.screen.error is None
+        doc = app.screen.doc
+        assert doc is not None and doc["n"] == 2
+        assert sorted((g["label"], g["events"], g["censored"]) for g in doc["groups"]) == [
+            ("secretmodel-a", 1, 0), ("secretmodel-b", 0, 1)]
 
 
 async def test_terminal_too_small_message(study: Study) -> None:
