@@ -153,7 +153,7 @@ class _Reader:
         return value
 
     def count(self) -> int:
-        return self.take(self.len_fmt, self.len_size)
+        return int(self.take(self.len_fmt, self.len_size))
 
     def skip(self, size: int) -> None:
         if size < 0 or self.pos + size > self.size:

@@ -57,7 +57,7 @@ def file_sha256(path: str | Path, settings: Settings) -> str:
     entry = _read_sha_cache(_sha_cache_file(settings)).get(str(p))
     if (isinstance(entry, dict) and entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns
             and isinstance(entry.get("sha256"), str)):
-        return entry["sha256"]
+        return str(entry["sha256"])
     memo = _SHA_MEMO.get((str(p), st.st_size, st.st_mtime_ns))
     if memo is not None:  # hashed in this process under another data folder
         remember_sha(p, memo, settings)
