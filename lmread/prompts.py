@@ -1,7 +1,7 @@
 """Prompts for generation: built-in prompt sets, prompt files, and single prompts.
 
-A prompt is a plain dict ``{"text": ..., "set": ..., "name": ...}``; that dict is recorded as the
-sample's ``prompt``.  The built-in sets are openings of long-form text in seven genres, written
+A prompt is a plain dict ``{"text": ..., "set": ..., "name": ...}``; a sample records it as its
+``prompt`` (a frozen :class:`~lmread.records.Prompt` with the same fields).  The built-in sets are openings of long-form text in seven genres, written
 for lmread (each a few sentences that invite a long continuation).  Names are stable
 (``story-03``), so samples from different runs and machines line up.
 
