@@ -233,7 +233,7 @@ def _pick_splice(pool: list[Sample], seed: int, index: int, taken: set[str]) -> 
     for attempt in range(_ATTEMPTS):
         rng = _rng(seed, "splice", index, attempt)
         a = rng.choice(pool)
-        others = [b for b in pool if b.prompt.get("text", "") != a.prompt.get("text", "") and b.id != a.id]
+        others = [b for b in pool if b.prompt.text != a.prompt.text and b.id != a.id]
         if not others:
             continue
         same_model = [b for b in others if b.model_id == a.model_id]

@@ -39,7 +39,7 @@ def import_cmd(ctx: click.Context, study: str | None, file: str, tokenizer: str,
         emit_json({"study": str(path), "imported": len(added), "ids": [s.id for s in added]})
     else:
         click.echo(f"imported {len(added)} {'human controls' if control else 'samples'} into {path}")
-    if control and any(not s.prompt.get("text") for s in added):
+    if control and any(not s.prompt.text for s in added):
         click.echo("lmread: warning: some human controls have no prompt; in the reader their empty prompt line "
                    "sets them apart from generated samples (give each line a 'prompt')", err=True)
 
