@@ -164,17 +164,22 @@ def test_merge_unions_and_reports_conflicts(tmp_path: Path) -> None:
 def test_study_settings_are_parsed_and_checked(study: Study) -> None:
     from lmread.study.settings import StudySettings
 
-    assert study.settings == StudySettings(name=study.name, shuffle_seed=study.shuffle_seed)
+    plain = study.settings
+    assert (plain.name, plain.shuffle_seed, plain.overlap, plain.max_read_speed_wps) == (study.name, 7, None, None)
+    assert StudySettings().shuffle_seed == 0 and StudySettings().overlap is None
     study.update_meta(overlap=0.25, max_read_speed_wps=9, controls={"human": ["h1", "h2"]})
     settings = Study.open(study.path).settings
     assert (settings.overlap, settings.max_read_speed_wps, settings.min_read_speed_wps) == (0.25, 9.0, None)
     assert settings.human_controls == ("h1", "h2")
     study.update_meta(min_read_speed_wps=0)
+    bad = study.settings  # re-read after the change
     with pytest.raises(StudyError, match=r"study.toml: min_read_speed_wps must be a number of words per second > 0"):
-        _ = study.settings  # re-read after the change
+        _ = bad.min_read_speed_wps
+    assert bad.overlap == 0.25 and bad.max_read_speed_wps == 9.0  # the other settings stay readable
     study.update_meta(min_read_speed_wps=1, shuffle_seed="x")
     with pytest.raises(StudyError, match="shuffle_seed must be a whole number"):
-        _ = Study.open(study.path).settings
+        _ = Study.open(study.path).settings.shuffle_seed
+    assert Study.open(study.path).settings.min_read_speed_wps == 1.0
 
 
 def test_summary_counts_per_model_and_annotator(study: Study) -> None:

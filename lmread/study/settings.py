@@ -9,6 +9,7 @@ table (``human``: the imported human controls picked into the reading queue).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,43 +30,85 @@ def picked_human_ids(meta: dict[str, Any]) -> list[str]:
     return [str(i) for i in ids] if isinstance(ids, list) else []
 
 
-def _read_speed(meta: dict[str, Any], key: str, where: str) -> float | None:
-    value = meta.get(key)
+def _read_speed(value: Any, key: str, where: str) -> float | None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
         raise StudyError(f"{where}: {key} must be a number of words per second > 0")
     return None if value is None else float(value)
 
 
+def _overlap(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        return check_overlap(value, f"{where}: overlap")
+    except OptionError as exc:
+        raise StudyError(str(exc)) from None
+
+
+def _seed(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise StudyError(f"{where}: shuffle_seed must be a whole number")
+    return value
+
+
 @dataclass(frozen=True)
 class StudySettings:
-    """What study.toml sets for reading and analysing a study (``None``: not set)."""
+    """What study.toml sets for reading and analysing a study (``None``: not set).
+
+    Build with :meth:`parse`.  Each checked setting is checked once, there; a malformed one raises
+    its one-line :class:`StudyError` when it is read, so what does not need it (``lmread study
+    info`` on a study with a bad ``overlap``, say) still works.
+    """
 
     name: str | None = None
-    shuffle_seed: int = 0
-    overlap: float | None = None
     human_controls: tuple[str, ...] = ()
-    min_read_speed_wps: float | None = None
-    max_read_speed_wps: float | None = None
+    #: the checked settings by key: their value, or the error of a malformed one
+    checked: tuple[tuple[str, float | int | StudyError | None], ...] = (("shuffle_seed", 0),)
 
     @classmethod
     def parse(cls, meta: dict[str, Any], where: str = "study.toml") -> StudySettings:
-        """The settings of a study.toml's table; a one-line :class:`StudyError` naming ``where``
-        and the setting when one is malformed."""
-        seed = meta.get("shuffle_seed", 0)
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise StudyError(f"{where}: shuffle_seed must be a whole number")
-        overlap = meta.get("overlap")
-        if overlap is not None:
+        """The settings of a study.toml's table (``where`` names the file in errors)."""
+        checks: dict[str, Callable[[], float | int | None]] = {
+            "shuffle_seed": lambda: _seed(meta.get("shuffle_seed", 0), where),
+            "overlap": lambda: _overlap(meta.get("overlap"), where),
+            "min_read_speed_wps": lambda: _read_speed(meta.get("min_read_speed_wps"), "min_read_speed_wps", where),
+            "max_read_speed_wps": lambda: _read_speed(meta.get("max_read_speed_wps"), "max_read_speed_wps", where),
+        }
+        checked: list[tuple[str, float | int | StudyError | None]] = []
+        for key, check in checks.items():
             try:
-                overlap = check_overlap(overlap, f"{where}: overlap")
-            except OptionError as exc:
-                raise StudyError(str(exc)) from None
+                checked.append((key, check()))
+            except StudyError as exc:
+                checked.append((key, exc))
         name = meta.get("name")
-        return cls(
-            name=None if name is None else str(name),
-            shuffle_seed=seed,
-            overlap=overlap,
-            human_controls=tuple(picked_human_ids(meta)),
-            min_read_speed_wps=_read_speed(meta, "min_read_speed_wps", where),
-            max_read_speed_wps=_read_speed(meta, "max_read_speed_wps", where),
-        )
+        return cls(name=None if name is None else str(name), human_controls=tuple(picked_human_ids(meta)),
+                   checked=tuple((k, v) for k, v in checked if v is not None))
+
+    def _get(self, key: str) -> float | int | None:
+        value = dict(self.checked).get(key)
+        if isinstance(value, StudyError):
+            raise value
+        return value
+
+    @property
+    def shuffle_seed(self) -> int:
+        """The seed of the reading order."""
+        return int(self._get("shuffle_seed") or 0)
+
+    @property
+    def overlap(self) -> float | None:
+        """The share of samples every annotator reads (see :mod:`lmread.study.order`)."""
+        value = self._get("overlap")
+        return None if value is None else float(value)
+
+    @property
+    def min_read_speed_wps(self) -> float | None:
+        """Readings slower than this many words per second are left out of the analyses."""
+        value = self._get("min_read_speed_wps")
+        return None if value is None else float(value)
+
+    @property
+    def max_read_speed_wps(self) -> float | None:
+        """Readings faster than this many words per second are left out of the analyses."""
+        value = self._get("max_read_speed_wps")
+        return None if value is None else float(value)
