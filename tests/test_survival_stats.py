@@ -331,3 +331,13 @@ def test_results_serialize_themselves() -> None:
     inc = sv.aalen_johansen([2, 2, 2, 5], ["a", "b", 0, "a"]).to_json(horizon=3)
     assert list(inc) == ["a", "b"] and inc["a"]["events"] == 2 and inc["a"]["cif_at_horizon"] == pytest.approx(0.25)
     assert [p["t"] for p in inc["a"]["curve"]] == [2, 5]
+
+
+def test_the_package_keeps_the_public_names() -> None:
+    # the names of the former analysis/survival.py and analysis/incidence.py modules (their
+    # aalen_johansen_codes is cumulative_incidence now, which also gives the variance and band)
+    old = ("KM z_value distinct_times event_table km_from_table km Median median RMST rmst curation hazard_windows "
+           "hazard_windows_from_table nice_edges CumulativeIncidence aalen_johansen GroupTables LogRank logrank "
+           "logrank_pairwise Trend trend_test bootstrap_statistic ScalingFit scaling_fit cif_variance cif_bands "
+           "cumulative_incidence").split()
+    assert [name for name in old if name not in sv.__all__ or not hasattr(sv, name)] == []
