@@ -46,9 +46,10 @@ def _overlap(value: Any, where: str) -> float | None:
 
 
 def _seed(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise StudyError(f"{where}: shuffle_seed must be a whole number")
-    return value
+    try:
+        return int(value)  # as lmread has always read it (a hand-edited "7" or 7.0 still works)
+    except (TypeError, ValueError):
+        raise StudyError(f"{where}: shuffle_seed must be a whole number") from None
 
 
 @dataclass(frozen=True)
