@@ -41,7 +41,9 @@ def format_table(doc: dict[str, Any]) -> str:
     left_out = doc["filters"].get("left_out") or {}
     parts = [f"{n} {what}" for n, what in ((left_out.get("controls", 0), "control readings (--controls shows them)"),
                                            (left_out.get("too_fast", 0), "readings too fast"),
-                                           (left_out.get("too_slow", 0), "readings too slow")) if n]
+                                           (left_out.get("too_slow", 0), "readings too slow"),
+                                           (left_out.get("prompt_falls", 0),
+                                            "early marks in the human-written prompt")) if n]
     if parts:
         lines.append("  left out: " + ", ".join(parts))
     horizon = doc["horizon"]
