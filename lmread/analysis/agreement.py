@@ -361,14 +361,19 @@ def agreement_from_readings(
     n_boot: int = DEFAULT_BOOTSTRAP,
     seed: int = 0,
     study: dict[str, Any] | None = None,
+    unit: str = "words",
 ) -> dict[str, Any]:
-    """The agreement document (schema ``lmread.agreement/1``) of a list of readings."""
+    """The agreement document (schema ``lmread.agreement/1``) of a list of readings.
+
+    Distances are in tokens and in ``unit`` (``words``, or ``sentences`` as RoFT counted them:
+    the key ``mean_abs_distance.sentences`` then replaces ``words`` and ``settings.distance_unit``
+    says so)."""
     per_sample: dict[str, list[Reading]] = {}
     for r in readings:
         per_sample.setdefault(r.sample.id, []).append(r)
     multi = {sid: sorted(rows, key=lambda r: r.annotator) for sid, rows in per_sample.items() if len(rows) >= 2}
     annotators = sorted({r.annotator for rows in multi.values() for r in rows})
-    words = WordCounter()
+    words = WordCounter(unit)
     pairs = []
     for a, b in itertools.combinations(annotators, 2):
         units: list[PairUnit] = []
@@ -392,15 +397,21 @@ def agreement_from_readings(
     if not multi:
         warnings.append("no sample is read by two or more annotators yet; share samples between readers "
                         "(merge their study folders with 'lmread merge') to measure agreement")
+    overall = _overall(multi, words, n_boot, seed)
+    settings: dict[str, Any] = {"tolerance_tokens": tolerance, "n_boot": n_boot, "seed": seed, "ci_level": CI_LEVEL,
+                                "ci_method": "percentile bootstrap over samples",
+                                "censoring": "a fall beyond the other reader's read extent is not comparable"}
+    if unit != "words":  # the second distance is counted in ``unit``: name it so
+        settings["distance_unit"] = unit
+        for block in [overall, *pairs]:
+            block["mean_abs_distance"][unit] = block["mean_abs_distance"].pop("words")
     return {
         "schema": AGREEMENT_SCHEMA,
         "lmread_version": __version__,
         "study": study or {},
-        "settings": {"tolerance_tokens": tolerance, "n_boot": n_boot, "seed": seed, "ci_level": CI_LEVEL,
-                     "ci_method": "percentile bootstrap over samples",
-                     "censoring": "a fall beyond the other reader's read extent is not comparable"},
+        "settings": settings,
         "annotators": annotators,
-        "overall": _overall(multi, words, n_boot, seed),
+        "overall": overall,
         "pairs": pairs,
         "machine_vs_human": [p["machine_vs_human"] for p in pairs if "machine_vs_human" in p],
         "warnings": warnings,

@@ -32,8 +32,9 @@ def format_agreement(doc: dict[str, Any]) -> str:
         lines.append(f"  Krippendorff's alpha (interval, fall positions): {_est(o['alpha'])} "
                      f"on {o['alpha']['n']} samples")
         dist = o["mean_abs_distance"]
+        unit = doc["settings"].get("distance_unit", "words")
         lines.append(f"  mean distance between falls: {_est(dist['tokens'], 1)} tokens, "
-                     f"{_est(dist['words'], 1)} words ({dist['n']} pairs of falls)")
+                     f"{_est(dist[unit], 1)} {unit} ({dist['n']} pairs of falls)")
     if doc["pairs"]:
         lines.append("")
         lines.append(f"  {'pair':<34} {'comp':>5} {'excl':>4} {'agree':>6} {'kappa [95% CI]':>22} "
@@ -68,8 +69,11 @@ def format_agreement(doc: dict[str, Any]) -> str:
 @click.option("--bootstrap", "n_boot", type=click.IntRange(0, 100000), default=DEFAULT_BOOTSTRAP, show_default=True,
               help="Bootstrap replicates (over samples) for the CIs.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option("--unit", type=click.Choice(["words", "sentences"]), default="words", show_default=True,
+              help="Distances between falls in tokens and in this unit.")
 @click.pass_context
-def agreement(ctx: click.Context, study: str | None, as_json: bool, tolerance: int, n_boot: int, seed: int) -> None:
+def agreement(ctx: click.Context, study: str | None, as_json: bool, tolerance: int, n_boot: int, seed: int,
+              unit: str) -> None:
     """Agreement between readers on samples two or more annotators read: Cohen's kappa per pair
     and Fleiss' kappa on fell-or-not, mean distance and Krippendorff's alpha on fall positions,
     machine-vs-human offsets.  A fall beyond another reader's read extent is not a disagreement."""
@@ -77,7 +81,7 @@ def agreement(ctx: click.Context, study: str | None, as_json: bool, tolerance: i
     from lmread.study import Study
 
     st = Study.open(study_path(ctx, study))
-    doc = agreement_of_study(st, tolerance=tolerance, n_boot=n_boot, seed=seed)
+    doc = agreement_of_study(st, tolerance=tolerance, n_boot=n_boot, seed=seed, unit=unit)
     for warning in st.warnings:
         click.echo(f"lmread: warning: {warning}", err=True)
     if as_json:
