@@ -102,9 +102,12 @@ def _roft_lines(doc: dict[str, Any]) -> list[str]:
                    "(RoFT's own rule, with the exact-hit share and the score per group).")
 @click.option("--by", type=click.Choice(list(GROUPINGS)), default="model", show_default=True,
               help="With --unit sentences: the groups of the score table (model+decoding separates top-p).")
+@click.option("--prompt-set", "prompt_set", default=None, metavar="NAME",
+              help="With --unit sentences: score only readings of samples in this prompt set (RoFT: the dataset, "
+                   "e.g. 'Short Stories').")
 @click.pass_context
 def calibration(ctx: click.Context, study: str | None, as_json: bool, max_read_speed: float | None,
-                warn_miss_share: float, warn_late_words: float, unit: str, by: str) -> None:
+                warn_miss_share: float, warn_late_words: float, unit: str, by: str, prompt_set: str | None) -> None:
     """Per annotator: detection rate and delay on spliced and looped controls, false falls on
     human controls, a RoFT-style score, reading speed with too-fast readings, and whether
     readings drift with queue position.  With --unit sentences, RoFT's own score per annotator
@@ -117,9 +120,16 @@ def calibration(ctx: click.Context, study: str | None, as_json: bool, max_read_s
     if not 0 <= warn_miss_share <= 1:
         raise OptionError(f"--warn-miss-share {warn_miss_share:g} must be between 0 and 1")
     st = Study.open(study_path(ctx, study))
-    if by != "model" and unit != "sentences":
-        raise OptionError("--by belongs to --unit sentences (the RoFT score per group)")
+    if (by != "model" or prompt_set is not None) and unit != "sentences":
+        raise OptionError("--by and --prompt-set belong to --unit sentences (the RoFT score per group)")
     options: dict[str, Any] = {"unit": unit, "by": by} if unit == "sentences" else {}
+    if prompt_set is not None:
+        from lmread.analysis.readings import readings_of
+
+        sets = sorted({str(s.prompt.get("set")) for s in st.samples.values() if s.prompt.get("set")})
+        if prompt_set not in sets:
+            raise OptionError(f"no sample of prompt set {prompt_set!r} in this study (sets: {', '.join(sets) or 'none'})")
+        options["readings"] = [r for r in readings_of(st, prompt_falls=True) if r.sample.prompt.get("set") == prompt_set]
     doc = calibration_of_study(st, max_read_speed=max_read_speed, warn_miss_share=warn_miss_share,
                                warn_late_words=warn_late_words, **options)
     for warning in st.warnings:

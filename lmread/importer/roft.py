@@ -273,10 +273,15 @@ def _passage(row: dict[str, Any], sizes: dict[str, int]) -> tuple[Passage, int]:
 
 
 def import_roft(study_dir: Path, path: Path, n_params: dict[str, int] | None = None,
-                progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                progress: Callable[[str], None] | None = None, models: list[str] | None = None) -> dict[str, Any]:
     """Import a RoFT file into the study at ``study_dir`` (created if missing), all or nothing;
-    returns a summary (counts, unsized models, rows whose points disagree with RoFT's rule)."""
+    returns a summary (counts, unsized models, rows whose points disagree with RoFT's rule).
+
+    ``models``: import only these generators' machine passages (all-human and spliced passages
+    are kept: they check the readers), e.g. one family's size ladder."""
     sizes = {**ROFT_SIZES, **(n_params or {})}
+    wanted = None if not models else {m.strip() for m in models if m.strip()}
+    skipped = 0
     passages: dict[tuple[Any, ...], Passage] = {}
     bad: dict[str, list[int]] = {}
     disagree: list[int] = []
@@ -285,6 +290,10 @@ def import_roft(study_dir: Path, path: Path, n_params: dict[str, int] | None = N
     unparsed_dates = rows = 0
     for line, row in read_rows(path):
         rows += 1
+        if wanted is not None and _text(row.get("model")).strip() not in wanted | {BASELINE} \
+                and _text(row.get("true_boundary_index")).strip() not in (str(LAST), f"{LAST}.0"):
+            skipped += 1
+            continue
         try:
             passage, b = _passage(row, sizes)
             g = _int(row["predicted_boundary_index"])
@@ -325,7 +334,7 @@ def import_roft(study_dir: Path, path: Path, n_params: dict[str, int] | None = N
             unparsed_dates += 1
         old.guesses.append(Guess(name, None if g == LAST else g, reason_category(reason),
                                  f"RoFT reason: {reason}" if reason else None, time, None,
-                                 (line, _text(row.get("date")), g)))
+                                 (rows, _text(row.get("date")), g)))  # the row's number: same in CSV and JSONL
     if bad:
         parts = [f"{len(lines)} {BAD_KINDS[kind]} (first at line {lines[0]})" for kind, lines in sorted(bad.items())]
         raise StudyError(f"{path}: {sum(map(len, bad.values()))} bad rows: {'; '.join(parts)}; nothing was imported")
@@ -353,7 +362,8 @@ def import_roft(study_dir: Path, path: Path, n_params: dict[str, int] | None = N
     return {
         "study": str(study_dir),
         "format": "roft",
-        "rows": rows,
+        "rows": rows - skipped,
+        "rows_skipped": skipped,
         "passages": {"machine": kinds["machine"], "human": kinds["human"], "splice": kinds["splice"]},
         "samples_written": n_samples,
         "marks": n_marks,
