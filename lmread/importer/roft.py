@@ -48,6 +48,7 @@ from lmread.importer.passages import (
     roft_points,
     write_import,
 )
+from lmread.records import Mark
 
 #: public parameter counts of RoFT's generators
 ROFT_SIZES: dict[str, int] = {
@@ -343,13 +344,11 @@ def import_roft(study_dir: Path, path: Path, n_params: dict[str, int] | None = N
     if progress:
         progress(f"read {rows} rows: {len(passages)} passages, {len(readers)} readers")
     samples = []
-    marks = []
+    marks: list[Mark] = []
     order: dict[str, list[tuple[str, int, int]]] = {}
-    built: list[tuple[Passage, Any]] = []
     for passage in passages.values():
         sample = passage_sample(passage)
         samples.append(sample)
-        built.append((passage, sample))
         for k, guess in enumerate(passage.guesses):
             order.setdefault(guess.reader, []).append((guess.time or "", guess.key[0], len(marks) + k))
         marks.extend(guess_mark(passage, sample, guess) for guess in passage.guesses)

@@ -53,7 +53,7 @@ def synth_rows(n_rows: int = 3000, n_readers: int = 30, seed: int = 0) -> list[d
                         **{c: rng.choice((-1, 1, 2, 3, 4, 5)) for c in COLUMNS if c.endswith("_familiarity")},
                         "native_speaker": rng.choice(("Yes", "No")), "read_guide": rng.choice(("Yes", "No", ""))})
     n_passages = max(12, n_rows // 3)
-    passages = []
+    passages: list[dict[str, Any]] = []
     models = ("gpt2", "gpt2-xl", "ctrl", "davinci")
     for p in range(n_passages):
         kind = ("human" if p % 10 == 0 else "baseline" if p % 10 == 1 else models[p % len(models)])
@@ -79,7 +79,7 @@ def synth_rows(n_rows: int = 3000, n_readers: int = 30, seed: int = 0) -> list[d
             continue
         seen.add((pi, ri))
         psg = passages[pi]
-        b = psg["b"]
+        b = int(psg["b"])
         roll = rng.random()
         if psg["kind"] == "human":
             g = rng.randint(0, 8) if roll < 0.3 else 9
@@ -88,7 +88,7 @@ def synth_rows(n_rows: int = 3000, n_readers: int = 30, seed: int = 0) -> list[d
         else:
             g = 9
             for k in range(b + 1, 10):
-                if rng.random() < DETECT[psg["kind"] if psg["kind"] == "baseline" else psg["model"]]:
+                if rng.random() < DETECT[str(psg["kind"] if psg["kind"] == "baseline" else psg["model"])]:
                     g = k - 1
                     break
         reason = ""
