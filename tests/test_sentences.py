@@ -99,3 +99,18 @@ def test_sample_sentences_are_checked() -> None:
         Sample.from_json({**data, "sentences": [5, 3]}, "x")
     plain = {k: v for k, v in data.items() if k != "sentences"}
     assert Sample.from_json(plain, "x").sentences is None
+
+
+@pytest.mark.parametrize("text", ["", " a  b\n c ", "héllo 🏰 東京 wörld  ", "   ", "x", "Tab\tand\r\nCRLF."])
+def test_import_tokens_equal_the_assembler(text: str) -> None:
+    """The importer builds word tokens directly; they must equal what TokenAssembler makes."""
+    from lmread.backends.scripted import split_text
+    from lmread.importer.passages import _assemble
+    from lmread.records import TokenAssembler
+
+    assembler = TokenAssembler(with_distribution=False)
+    for piece in split_text(text, "words"):
+        assembler.add(-1, piece)
+    tokens, out, raw = assembler.finish()
+    mine, mine_text = _assemble(text)
+    assert mine.to_json() == tokens.to_json() and mine_text == out and raw is None

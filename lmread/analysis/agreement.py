@@ -375,14 +375,15 @@ def agreement_from_readings(
     annotators = sorted({r.annotator for rows in multi.values() for r in rows})
     words = WordCounter(unit)
     pairs = []
+    own: dict[str, dict[str, Reading]] = {}  # each annotator's readings of shared samples, by sample
+    for sid, rows in multi.items():
+        for r in rows:
+            own.setdefault(r.annotator, {}).setdefault(sid, r)
     for a, b in itertools.combinations(annotators, 2):
         units: list[PairUnit] = []
         common = 0
-        for sid in sorted(multi):
-            ra = next((r for r in multi[sid] if r.annotator == a), None)
-            rb = next((r for r in multi[sid] if r.annotator == b), None)
-            if ra is None or rb is None:
-                continue
+        for sid in sorted(own[a].keys() & own[b].keys()):
+            ra, rb = own[a][sid], own[b][sid]
             common += 1
             if not comparable(ra, rb):
                 continue
