@@ -327,3 +327,26 @@ def test_readme_roft_commands_run(roft_study: tuple[Path, Path, dict], tmp_path:
         out, err = capsys.readouterr()
         assert code == 0, (command, err)
         assert out
+
+
+def test_repeated_readings_are_counted_and_the_later_stands(tmp_path: Path, rows: list[dict],
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    machine = next(r for r in rows if r["model"] == "gpt2" and r["true_boundary_index"] < 5)
+    again = dict(machine, predicted_boundary_index=9, points=max(5 - (9 - machine["true_boundary_index"]), 0))
+    file = _write_csv(tmp_path / "r.csv", [machine, again])
+    assert main(["import", "--study", str(tmp_path / "s"), "--format", "roft", str(file)]) == 0
+    assert "1 rows repeat a reader's reading" in capsys.readouterr().err
+    standing = list(Study.open(tmp_path / "s").current_marks().values())
+    assert len(standing) == 1 and standing[0].kind == "no_fall"
+
+
+def test_models_option_keeps_one_family_and_the_controls(tmp_path: Path, rows: list[dict],
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    file = write_roft(tmp_path / "r.csv", rows[:300])
+    assert main(["import", "--study", str(tmp_path / "s"), "--format", "roft", str(file), "--models",
+                 "gpt2,gpt2-xl", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    kept = [r for r in rows[:300] if r["model"] in ("gpt2", "gpt2-xl", "baseline") or r["true_boundary_index"] == 9]
+    assert out["rows"] == len(kept) and out["rows_skipped"] == 300 - len(kept)
+    models = {s.model["id"] for s in Study.open(tmp_path / "s").samples.values()}
+    assert models == {"gpt2", "gpt2-xl", "baseline", "human"}

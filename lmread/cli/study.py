@@ -106,6 +106,10 @@ def _import_passages(path: Path, file: Path, fmt: str, n_params: tuple[str, ...]
     if summary.get("readers_with_differing_answers"):
         click.echo(f"lmread: warning: {len(summary['readers_with_differing_answers'])} readers' group or survey answers "
                    "differ between rows; the first row's were kept", err=True)
+    if summary.get("repeated_readings"):
+        click.echo(f"lmread: warning: {summary['repeated_readings']} rows repeat a reader's reading of a passage; the "
+                   "later one stands (one reading per reader and sample), so those readers' scores can differ from "
+                   "the file's points", err=True)
     if summary.get("unparsed_dates"):
         click.echo(f"lmread: warning: {summary['unparsed_dates']} dates could not be read; those marks carry the "
                    "import time", err=True)

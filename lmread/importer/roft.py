@@ -289,6 +289,8 @@ def import_roft(study_dir: Path, path: Path, n_params: dict[str, int] | None = N
     readers: dict[str, dict[str, Any]] = {}
     differing_readers: set[str] = set()
     unparsed_dates = rows = 0
+    read_pairs: set[tuple[str, tuple[Any, ...]]] = set()
+    repeated = 0
     for line, row in read_rows(path):
         rows += 1
         if wanted is not None and _text(row.get("model")).strip() not in wanted | {BASELINE} \
@@ -324,6 +326,9 @@ def import_roft(study_dir: Path, path: Path, n_params: dict[str, int] | None = N
         if points != roft_points(g, b):
             disagree.append(line)
         name = READER_PREFIX + rid
+        if (name, old.key) in read_pairs:
+            repeated += 1  # one reading per reader and sample stands: the later row
+        read_pairs.add((name, old.key))
         record = reader_record(name, "roft", rid, meta)
         if name not in readers:
             readers[name] = record
@@ -371,5 +376,6 @@ def import_roft(study_dir: Path, path: Path, n_params: dict[str, int] | None = N
         "readers_with_differing_answers": sorted(differing_readers),
         "unsized_models": unsized,
         "unparsed_dates": unparsed_dates,
+        "repeated_readings": repeated,
         "points_disagree": {"n": len(disagree), "lines": disagree[:20]},
     }
