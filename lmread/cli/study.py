@@ -106,6 +106,9 @@ def _import_passages(path: Path, file: Path, fmt: str, n_params: tuple[str, ...]
     if summary.get("readers_with_differing_answers"):
         click.echo(f"lmread: warning: {len(summary['readers_with_differing_answers'])} readers' group or survey answers "
                    "differ between rows; the first row's were kept", err=True)
+    if summary.get("short_passages"):
+        click.echo(f"lmread: warning: {summary['short_passages']} passages have fewer than 10 sentences; an 'all human' "
+                   "answer there is censored (and scored) at the sentences present", err=True)
     if summary.get("repeated_readings"):
         click.echo(f"lmread: warning: {summary['repeated_readings']} rows repeat a reader's reading of a passage; the "
                    "later one stands (one reading per reader and sample), so those readers' scores can differ from "

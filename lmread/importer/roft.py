@@ -363,6 +363,7 @@ def import_roft(study_dir: Path, path: Path, n_params: dict[str, int] | None = N
     n_samples, n_marks = write_import(study_dir, samples, marks, list(readers.values()), progress)
     kinds = Counter(p.kind for p in passages.values())
     unsized = sorted({p.model["id"] for p in passages.values() if p.kind == "machine" and p.model["n_params"] is None})
+    short = sum(len(p.sentences) < LAST + 1 for p in passages.values())
     return {
         "study": str(study_dir),
         "format": "roft",
@@ -377,5 +378,6 @@ def import_roft(study_dir: Path, path: Path, n_params: dict[str, int] | None = N
         "unsized_models": unsized,
         "unparsed_dates": unparsed_dates,
         "repeated_readings": repeated,
+        "short_passages": short,
         "points_disagree": {"n": len(disagree), "lines": disagree[:20]},
     }
