@@ -350,3 +350,15 @@ def test_models_option_keeps_one_family_and_the_controls(tmp_path: Path, rows: l
     assert out["rows"] == len(kept) and out["rows_skipped"] == 300 - len(kept)
     models = {s.model["id"] for s in Study.open(tmp_path / "s").samples.values()}
     assert models == {"gpt2", "gpt2-xl", "baseline", "human"}
+
+
+def test_merge_keeps_reader_records(tmp_path: Path, rows: list[dict], capsys: pytest.CaptureFixture[str]) -> None:
+    import_roft(tmp_path / "a", write_roft(tmp_path / "a.csv", rows[:40]))
+    import_roft(tmp_path / "b", write_roft(tmp_path / "b.csv", rows[40:80]))
+    assert main(["merge", str(tmp_path / "a"), str(tmp_path / "b"), "--into", str(tmp_path / "m")]) == 0
+    assert main(["merge", str(tmp_path / "a"), "--into", str(tmp_path / "m")]) == 0  # again: nothing doubled
+    merged = (tmp_path / "m" / "readers.jsonl").read_bytes().splitlines()
+    expected = set((tmp_path / "a" / "readers.jsonl").read_bytes().splitlines())
+    expected |= set((tmp_path / "b" / "readers.jsonl").read_bytes().splitlines())
+    assert sorted(merged) == sorted(expected)
+    assert len(Study.open(tmp_path / "m").marks()) == 80

@@ -48,11 +48,11 @@ from lmread.records import Mark, Sample, Tokens, human_control, stable_id
 from lmread.sentences import join_sentences
 from lmread.storage import append_lines
 from lmread.study import Study
+from lmread.study.folder import READERS_FILE
 
 #: the ``words`` tokenizer's pieces (lmread.backends.scripted.split_text): a word with the whitespace before it
 _WORD_PIECE = re.compile(r"\s*\S+|\s+", re.UNICODE)
 READER_SCHEMA = "lmread.reader/1"
-READERS_FILE = "readers.jsonl"
 
 #: RoFT's scoring: 5 points for the exact boundary, one less per sentence late, 0 before it
 ROFT_MAX_POINTS = 5

@@ -6,6 +6,7 @@ Layout::
       study.toml            name, creation time, reading-order seed, settings (written atomically)
       samples.jsonl         one sample per line (lmread.sample/1)
       marks/NAME.jsonl      one append-only event file per annotator (lmread.mark/1)
+      readers.jsonl         optional: reader metadata from imports (lmread.reader/1)
 
 Files are written only through :mod:`lmread.storage` (locked fsynced appends of whole lines,
 atomic whole-file writes); loading tolerates a torn last line (see there).
@@ -32,6 +33,8 @@ from lmread.study.order import reading_order
 SAMPLES_FILE = "samples.jsonl"
 MARKS_DIR = "marks"
 META_FILE = "study.toml"
+#: what imports know about their readers (lmread.reader/1, see lmread.importer), merged line by line
+READERS_FILE = "readers.jsonl"
 
 
 
