@@ -362,3 +362,13 @@ def test_merge_keeps_reader_records(tmp_path: Path, rows: list[dict], capsys: py
     expected |= set((tmp_path / "b" / "readers.jsonl").read_bytes().splitlines())
     assert sorted(merged) == sorted(expected)
     assert len(Study.open(tmp_path / "m").marks()) == 80
+
+
+def test_import_into_an_existing_study_appends(tmp_path: Path, rows: list[dict]) -> None:
+    first = import_roft(tmp_path / "s", write_roft(tmp_path / "a.csv", rows[:30]))
+    second = import_roft(tmp_path / "s", write_roft(tmp_path / "b.csv", rows[30:60]))
+    study = Study.open(tmp_path / "s")
+    passages = {(r["prompt"], r["generation"], r["model"]) for r in rows[:60]}
+    assert len(study.samples) == len(passages)
+    assert first["samples_written"] + second["samples_written"] == len(passages)
+    assert len(study.marks()) == 60 and study.warnings == []

@@ -220,11 +220,14 @@ def write_import(study_dir: Path, samples: list[Sample], marks: list[Mark], read
         new_samples = {s.id: s for s in samples if s.id not in have}
         probe = dict(have)
         probe.update(new_samples)
-        for m in marks:  # check against the samples as they will be
+        for m in marks:  # every check append_marks makes, against the samples as they will be, before any write
             s = probe[m.sample]
             m.validate()
-            if m.at is not None and not 0 <= m.at < s.n_tokens:
-                raise StudyError(f"mark on {s.id} is outside the sample; nothing was imported")
+            prompt_len = len(str(s.prompt.get("text") or ""))
+            if (m.at is not None and not 0 <= m.at < s.n_tokens) or (
+                    m.read_to is not None and not 0 <= m.read_to <= s.n_tokens) or (
+                    m.prompt_at is not None and not 0 <= m.prompt_at < prompt_len):
+                raise StudyError(f"a reading of {s.id} by {m.annotator} lies outside the sample; nothing was imported")
         written = study.add_samples(list(new_samples.values()))
         study.append_marks(marks)
         _append_readers(study_dir, readers)
