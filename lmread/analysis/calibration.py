@@ -140,16 +140,21 @@ def _marked_sentence(starts: np.ndarray, sample: Sample, token: int) -> int:
     return max(int(np.searchsorted(starts, end - 1, side="right")) - 1, 0)
 
 
-def roft_sentence_score(r: Reading) -> tuple[int, int | None] | None:
+def roft_sentence_score(r: Reading, cache: dict[str, np.ndarray] | None = None) -> tuple[int, int | None] | None:
     """RoFT's ``(points, delay in sentences)`` of a reading (delay None on a human control), or
-    None when the reading is not scored (see the module notes)."""
+    None when the reading is not scored (see the module notes).  ``cache``: sentence starts by
+    sample id, shared between calls."""
     sample = r.sample
     kind = control_kind(sample)
     if kind == "human":
         return (0 if r.fell or r.prompt_fall else SCORE_MAX_POINTS), None
     if kind is None and not sample.prompt.get("human"):
         return None  # no known boundary
-    starts = sentence_starts(sample)
+    starts = None if cache is None else cache.get(sample.id)
+    if starts is None:
+        starts = sentence_starts(sample)
+        if cache is not None:
+            cache[sample.id] = starts
     onset = 0
     if kind is not None:
         known = control_onset(sample)
@@ -184,8 +189,9 @@ def roft_scores_by_group(readings: list[Reading], by: str = "model") -> list[dic
     check_grouping(by)
     groups: dict[str, list[tuple[int, int | None]]] = {}
     meta: dict[str, dict[str, Any]] = {}
+    cache: dict[str, np.ndarray] = {}
     for r in readings:
-        score = roft_sentence_score(r)
+        score = roft_sentence_score(r, cache)
         if score is None:
             continue
         kind = control_kind(r.sample)
@@ -319,7 +325,8 @@ def annotator_calibration(
             f"(more than {warn_late_words:g})"
         )
     if unit == "sentences":
-        score = _score_block([sc for sc in map(roft_sentence_score, readings) if sc is not None])
+        cache: dict[str, np.ndarray] = {}
+        score = _score_block([sc for sc in (roft_sentence_score(r, cache) for r in readings) if sc is not None])
     else:
         score = {"n": len(points), "points": sum(points), "mean": (sum(points) / len(points)) if points else None,
                  "max_points": SCORE_MAX_POINTS, "step_words": SCORE_STEP_WORDS}

@@ -29,9 +29,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from lmread.analysis.reading_speed import tokens_read, words_in_tokens
 from lmread.records import Mark, Sample
-from lmread.sentences import sentences_before
+from lmread.sentences import sentence_starts, sentences_before_char
 from lmread.study import Study
 
 #: annotator names of machine readers (deterministic detectors, issue 11) start with this
@@ -92,15 +94,23 @@ class WordCounter:
         if unit not in COUNT_UNITS:
             raise ValueError(f"unit {unit!r} is not one of {COUNT_UNITS}")
         self.unit = unit
-        self._count = words_in_tokens if unit == "words" else sentences_before
         self._cache: dict[tuple[str, int], int] = {}
+        self._starts: dict[str, np.ndarray] = {}
 
     def before(self, sample: Sample, token: int) -> int:
         """Words (or sentences) of ``text[:offsets[token]]`` (``token`` clipped to the sample)."""
         key = (sample.id, int(token))
         count = self._cache.get(key)
         if count is None:
-            count = self._cache[key] = self._count(sample, int(token))
+            if self.unit == "words":
+                count = words_in_tokens(sample, int(token))
+            else:
+                starts = self._starts.get(sample.id)
+                if starts is None:
+                    starts = self._starts[sample.id] = sentence_starts(sample)
+                cut = sample.tokens.offsets[max(0, min(int(token), sample.n_tokens))]
+                count = sentences_before_char(starts, cut)
+            self._cache[key] = count
         return count
 
 

@@ -29,6 +29,7 @@ def run(quick: bool = False) -> list[BenchResult]:
     with tempfile.TemporaryDirectory(prefix="lmread-bench-roft-") as tmp:
         folder = Path(tmp)
         file = write_roft(folder / "roft.csv", synth_rows(n, 30, seed=0))
+        size = file.stat().st_size
         start = time.perf_counter()
         summary = import_roft(folder / "study", file)
         import_s = time.perf_counter() - start
@@ -39,7 +40,7 @@ def run(quick: bool = False) -> list[BenchResult]:
             format_table(doc)
             runs.append(time.perf_counter() - start)
     details = {"rows": n, "passages": summary["passages"], "marks": summary["marks"],
-               "file_bytes": file.stat().st_size if file.exists() else None}
+               "file_bytes": size}
     return [
         BenchResult("roft import (27,614 rows)" if not quick else "roft import", import_s, "s",
                     target=None if quick else 30.0, comparison="<=", details=details),
