@@ -42,7 +42,7 @@ def import_cmd(ctx: click.Context, study: str | None, file: str, fmt: str, token
 
     jsonl: each line {"text": ..., "model": LABEL, "prompt": optional, "n_params": optional, "id": optional}.
     roft: RoFT's roft.csv; one sample per passage, one mark per row under reader roft-<annotator>.
-    boundary: see the README ("Importing boundary data").
+    boundary: see the README ("Public human data").
     All lines are checked first; on any error nothing is written.
     """
     path = study_path(ctx, study)
