@@ -141,6 +141,17 @@ def test_every_readers_score_is_the_mean_of_their_points(roft_study: tuple[Path,
         assert a["score"]["n"] == len(mine)
         assert a["score"]["mean"] == pytest.approx(np.mean(mine), abs=1e-12)
         assert a["score"]["exact"] == sum(p == 5 for p in mine)
+    # calibration on the spliced baseline in sentences: the detected delays are g - b
+    delays: dict[str, list[int]] = defaultdict(list)
+    for r in rows:
+        b, g = r["true_boundary_index"], r["predicted_boundary_index"]
+        if r["model"] == "baseline" and b != 9 and b <= g < 9:
+            delays[f"roft-{r['annotator']}"].append(g - b)
+    for a in doc["annotators"]:
+        got_delay = a["onset_controls"]["delay_sentences"]
+        assert got_delay["n"] == len(delays[a["annotator"]])
+        if got_delay["n"]:
+            assert got_delay["mean"] == pytest.approx(np.mean(delays[a["annotator"]]), abs=1e-12)
     # per generator and top-p, as RoFT published
     per_group: dict[str, list[int]] = defaultdict(list)
     for r in rows:

@@ -290,6 +290,10 @@ def annotator_calibration(
         if at is not None:
             row["delay_tokens"] = at - known
             row["delay_words"] = words.before(r.sample, at) - words.before(r.sample, known)
+            if unit == "sentences":
+                starts = sentence_starts(r.sample)
+                row["delay_sentences"] = (_marked_sentence(starts, r.sample, at)
+                                          - _marked_sentence(starts, r.sample, known))
             row["outcome"] = "detected" if at >= known else "early"
         else:
             row["outcome"] = "missed" if r.read_to > known else "not_reached"
@@ -300,6 +304,9 @@ def annotator_calibration(
         onset_rows.append(row)
 
     onset = _onset_block(onset_rows)
+    if unit == "sentences":  # the sentence of the mark minus the sentence of the onset (RoFT's n)
+        onset["delay_sentences"] = distribution([r["delay_sentences"] for r in onset_rows
+                                                 if r["outcome"] == "detected"])
     onset["by_kind"] = {kind: _onset_block([r for r in onset_rows if r["kind"] == kind]) for kind in ("splice", "loop")}
     for block in onset["by_kind"].values():
         block.pop("early_by_tokens")
