@@ -383,3 +383,17 @@ def test_import_into_an_existing_study_appends(tmp_path: Path, rows: list[dict])
     assert len(study.samples) == len(passages)
     assert first["samples_written"] + second["samples_written"] == len(passages)
     assert len(study.marks()) == 60 and study.warnings == []
+
+
+def test_a_failure_while_writing_leaves_no_study(tmp_path: Path, rows: list[dict],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from lmread.errors import DiskFullError
+
+    def full(self: Study, marks: list) -> list:
+        raise DiskFullError("disk full while writing marks")
+
+    monkeypatch.setattr(Study, "append_marks", full)
+    file = write_roft(tmp_path / "r.csv", rows[:20])
+    with pytest.raises(DiskFullError):
+        import_roft(tmp_path / "s", file)
+    assert not (tmp_path / "s").exists() and not list(tmp_path.glob(".s.import-*"))
