@@ -382,9 +382,10 @@ class Sample:
             raise StudyError(f"{where}: token offsets do not cover the text")
         if sample.control is not None:
             check_control(sample.control, sample.n_tokens, where)
-        if sample.sentences is not None:
+        if sample.sentences:
             starts = sample.sentences
-            if any(not 0 <= x < len(sample.text) for x in starts) or any(a >= b for a, b in zip(starts, starts[1:], strict=False)):
+            ascending = all(a < b for a, b in zip(starts, starts[1:], strict=False))
+            if not ascending or starts[0] < 0 or starts[-1] >= len(sample.text):
                 raise StudyError(f"{where}: 'sentences' must be ascending character offsets inside the text")
         return sample
 
