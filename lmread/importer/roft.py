@@ -213,9 +213,12 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield from _jsonl_rows(path)
         return
     csv.field_size_limit(sys.maxsize)
-    with path.open(encoding="utf-8", newline="") as handle:
+    with path.open(encoding="utf-8-sig", newline="") as handle:  # -sig: a spreadsheet's byte-order mark
         reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
+        try:
+            columns = reader.fieldnames or []
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise StudyError(f"{path}: the header is not readable as UTF-8 CSV ({exc})") from None
         missing = [c for c in REQUIRED if c not in columns]
         if missing:
             raise StudyError(f"{path}: missing required column {missing[0]!r} (a RoFT file has "
