@@ -79,6 +79,10 @@ def _roft_lines(doc: dict[str, Any]) -> list[str]:
         exact = sum(r["exact"] for r in rows)
         lines.append(f"    {'all readings':<20} {n:>6} {sum(r['points'] for r in rows) / n:>6.2f} {exact:>6} "
                      f"{_pct(exact / n):>8} {sum(r['early'] for r in rows):>6}")
+    else:
+        lines.append("    no reading has a known boundary to score (imported boundary passages such as RoFT's, or "
+                     "controls)")
+        return lines
     lines.append("")
     lines.append(f"    {'group (' + doc['by'] + ')':<32} {'params':>7} {'n':>6} {'mean':>6} {'exact %':>8} {'early':>6}")
     for g in doc["groups"]:
