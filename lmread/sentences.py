@@ -61,6 +61,13 @@ def join_sentences(sentences: list[str], lead: str = "") -> tuple[str, list[int]
     return "".join(parts), starts
 
 
+def sentences_in_text(text: str, end: int | None = None) -> int:
+    """Sentences of ``text`` (by the splitter) begun before character ``end`` (default: all), for
+    text that is no sample yet, such as a live stream's text so far."""
+    starts = split_sentences(text)
+    return len(starts) if end is None else int(np.searchsorted(np.asarray(starts, dtype=np.int64), end, side="left"))
+
+
 def sentence_starts(sample: Sample) -> np.ndarray:
     """Where the sentences of ``sample.text`` start: the import's marks, else the splitter."""
     given = sample.sentences

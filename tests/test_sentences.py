@@ -26,6 +26,14 @@ def test_splitter_rules() -> None:
     assert split_sentences("3.14 is pi. Yes") == [0, 12]  # a stop not followed by whitespace ends nothing
 
 
+def test_sentences_in_text_for_a_live_stream() -> None:
+    from lmread.sentences import sentences_in_text
+
+    text = "One. Two is here. Thr"
+    assert sentences_in_text(text) == 3 and sentences_in_text(text, 5) == 1 and sentences_in_text(text, 6) == 2
+    assert sentences_in_text("") == 0 and sentences_in_text("   ", 2) == 0
+
+
 def test_join_sentences_records_starts() -> None:
     text, starts = join_sentences(["One.", "Two two.", "Three."], lead=" ")
     assert text == " One. Two two. Three." and starts == [1, 6, 15]
