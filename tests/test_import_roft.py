@@ -35,6 +35,11 @@ def validator(name: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema(name))
 
 
+def pkey(row: dict) -> tuple:
+    """What identifies a RoFT passage: prompt and generation indexes count within a dataset."""
+    return (row["dataset"], row["prompt"], row["generation"], row["model"])
+
+
 def error_lines(err: str) -> list[str]:
     """The error lines of stderr (progress lines start with two spaces)."""
     return [line for line in err.splitlines() if not line.startswith("  ")]
@@ -65,7 +70,7 @@ def test_synthetic_file_covers_what_the_issue_asks(rows: list[dict]) -> None:
 
 def test_import_counts_samples_marks_and_readers(roft_study: tuple[Path, Path, dict], rows: list[dict]) -> None:
     path, _, summary = roft_study
-    passages = {(r["prompt"], r["generation"], r["model"]) for r in rows}
+    passages = {pkey(r) for r in rows}
     study = Study.open(path)
     assert len(study.samples) == len(passages) == summary["samples_written"]
     assert summary["points_disagree"]["n"] == 0 and summary["unsized_models"] == []
@@ -77,8 +82,8 @@ def test_import_counts_samples_marks_and_readers(roft_study: tuple[Path, Path, d
     sample_schema, mark_schema = validator("sample"), validator("mark")
     kinds = Counter(s.control["kind"] if s.control else "machine" for s in study.samples.values())
     assert kinds["human"] == len({p for p in passages if rows and any(
-        (r["prompt"], r["generation"], r["model"]) == p and r["true_boundary_index"] == 9 for r in rows)})
-    assert kinds["splice"] == len({p for p in passages if p[2] == "baseline"})
+        pkey(r) == p and r["true_boundary_index"] == 9 for r in rows)})
+    assert kinds["splice"] == len({p for p in passages if p[3] == "baseline"})
     for s in study.samples.values():
         if s.control is None:
             assert s.model["n_params"] == ROFT_SIZES[s.model["id"]]
@@ -212,7 +217,7 @@ def test_agreement_reports_distances_in_sentences(roft_study: tuple[Path, Path, 
         machine = r["model"] != "baseline" and b != 9
         if g == 9 or (machine and g < b):
             continue
-        per_passage[(r["prompt"], r["generation"], r["model"])].append(g)
+        per_passage[pkey(r)].append(g)
     total = n = 0
     for gs in per_passage.values():
         for i in range(len(gs)):
@@ -379,7 +384,7 @@ def test_import_into_an_existing_study_appends(tmp_path: Path, rows: list[dict])
     first = import_roft(tmp_path / "s", write_roft(tmp_path / "a.csv", rows[:30]))
     second = import_roft(tmp_path / "s", write_roft(tmp_path / "b.csv", rows[30:60]))
     study = Study.open(tmp_path / "s")
-    passages = {(r["prompt"], r["generation"], r["model"]) for r in rows[:60]}
+    passages = {pkey(r) for r in rows[:60]}
     assert len(study.samples) == len(passages)
     assert first["samples_written"] + second["samples_written"] == len(passages)
     assert len(study.marks()) == 60 and study.warnings == []

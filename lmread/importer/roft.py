@@ -10,7 +10,8 @@ to ``9 - true_boundary_index`` sentences.
 
 What becomes of a row (see :mod:`lmread.importer.passages` for the layout):
 
-* one sample per passage, deduplicated by ``prompt``, ``generation`` and ``model``; the model
+* one sample per passage, deduplicated by ``prompt``, ``generation`` and ``model`` (within its
+  ``dataset``: the indexes count each dataset's own prompts and generations); the model
   carries its public size (:data:`ROFT_SIZES`, or ``--n-params NAME=N``), ``dec_strat_value`` is
   the sample's ``top_p`` (so ``--by model+decoding`` separates it) and ``dataset`` its prompt set;
   all-human passages (boundary 9) are human controls and ``baseline`` passages splice controls;
@@ -260,7 +261,8 @@ def _passage(row: dict[str, Any], sizes: dict[str, int]) -> tuple[Passage, int]:
     machine = machine[: LAST - b]
     top_p = _opt_float(row.get("dec_strat_value"))
     prompt_set = _text(row["dataset"]).strip() or None
-    key = ("roft", _text(row["prompt"]).strip(), _text(row["generation"]).strip(), model)
+    # prompt and generation are indexes into each dataset's own lists: the dataset is part of the key
+    key = ("roft", prompt_set, _text(row["prompt"]).strip(), _text(row["generation"]).strip(), model)
     settings = {} if top_p is None else {"top_p": top_p}
     if b == LAST:
         kind, label, n_params = "human", "human", None

@@ -65,7 +65,8 @@ def synth_rows(n_rows: int = 3000, n_readers: int = 30, seed: int = 0) -> list[d
         gen = [] if kind == "human" else [_sentence(rng, f"m{p}s{i}") for i in range(9 - b + extra)]
         passages.append({"model": model if kind != "baseline" else "baseline", "kind": kind, "b": b,
                          "top_p": "" if kind == "baseline" else top_p, "dataset": DATASETS[p % len(DATASETS)],
-                         "prompt": str(p), "generation": "" if kind == "human" else str(10_000 + p),
+                         "prompt": str(p // len(DATASETS)),  # an index within its dataset, as in RoFT
+                         "generation": "" if kind == "human" else str(10_000 + p // len(DATASETS)),
                          "prompt_body": "_SEP_".join(human), "gen_body": "_SEP_".join(gen)})
     start = datetime(2021, 2, 1, 9, 0, 0)
     seen: set[tuple[int, int]] = set()
