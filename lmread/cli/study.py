@@ -137,9 +137,10 @@ def study_info(ctx: click.Context, directory: str | None, as_json: bool) -> None
         def num(v: float | None) -> str:
             return "-" if v is None else f"{v:.2f}"
 
-        click.echo(f"  agreement: {ag['samples']} samples read by 2+ annotators; Fleiss' kappa {num(ag['fleiss_kappa'])}, "
-                   f"alpha {num(ag['alpha'])}, mean distance {num(ag['mean_abs_distance_tokens'])} tokens "
-                   "(see 'lmread agreement')")
+        click.echo(f"  agreement: {ag['samples']} samples read by 2+ annotators; Fleiss' kappa {num(ag['fleiss_kappa'])} "
+                   f"on falling within {ag['horizon_tokens']} tokens ({ag['readings_left_out']} readings left out), "
+                   f"alpha {num(ag['alpha'])}, mean distance {num(ag['mean_abs_distance_tokens'])} tokens, "
+                   f"severity weighted kappa {num(ag['severity_weighted_kappa'])} (see 'lmread agreement')")
 
 
 @study_group.command("create")

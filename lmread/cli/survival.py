@@ -166,7 +166,7 @@ def survival(ctx: click.Context, study: str | None, unit: str, by: str, annotato
     if csv_path is not None:
         outputs.append((Path(csv_path), render_csv(obs), "--csv"))
     if plot_path is not None:
-        outputs.append((Path(plot_path), render_plot(doc, plot_format(Path(plot_path))), "--plot"))
+        outputs.append((Path(plot_path), render_plot(doc, plot_format(Path(plot_path)), sorted(set(obs.annotator))), "--plot"))
     for target, data, option in outputs:
         write_file(target, data, option)
         if json_path != "-":
