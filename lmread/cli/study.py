@@ -111,11 +111,13 @@ def study_group() -> None:
 def study_info(ctx: click.Context, directory: str | None, as_json: bool) -> None:
     """Samples per model, how many are marked, fallen or censored, per annotator."""
     from lmread.analysis.agreement import agreement_summary
+    from lmread.analysis.plan import progress
     from lmread.study import Study
 
     st = Study.open(study_path(ctx, directory))
     info = st.info()
     info["agreement"] = agreement_summary(st)
+    info["plan"] = progress(st).to_json()
     for warning in info["warnings"]:
         click.echo(f"lmread: warning: {warning}", err=True)
     if as_json:
@@ -141,6 +143,10 @@ def study_info(ctx: click.Context, directory: str | None, as_json: bool) -> None
                    f"on falling within {ag['horizon_tokens']} tokens ({ag['readings_left_out']} readings left out), "
                    f"alpha {num(ag['alpha'])}, mean distance {num(ag['mean_abs_distance_tokens'])} tokens, "
                    f"severity weighted kappa {num(ag['severity_weighted_kappa'])} (see 'lmread agreement')")
+    from lmread.cli.plan import progress_lines
+
+    for line in progress_lines(info["plan"]):
+        click.echo(line)
 
 
 @study_group.command("create")
