@@ -224,3 +224,12 @@ def test_bench_entry_runs_the_product_path() -> None:
     (result,) = run(quick=True)
     assert result.unit == "s" and result.value > 0 and result.details["replicates"] == 400
     assert 0.0 < result.details["power"] < 1.0 and result.details["samples_per_group"] == 500
+
+
+def test_a_tiny_difference_keeps_schoenfeld_and_is_not_simulated(capsys: pytest.CaptureFixture[str]) -> None:
+    doc = run_json(capsys, "plan", "--median", "A=100,B=102", "--max-length", "500", "--unit", "words")
+    (comp,) = doc["comparisons"]
+    assert comp["simulation"] is None and comp["schoenfeld"]["events"] > 50_000
+    assert comp["samples_per_group"] == comp["schoenfeld"]["samples_per_group"]
+    assert any("beyond what is simulated" in n for n in comp["notes"])
+    assert math.isfinite(doc["reader_time"]["hours"])

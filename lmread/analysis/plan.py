@@ -64,6 +64,8 @@ from lmread.errors import OptionError
 #: people read prose at about 4-5 words/s
 DEFAULT_READING_WPS = 4.5
 DEFAULT_REPLICATES = 1000
+#: the largest N per group a power simulation draws (beyond it the plan keeps Schoenfeld's N)
+MAX_SIMULATED_N = 20_000
 PLAN_SCHEMA = "lmread.plan/1"
 _CELLS = 8_000_000  # replicate x group x time cells per chunk of the log-rank
 
@@ -267,7 +269,7 @@ class PowerCurve:
 
 
 def power_curve(arms: list[Arm], target: float, alpha: float, replicates: int, seed: int, around: int,
-                max_n: int = 200_000) -> PowerCurve:
+                max_n: int = MAX_SIMULATED_N) -> PowerCurve:
     """Simulated power on a grid of samples per group around ``around`` (Schoenfeld's N), the
     interpolated N reaching ``target``, and a fresh simulation at that N."""
     rng = np.random.default_rng(seed)
@@ -457,10 +459,13 @@ def plan_comparison(a: GroupInput, b: GroupInput, *, alpha: float, power: float,
     samples = samples_for_events(events, p_event, f"{a.label} vs {b.label}")
     per_group = int(math.ceil(samples / 2))
     sim = None
-    if replicates > 0:
+    if replicates > 0 and per_group > MAX_SIMULATED_N:
+        notes.append(f"Schoenfeld's {per_group:,} samples per group are beyond what is simulated "
+                     f"({MAX_SIMULATED_N:,}); the plan uses Schoenfeld's N")
+    elif replicates > 0:
         if progress is not None:
             progress(f"simulating {b.label} vs {a.label}: {replicates} studies per N ...")
-        sim = power_curve(arms, power, alpha, replicates, seed, per_group)
+        sim = power_curve(arms, power, alpha, replicates, seed, per_group, max_n=MAX_SIMULATED_N)
         if sim.note:
             notes.append(sim.note)
     planned = sim.n_target if sim is not None and sim.n_target is not None else per_group
@@ -860,10 +865,16 @@ def progress(study: Any) -> PlanProgress:
                         sum(g.events for g in groups), int(plan.get("events", 0)))
 
 
-def interim_lines(plan: dict[str, Any] | None, doc: dict[str, Any]) -> list[str]:
-    """Warnings for a survival document looked at before the plan's N: which groups are short,
-    that repeated looks inflate the false-positive rate, and the O'Brien–Fleming boundary of a
-    single interim look at the current information fraction."""
+def samples_read(obs: Any) -> dict[str, int]:
+    """Distinct samples with a reading per group label of an observation table."""
+    return {g.label: len({obs.sample[i] for i in obs.group_rows(k)}) for k, g in enumerate(obs.groups)}
+
+
+def interim_lines(plan: dict[str, Any] | None, doc: dict[str, Any], read: dict[str, int] | None = None) -> list[str]:
+    """Warnings for a survival document looked at before the plan's N: which groups are short
+    (``read``: distinct samples read per group, else the document's observations), that repeated
+    looks inflate the false-positive rate, and the O'Brien–Fleming boundary of a single interim
+    look at the current information fraction."""
     if not isinstance(plan, dict):
         return []
     planned = dict(zip(plan.get("groups", []), plan.get("samples_per_group", []), strict=False))
@@ -872,8 +883,9 @@ def interim_lines(plan: dict[str, Any] | None, doc: dict[str, Any]) -> list[str]
     for g in doc.get("groups", []):
         if g["label"] in planned:
             events += int(g.get("events", 0))
-            if g["n"] < planned[g["label"]]:
-                short.append(f"{g['label']} {g['n']} of {planned[g['label']]}")
+            n = (read or {}).get(g["label"], g["n"])
+            if n < planned[g["label"]]:
+                short.append(f"{g['label']} {n} of {planned[g['label']]}")
     if not short:
         return []
     need = int(plan.get("events", 0))

@@ -154,10 +154,11 @@ def survival(ctx: click.Context, study: str | None, unit: str, by: str, annotato
     doc, obs = compute(study_path(ctx, study), unit=unit, by=by, annotator=annotator, consensus=consensus,
                        horizon=horizon, n_boot=n_boot, seed=seed, controls=controls,
                        min_read_speed=min_read_speed, max_read_speed=max_read_speed)
-    from lmread.analysis.plan import interim_lines
+    from lmread.analysis.plan import interim_lines, samples_read
     from lmread.study import Study
 
-    doc["warnings"].extend(interim_lines(Study.open(study_path(ctx, study), top_k=False).meta.get("plan"), doc))
+    doc["warnings"].extend(interim_lines(Study.open(study_path(ctx, study), top_k=False).meta.get("plan"), doc,
+                                         samples_read(obs)))
     for warning in doc["warnings"]:
         click.echo(f"lmread: warning: {warning}", err=True)
     outputs: list[tuple[Path, bytes, str]] = []
