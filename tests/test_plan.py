@@ -233,3 +233,15 @@ def test_a_tiny_difference_keeps_schoenfeld_and_is_not_simulated(capsys: pytest.
     assert comp["samples_per_group"] == comp["schoenfeld"]["samples_per_group"]
     assert any("beyond what is simulated" in n for n in comp["notes"])
     assert math.isfinite(doc["reader_time"]["hours"])
+
+
+def test_assumptions_on_a_study_take_its_length_in_the_unit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    w = StudyWriter(tmp_path / "st")
+    w.add(word_sample("s0", 120, split=2), word_sample("s1", 80, split=2))  # 240 and 160 tokens
+    words = run_json(capsys, "plan", "--study", str(tmp_path / "st"), "--median", "A=10,B=15", "--unit", "words",
+                     "--replicates", "0", "--dry-run")
+    tokens = run_json(capsys, "plan", "--study", str(tmp_path / "st"), "--median", "A=10,B=15", "--replicates", "0",
+                      "--dry-run")
+    assert words["settings"]["max_length"] == 120 and tokens["settings"]["max_length"] == 240
+    # no marks: words per reading come from the study's samples
+    assert words["reader_time"]["words_per_reading"] == pytest.approx(100.0)

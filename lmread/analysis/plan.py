@@ -609,6 +609,22 @@ def _words_per_sample(study: Any) -> float | None:
     return float(np.mean([words_in_tokens(s, s.n_tokens) for s in texts])) if texts else None
 
 
+def study_length(study: Any, unit: str) -> int | None:
+    """The study's generated length in ``unit``: its reading horizon in tokens (the largest
+    ``max_tokens``, else the longest sample), or the longest sample in words or characters."""
+    from lmread.analysis.agreement import reading_horizon
+    from lmread.analysis.reading_speed import words_in_tokens
+
+    samples = [s for s in study.samples.values() if s.control is None] or list(study.samples.values())
+    if not samples:
+        return None
+    if unit == "tokens":
+        return reading_horizon(samples)[0] or None
+    if unit == "words":
+        return max(words_in_tokens(s, s.n_tokens) for s in samples) or None
+    return max(len(s.text) for s in samples) or None
+
+
 def build_plan(study: Any | None, opts: PlanOptions, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The plan document (schema ``lmread.plan/1``) of ``study`` (a pilot, or None) under
     ``opts``; one-line :class:`OptionError` for what cannot be planned.  ``progress(text)`` is
@@ -626,9 +642,7 @@ def build_plan(study: Any | None, opts: PlanOptions, progress: Callable[[str], N
     groups: list[GroupInput]
     length = opts.max_length
     if length is None and study is not None and study.samples:
-        from lmread.analysis.agreement import reading_horizon
-
-        length = reading_horizon(study.samples.values())[0] or None
+        length = study_length(study, opts.unit)
     if opts.medians is not None or (opts.hazard_ratio is not None and study is None):
         source = "assumptions"
         if length is None or length < 1:

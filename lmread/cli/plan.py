@@ -88,13 +88,14 @@ def format_plan(doc: dict[str, Any]) -> str:
               help="Plan for this hazard ratio (the smallest difference worth detecting) instead of the pilot's.")
 @click.option("--median", "medians", default=None, help="No pilot: assumed medians per group, e.g. A=10,B=15.")
 @click.option("--max-length", type=click.IntRange(1, None), default=None,
-              help="No pilot: the generated length in the unit (default: the study's reading horizon).")
+              help="No pilot: the generated length in the unit (default: the study's largest max_tokens, or "
+                   "its longest sample in words or chars).")
 @click.option("--censoring", type=float, default=None,
               help="No pilot: share of readers who stop early (with --median), or of readings without a fall "
                    "(with --hazard-ratio alone).")
-@click.option("--ci-width", type=float, default=None, help="Also plan for a median 95%% CI this wide (in the unit).")
+@click.option("--ci-width", type=float, default=None, help="Also plan for a median 95% CI this wide (in the unit).")
 @click.option("--exponent-ci-width", type=float, default=None,
-              help="Also plan for an AFT scaling exponent 95%% CI this wide (pilot of two or more sizes).")
+              help="Also plan for an AFT scaling exponent 95% CI this wide (pilot of two or more sizes).")
 @click.option("--readers", type=click.IntRange(1, None), default=1, show_default=True, help="Readers sharing the work.")
 @click.option("--reading-speed", "reading_wps", type=float, default=None,
               help=f"Words/s (default: the pilot's measured speed, else {DEFAULT_READING_WPS}).")
