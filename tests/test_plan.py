@@ -60,32 +60,65 @@ def weibull_draws(rng: np.random.Generator, scale: float, shape: float, size: tu
     return np.where(fell, t, c), fell
 
 
-def test_simulated_power_of_the_planned_n_on_known_weibull_curves() -> None:
-    """Plan from a large pilot drawn from two Weibull curves with proportional hazards (HR 1.5),
-    then draw fresh studies of the planned size from the true curves: power within 3 points of
-    the target."""
-    rng = np.random.default_rng(12)
-    shape, scale_a, length, stop = 1.4, 120.0, 300, 0.25
-    scale_b = scale_a * 1.5 ** (-1 / shape)            # S_b = S_a^1.5
-    pilot = []
-    for label, scale in (("a", scale_a), ("b", scale_b)):
-        d, e = weibull_draws(rng, scale, shape, (3000,), length, stop)
-        pilot.append(P.GroupInput(label, durations=d, events=e.astype(np.int64)))
-    comp = P.plan_comparison(pilot[0], pilot[1], alpha=0.05, power=0.8, hazard_ratio=None, replicates=2000, seed=3)
-    assert comp.hazard_ratio == pytest.approx(1.5, rel=0.08)
-    n = comp.samples_per_group
-    assert comp.simulation is not None and comp.simulation.n_target == n
-    assert abs(comp.simulation.power_at_n_target - 0.8) < 0.03
-    # fresh studies from the true curves, analysed by the log-rank
-    reps = 3000
-    da, ea = weibull_draws(rng, scale_a, shape, (reps, n), length, stop)
-    db, eb = weibull_draws(rng, scale_b, shape, (reps, n), length, stop)
+def weibull_arm(scale: float, shape: float, length: int, stop: float) -> P.Arm:
+    """The arm of :func:`weibull_draws` on the grid 0..length: P(T >= t) = exp(-(t / scale)^shape)."""
+    t = np.arange(length + 1, dtype=float)
+    s = np.exp(-((t / scale) ** shape))
+    return P.Arm("w", np.concatenate((s[:-1] - s[1:], [0.0])), np.concatenate((np.full(length, stop / length), [0.0])))
+
+
+def fresh_power(rng: np.random.Generator, n: int, reps: int, scales: tuple[float, float], shape: float, length: int,
+                stop: float) -> float:
+    """Power of the log-rank on ``reps`` fresh studies of ``n`` per group drawn from the Weibull curves."""
+    da, ea = weibull_draws(rng, scales[0], shape, (reps, n), length, stop)
+    db, eb = weibull_draws(rng, scales[1], shape, (reps, n), length, stop)
     chi2 = P.logrank_replicates(np.concatenate([da, db], axis=1).astype(np.int64),
                                 np.concatenate([ea, eb], axis=1), n, length + 1)
-    power = float(np.mean(stats.chi2.sf(chi2, 1) < 0.05))
-    assert abs(power - 0.8) < 0.03, (n, power)
+    return float(np.mean(stats.chi2.sf(chi2, 1) < 0.05))
+
+
+SHAPE, SCALE_A, LENGTH, STOP = 1.4, 120.0, 300, 0.25
+SCALE_B = SCALE_A * 1.5 ** (-1 / SHAPE)                 # S_b = S_a^1.5: hazard ratio 1.5
+
+
+def test_simulated_power_of_the_planned_n_on_known_weibull_curves() -> None:
+    """The N the simulation plans from two known Weibull curves (proportional hazards, HR 1.5,
+    a quarter of the readers stopping early) has the target power on fresh studies drawn from
+    those curves: within 3 points over 4,000 studies."""
+    arms = [weibull_arm(SCALE_A, SHAPE, LENGTH, STOP), weibull_arm(SCALE_B, SHAPE, LENGTH, STOP)]
+    sim = P.power_curve(arms, 0.8, 0.05, 2000, seed=0, around=100)
+    assert sim.n_target is not None and sim.n_target_mc_error is not None and sim.n_target_mc_error < 5
+    assert sim.power[0] < 0.5 < 0.95 < sim.power[-1]
+    assert abs(sim.power_at_n_target - 0.8) < 0.03
+    power = fresh_power(np.random.default_rng(100), sim.n_target, 4000, (SCALE_A, SCALE_B), SHAPE, LENGTH, STOP)
+    assert abs(power - 0.8) < 0.03, (sim.n_target, power)
+    # half the N has clearly less power: the check can fail
+    assert fresh_power(np.random.default_rng(101), sim.n_target // 2, 2000, (SCALE_A, SCALE_B), SHAPE, LENGTH,
+                       STOP) < 0.6
+
+
+def test_a_large_pilot_from_known_curves_plans_about_the_same_n() -> None:
+    rng = np.random.default_rng(12)
+    pilot = []
+    for label, scale in (("a", SCALE_A), ("b", SCALE_B)):
+        d, e = weibull_draws(rng, scale, SHAPE, (3000,), LENGTH, STOP)
+        pilot.append(P.GroupInput(label, durations=d, events=e.astype(np.int64)))
+    comp = P.plan_comparison(pilot[0], pilot[1], alpha=0.05, power=0.8, hazard_ratio=None, replicates=1000, seed=3)
+    assert comp.hazard_ratio == pytest.approx(1.5, rel=0.08)
+    truth = P.power_curve([weibull_arm(SCALE_A, SHAPE, LENGTH, STOP), weibull_arm(SCALE_B, SHAPE, LENGTH, STOP)],
+                          0.8, 0.05, 1000, seed=0, around=100).n_target
+    assert truth is not None and comp.simulation is not None
+    assert comp.samples_per_group == comp.simulation.n_target
+    assert comp.samples_per_group == pytest.approx(truth, rel=0.2)
+    # the pilot's censoring is the readers' early stops: about a quarter stop before the end
+    grid = np.unique(np.concatenate([g.durations for g in pilot if g.durations is not None]))
+    arms = P.pilot_arms(grid, [(g.label, g.durations, g.events) for g in pilot
+                               if g.durations is not None and g.events is not None])
+    assert arms[0].censor_mass[grid < LENGTH].sum() == pytest.approx(STOP, abs=0.03)
+    # and its event curve is the Weibull one: P(fall within the length) = 1 - exp(-(300 / 120)^1.4)
+    assert arms[0].p_event_by_end == pytest.approx(1 - math.exp(-((LENGTH / SCALE_A) ** SHAPE)), abs=0.02)
     # Schoenfeld's approximation lands near the simulation
-    assert 0.75 < comp.samples_schoenfeld / 2 / n < 1.33
+    assert 0.75 < comp.samples_schoenfeld / 2 / comp.samples_per_group < 1.33
 
 
 def test_reader_time_and_median_width_by_hand() -> None:

@@ -21,10 +21,11 @@ Simulated power
     replicate is analysed with the log-rank test (:func:`logrank_replicates`, the statistic of
     :func:`lmread.analysis.survival.logrank` computed for all replicates at once) and power is
     the share of replicates with ``p < alpha``, on a grid of samples per group.  The N that
-    reaches the target is interpolated between the two grid points around it and checked by a
-    fresh simulation at that N; its Monte Carlo error is ``sqrt(power (1 - power) / R)`` and,
-    for N, that error divided by the slope of the power curve there.  With a given hazard ratio
-    and a pilot, group b's curve is group a's raised to that power (proportional hazards).
+    reaches the target comes from a fit of the log-rank's normal approximation
+    ``power(n) = Phi(c sqrt(n) - z_{1-alpha/2})`` to the simulated curve (:func:`probit_fit`),
+    with its Monte Carlo error from the fit's, and is checked by a fresh simulation at that N
+    (power there with its error ``sqrt(power (1 - power) / R)``).  With a given hazard ratio and
+    a pilot, group b's curve is group a's raised to that power (proportional hazards).
 
 Median CI width
     A group's median CI narrows like ``1 / sqrt(n)``: the pilot's width ``w`` at ``n`` samples
@@ -270,8 +271,9 @@ class PowerCurve:
 
 def power_curve(arms: list[Arm], target: float, alpha: float, replicates: int, seed: int, around: int,
                 max_n: int = MAX_SIMULATED_N) -> PowerCurve:
-    """Simulated power on a grid of samples per group around ``around`` (Schoenfeld's N), the
-    interpolated N reaching ``target``, and a fresh simulation at that N."""
+    """Simulated power on a grid of samples per group around ``around`` (Schoenfeld's N), the N
+    reaching ``target`` from a probit fit of the curve (:func:`probit_fit`; linear interpolation
+    when too few grid points lie between power 0.1 and 0.98), and a fresh simulation at that N."""
     rng = np.random.default_rng(seed)
     lo = max(5, around // 4)
     hi = max(lo + 5, min(max_n, around * 3))
@@ -284,23 +286,52 @@ def power_curve(arms: list[Arm], target: float, alpha: float, replicates: int, s
         grid.append(min(max_n, grid[-1] * 2))
         power.append(simulate_rejections(arms, grid[-1], replicates, alpha, rng) / replicates)
     errors = [math.sqrt(p * (1 - p) / replicates) for p in power]
-    reached = [i for i, p in enumerate(power) if p >= target]
-    if not reached:
+    if not any(p >= target for p in power):
         return PowerCurve(grid, power, errors, replicates, None, None, None, None,
                           f"even {grid[-1]} samples per group do not reach power {target:g} in simulation")
-    i = reached[0]
-    if i == 0:
-        n_star, slope = float(grid[0]), None
-    else:
-        n0, n1, p0, p1 = grid[i - 1], grid[i], power[i - 1], power[i]
-        slope = (p1 - p0) / (n1 - n0) if p1 > p0 else None
-        n_star = n0 + (target - p0) / slope if slope else float(n1)
-    n_target = int(math.ceil(n_star))
+    fit = probit_fit(grid, power, replicates, alpha)
+    note = None
+    if fit is not None:
+        c, c_se = fit
+        z = float(stats.norm.ppf(1 - alpha / 2))
+        n_star = ((float(stats.norm.ppf(target)) + z) / c) ** 2
+        n_err: float | None = 2.0 * n_star * c_se / c
+    else:  # too few grid points between power 0.1 and 0.98: interpolate linearly
+        i = next(k for k, p in enumerate(power) if p >= target)
+        if i == 0:
+            n_star, n_err = float(grid[0]), None
+            note = f"the smallest N simulated ({grid[0]} per group) already reaches power {target:g}"
+        else:
+            n0, n1, p0, p1 = grid[i - 1], grid[i], power[i - 1], power[i]
+            n_star = n0 + (target - p0) * (n1 - n0) / (p1 - p0) if p1 > p0 else float(n1)
+            n_err = None
+    n_target = max(2, int(math.ceil(n_star - 1e-9)))
     check = simulate_rejections(arms, n_target, replicates, alpha, rng) / replicates
     check_err = math.sqrt(check * (1 - check) / replicates)
-    n_err = check_err / slope if slope else None
-    note = None if i else f"the smallest N simulated ({grid[0]} per group) already reaches power {target:g}"
     return PowerCurve(grid, power, errors, replicates, n_target, n_err, check, check_err, note)
+
+
+def probit_fit(grid: list[int], power: list[float], replicates: int, alpha: float) -> tuple[float, float] | None:
+    """Fit the log-rank's normal approximation ``power(n) = Phi(c sqrt(n) - z_{1-alpha/2})`` to the
+    simulated power curve: weighted least squares of ``Phi^-1(power) + z`` on ``sqrt(n)`` through
+    the origin, over the grid points with power in [0.1, 0.98] (weights: the inverse binomial
+    variance carried through the probit).  Returns ``(c, se(c))`` or None with fewer than two
+    such points."""
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    sxx = sxy = 0.0
+    used = 0
+    for n, p in zip(grid, power, strict=True):
+        if not 0.1 <= p <= 0.98:
+            continue
+        q = float(stats.norm.ppf(p))
+        weight = replicates * float(stats.norm.pdf(q)) ** 2 / (p * (1 - p))
+        x = math.sqrt(n)
+        sxx += weight * x * x
+        sxy += weight * x * (q + z)
+        used += 1
+    if used < 2 or sxy <= 0:
+        return None
+    return sxy / sxx, 1.0 / math.sqrt(sxx)
 
 
 # --------------------------------------------------------------------------------------------
