@@ -44,7 +44,7 @@ def format_plan(doc: dict[str, Any]) -> str:
             curve = "  ".join(f"{p['n_per_group']}:{p['power']:.2f}" for p in sim["curve"])
             lines.append(f"    simulated power ({sim['replicates']} replicates per N; N per group:power): {curve}")
             if sim["n_per_group"] is not None:
-                err = (f" +/- {sim['n_per_group_mc_error']:.0f}" if sim["n_per_group_mc_error"] is not None else "")
+                err = (f" +/- {sim['n_per_group_mc_error']:.2g}" if sim["n_per_group_mc_error"] is not None else "")
                 lines.append(f"    simulation: {sim['n_per_group']:,}{err} per group reach power {st['power']:g} "
                              f"(power there {sim['power_at_n']:.3f} +/- {sim['power_at_n_mc_error']:.3f})")
         for note in c["notes"]:
