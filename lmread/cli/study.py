@@ -185,11 +185,13 @@ def study_group() -> None:
 def study_info(ctx: click.Context, directory: str | None, as_json: bool) -> None:
     """Samples per model, how many are marked, fallen or censored, per annotator."""
     from lmread.analysis.agreement import agreement_summary
+    from lmread.analysis.plan import progress
     from lmread.study import Study
 
     st = Study.open(study_path(ctx, directory))
     info = st.info()
     info["agreement"] = agreement_summary(st)
+    info["plan"] = progress(st).to_json()
     for warning in info["warnings"]:
         click.echo(f"lmread: warning: {warning}", err=True)
     if as_json:
@@ -211,9 +213,14 @@ def study_info(ctx: click.Context, directory: str | None, as_json: bool) -> None
         def num(v: float | None) -> str:
             return "-" if v is None else f"{v:.2f}"
 
-        click.echo(f"  agreement: {ag['samples']} samples read by 2+ annotators; Fleiss' kappa {num(ag['fleiss_kappa'])}, "
-                   f"alpha {num(ag['alpha'])}, mean distance {num(ag['mean_abs_distance_tokens'])} tokens "
-                   "(see 'lmread agreement')")
+        click.echo(f"  agreement: {ag['samples']} samples read by 2+ annotators; Fleiss' kappa {num(ag['fleiss_kappa'])} "
+                   f"on falling within {ag['horizon_tokens']} tokens ({ag['readings_left_out']} readings left out), "
+                   f"alpha {num(ag['alpha'])}, mean distance {num(ag['mean_abs_distance_tokens'])} tokens, "
+                   f"severity weighted kappa {num(ag['severity_weighted_kappa'])} (see 'lmread agreement')")
+    from lmread.cli.plan import progress_lines
+
+    for line in progress_lines(info["plan"]):
+        click.echo(line)
 
 
 @study_group.command("create")
