@@ -24,7 +24,7 @@ pytest.importorskip("textual")
 from lmread.tui.app import LmreadApp
 from lmread.tui.document import TokenDocument
 from lmread.tui.messages import LiveConfig
-from lmread.tui.screens.dialogs import LiveDialog, MarkPrompt, TooSmallScreen
+from lmread.tui.screens.dialogs import LiveDialog, TooSmallScreen
 from lmread.tui.screens.help import KEYS, HelpScreen
 from lmread.tui.screens.home import HomeScreen
 from lmread.tui.screens.reader import ReaderScreen
@@ -108,15 +108,15 @@ def test_session_order_skips_marked_and_builds_marks(study: Study) -> None:
     with pytest.raises(MarkError):
         s.build_mark("fall", at=0)  # nothing revealed yet
     clock.t += 2.0
-    assert s.paced_revealed() == 24
+    assert s.paced_revealed() == 9  # 4.5 words/s, one word a token here
     s.set_revealed(s.paced_revealed())
     mark = s.commit(s.build_mark("fall", at=5, category="drift"))
-    assert (mark.at, mark.read_to, mark.revealed, mark.elapsed_s, mark.client) == (5, 24, 24, 2.0, "tui")
+    assert (mark.at, mark.read_to, mark.revealed, mark.elapsed_s, mark.client) == (5, 9, 9, 2.0, "tui")
     s2 = ReadingSession(study, "tester", clock=clock)
     assert [i.sample_id for i in s2.queue] == [sid for sid in study.reading_order() if sid != cur.sample.id]
     event, withdrawn = s2.undo()
     assert withdrawn.id == mark.id and event.undoes == mark.id
-    assert s2.queue[0].sample_id == cur.sample.id and s2.queue[0].start_revealed == 24
+    assert s2.queue[0].sample_id == cur.sample.id and s2.queue[0].start_revealed == 9
 
 
 def test_sentence_end_reveals_whole_sentences() -> None:
@@ -213,16 +213,16 @@ async def test_reveal_move_mark_with_category_then_undo(study: Study) -> None:
         first = scr.session.current.sample
         assert first.id == study.reading_order()[0]
         assert scr.view.revealed == 0
-        await reveal(pilot, app, 2.0)  # 12 tok/s
-        assert scr.view.revealed == 24 == scr.session.current.revealed
+        await reveal(pilot, app, 2.0)  # 4.5 words/s
+        assert scr.view.revealed == 9 == scr.session.current.revealed
         await pilot.press("space")  # next sentence
-        assert scr.view.revealed > 24
+        assert scr.view.revealed > 9
         revealed = scr.view.revealed
         await pilot.press("home", "right", "right", "right")
         at = scr.view.cursor
         assert 0 < at < revealed
         await pilot.press("f")
-        assert isinstance(app.screen, MarkPrompt)
+        assert app.screen is scr and scr.marking  # the category prompt, inline
         await pilot.press("3", "2", "enter")  # category 3 (drift), severity 2
         await pilot.pause()
         marks = Study.open(study.path).marks("tester")
@@ -262,7 +262,7 @@ async def test_no_fall_and_skip(study: Study) -> None:
         await pilot.pause()
         marks = Study.open(study.path).marks("tester")
         assert [(x.kind, x.sample, x.read_to, x.at) for x in marks] == [
-            ("no_fall", first.id, 18, None), ("skip", second.id, None, None)]
+            ("no_fall", first.id, 6, None), ("skip", second.id, None, None)]
         await pilot.press("n")
         assert scr.session.current is None
         assert "All samples" in screen_text(app)

@@ -5,6 +5,14 @@ Everything that decides something (queue, reveal, marks) lives in
 line to it.  For a live sample it posts :class:`ReaderScreen.StreamRequested`; the app runs the
 live worker (:class:`lmread.tui.live.LiveStream`), whose token batches this screen appends to the
 sample's document.
+
+Keys.  Textual checks an app's (non-priority) bindings only after a key event has bubbled up from
+the focused widget, so a key handled by a binding can be acted on after the next key has already
+passed the screen; a fall's category typed right after ``f`` into a prompt that was not yet on
+screen was lost that way.  So this screen takes every key itself, in the order they were typed
+(:meth:`ReaderScreen.on_key`): its own bindings and the token view's run from there, and while a
+fall is being detailed every key goes to the inline prompt (:class:`lmread.tui.marking.MarkEntry`),
+which has no screen or focus of its own to wait for.
 """
 
 from __future__ import annotations
@@ -12,8 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.dom import DOMNode
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
@@ -21,8 +31,9 @@ from textual.widgets import Footer, Static
 from lmread.errors import LmreadError
 from lmread.records import Mark
 from lmread.tui.live import LiveStream
-from lmread.tui.screens.dialogs import MarkDetails, MarkPrompt
+from lmread.tui.marking import MarkEntry
 from lmread.tui.session import Current, LiveJob, ReadingSession, format_elapsed
+from lmread.tui.widgets.mark_prompt import MarkPromptPanel
 from lmread.tui.widgets.panels import AfterMarkPanel, StatusLine, after_mark_text
 from lmread.tui.widgets.token_view import TokenView, new_document
 
@@ -65,7 +76,9 @@ class ReaderScreen(Screen[None]):
         self.state = ""  # "saved", "saving…", errors
         self.state_style = ""
         self._pending: Mark | None = None
-        self._prompt_open = False
+        #: the fall being detailed in the inline prompt, and its mark
+        self._entry: MarkEntry | None = None
+        self._entry_mark: Mark | None = None
         self._loading = loading
         self._finished_all = False
 
@@ -76,12 +89,14 @@ class ReaderScreen(Screen[None]):
         yield Static("", id="reader-prompt", markup=False)
         yield TokenView(id="reader-text")
         yield Static("", id="reader-message", markup=False)
+        yield MarkPromptPanel("", id="mark-prompt")
         yield AfterMarkPanel("", id="after-mark")
         yield StatusLine("", id="reader-status")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#after-mark", AfterMarkPanel).display = False
+        self.query_one("#mark-prompt", MarkPromptPanel).display = False
         self.set_interval(1 / 15, self._tick)
         if self._loading:
             self._message("Loading the models of the live session…")
@@ -145,7 +160,7 @@ class ReaderScreen(Screen[None]):
         cur = self.session.current
         pace = ""
         if cur is not None and not cur.live and not cur.marked:
-            pace = f"pace {self.session.pace_tps:g} tok/s" + (" (paused)" if self.session.paused else "")
+            pace = f"pace {self.session.pace_wps:g} words/s" + (" (paused)" if self.session.paused else "")
         self.query_one("#reader-status", StatusLine).show(
             revealed=cur.revealed if cur else 0,
             complete=bool(cur and cur.stream_done and cur.revealed >= cur.n_tokens),
@@ -159,7 +174,7 @@ class ReaderScreen(Screen[None]):
 
     def _tick(self) -> None:
         cur = self.session.current
-        if cur is not None and not cur.live and not cur.marked and not self._prompt_open:
+        if cur is not None and not cur.live and not cur.marked and self._entry is None:
             target = self.session.paced_revealed()
             if target > self.view.revealed:
                 self._show_revealed(cur, lambda: self.session.set_revealed(target))
@@ -191,7 +206,7 @@ class ReaderScreen(Screen[None]):
         at_end = self.view.cursor >= cur.revealed - 1
         self.session.feed(message.text, message.offsets, message.ranks)
         self.view.sync()
-        if at_end and not self._prompt_open and not cur.marked and self._pending is None:
+        if at_end and self._entry is None and not cur.marked and self._pending is None:
             self.view.cursor = max(0, cur.revealed - 1)
 
     def on_live_stream_ended(self, message: LiveStream.Ended) -> None:
@@ -231,7 +246,7 @@ class ReaderScreen(Screen[None]):
         if cur.marked:
             self.notify("already marked: n for the next sample, u to undo")
             return None
-        if self._pending is not None:
+        if self._pending is not None or self._entry is not None:
             return None
         if cur.failed:
             self.notify("this sample failed to generate: n for the next one")
@@ -242,8 +257,64 @@ class ReaderScreen(Screen[None]):
         if cur.live and cur.streaming and cur.item.job is not None:
             cur.item.job.cancel.set()
 
+    # -- keys --------------------------------------------------------------------------------
+
+    def _key_actions(self) -> dict[str, tuple[DOMNode, str]]:
+        """Key -> (namespace, action) of this screen's bindings and the token view's."""
+        out: dict[str, tuple[DOMNode, str]] = {}
+        for node, bindings in ((self.view, TokenView.BINDINGS), (self, self.BINDINGS)):
+            for binding in bindings:
+                if isinstance(binding, Binding):
+                    for key in binding.key.split(","):
+                        out[key.strip()] = (node, binding.action)
+        return out
+
+    async def on_key(self, event: events.Key) -> None:
+        """Every key of the reader, in the order typed: to the inline fall prompt while it is
+        open, else to the binding it names (see the module's docstring)."""
+        if self.app.screen is not self:
+            return  # typed after another screen opened: that screen's keys
+        if self._entry is not None:
+            event.stop()
+            event.prevent_default()
+            self._entry_key(event.key, event.character)
+            return
+        found = self._key_actions().get(event.key)
+        if found is None:
+            return
+        event.stop()
+        event.prevent_default()
+        node, action = found
+        await self.app.run_action(action, node)
+
+    def _entry_key(self, key: str, character: str | None) -> None:
+        entry, mark = self._entry, self._entry_mark
+        assert entry is not None and mark is not None
+        outcome = entry.key(key, character)
+        prompt = self.query_one("#mark-prompt", MarkPromptPanel)
+        if outcome is None:
+            prompt.show_entry(entry)
+            return
+        self._entry = self._entry_mark = None
+        prompt.show_entry(None)
+        if outcome == "abandon":
+            self._set_state("not marked")
+            self._update_status()
+            return
+        details = entry.details
+        mark.category, mark.severity, mark.note = details.category, details.severity, details.note
+        self._write(mark)
+
+    @property
+    def marking(self) -> bool:
+        """Whether a fall is being detailed in the inline prompt."""
+        return self._entry is not None
+
+    # -- marking (continued) -----------------------------------------------------------------
+
     def action_fall(self) -> None:
-        """The text falls at the cursor token: ask for the category, then save the mark."""
+        """The text falls at the cursor token: the inline prompt takes the category, severity and
+        note, then saves the mark."""
         cur = self._can_mark()
         if cur is None:
             return
@@ -254,19 +325,10 @@ class ReaderScreen(Screen[None]):
             self.notify(str(exc), severity="warning")
             return
         self._stop_stream(cur)
-        self._prompt_open = True
         start, end = cur.offsets[at], cur.offsets[at + 1]
-
-        def done(details: MarkDetails | None) -> None:
-            self._prompt_open = False
-            if details is None:
-                self._set_state("not marked")
-                self._update_status()
-                return
-            mark.category, mark.severity, mark.note = details.category, details.severity, details.note
-            self._write(mark)
-
-        self.app.push_screen(MarkPrompt(cur.text[start:end], at), done)
+        self._entry = MarkEntry(at=at, token_text=cur.text[start:end])
+        self._entry_mark = mark
+        self.query_one("#mark-prompt", MarkPromptPanel).show_entry(self._entry)
 
     def action_fall_or_next(self) -> None:
         """Enter: the fall mark, or (after a mark) the next sample."""
@@ -281,8 +343,15 @@ class ReaderScreen(Screen[None]):
         cur = self._can_mark()
         if cur is None:
             return
+        try:
+            mark = self.session.build_mark("no_fall")
+        except LmreadError as exc:
+            self._set_state("nothing read yet", "bold yellow")
+            self.notify(str(exc), severity="warning")
+            self._update_status()
+            return
         self._stop_stream(cur)
-        self._write(self.session.build_mark("no_fall"))
+        self._write(mark)
 
     def action_skip(self) -> None:
         """Skip this sample (a skip mark; it contributes nothing)."""
@@ -340,6 +409,9 @@ class ReaderScreen(Screen[None]):
     def action_undo(self) -> None:
         """Withdraw the latest mark and go back to its sample."""
         cur = self.session.current
+        if self._entry is not None:
+            self.notify("finish the mark first: enter saves it, x drops it")
+            return
         if cur is not None and (cur.streaming or self._pending is not None):
             self.notify("wait until this sample has stopped generating, or mark it first")
             return
@@ -368,7 +440,7 @@ class ReaderScreen(Screen[None]):
     def action_pace(self, factor: float) -> None:
         """Change the reading pace."""
         pace = self.session.change_pace(float(factor))
-        self.notify(f"reading pace {pace:g} tokens/s", timeout=1.5)
+        self.notify(f"reading pace {pace:g} words/s", timeout=1.5)
         self._update_status()
 
     def action_pause(self) -> None:
