@@ -1,6 +1,6 @@
-"""Reader benchmarks: streaming ingest into the token view, first paint of a long sample, and the
-cost of one cursor keypress at the end of a long sample.  All run in a headless Textual app
-(``App.run_test``).
+"""Reader measurements for the benchmarks of :mod:`lmread.bench.reader`: streaming ingest into the
+token view, first paint of a long sample, and the cost of one cursor keypress at the end of a long
+sample.  All run in a headless Textual app (``App.run_test``).
 
 Methods.  Each drives the product's own code.
 - ``reader_ingest_tokens_per_s``: the reader app (:class:`lmread.tui.app.LmreadApp`) runs a live
@@ -27,8 +27,6 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-from lmread.bench import BenchResult
 
 _WORDS = (
     "the keeper wrote in the log that the storm came early this year and the boats stayed in the "
@@ -199,45 +197,12 @@ async def _paint_and_cursor(n_tokens: int, presses: int) -> dict[str, Any]:
     return out
 
 
-def run(quick: bool = False) -> list[BenchResult]:
-    """Run the reader benchmarks; ``quick`` shortens the keypress series."""
+def measure(quick: bool = False) -> dict[str, dict[str, Any]]:
+    """Run the reader measurements; ``quick`` shortens the keypress series.  Returns
+    ``{"ingest": ..., "paint": ...}``, the raw numbers and methods (the benchmark results are made
+    by :mod:`lmread.bench.reader`, which imports this module, never the other way)."""
+    presses = 60 if quick else 200
     ingest = asyncio.run(_ingest(20_000))
-    paint = asyncio.run(_paint_and_cursor(50_000, 60 if quick else 200))
-    return [
-        BenchResult(
-            name="reader_ingest_tokens_per_s",
-            value=ingest["rate"],
-            unit="tokens/s",
-            target=10_000.0,
-            comparison=">=",
-            details={k: v for k, v in ingest.items() if k != "rate"},
-        ),
-        BenchResult(
-            name="reader_first_paint_s",
-            value=paint["first_paint_s"],
-            unit="s",
-            target=0.5,
-            comparison="<=",
-            details={"tokens": paint["tokens"], "chars": paint["chars"], "lines": paint["lines"],
-                     "load_and_render_lines_s": paint["load_and_render_lines_s"],
-                     "method": "new_document() + load() + TokenView.show(), then await pilot.pause() in "
-                               "App.run_test(size=(100, 40))"},
-        ),
-        BenchResult(
-            name="reader_cursor_move_s",
-            value=paint["cursor_move_s"],
-            unit="s",
-            target=0.020,
-            comparison="<=",
-            details={"tokens": paint["tokens"], "presses": 60 if quick else 200,
-                     "method": "key event sent through the app's driver (as Pilot does) at the end of the "
-                               "sample, timed until the cursor moved, plus render_line of the cursor row",
-                     "pilot_press_s": paint["pilot_press_s"],
-                     "pilot_press_baseline_2_tokens_s": paint["pilot_press_baseline_2_tokens_s"]},
-        ),
-    ]
-
-
-if __name__ == "__main__":  # pragma: no cover
-    for result in run(quick=False):
-        print(result.to_json())
+    paint = asyncio.run(_paint_and_cursor(50_000, presses))
+    paint["presses"] = presses
+    return {"ingest": ingest, "paint": paint}
