@@ -198,7 +198,7 @@ def test_session_refuses_a_no_fall_on_white_space_only(tmp_path: Path) -> None:
     session = ReadingSession(st, "tester", clock=clock)
     cur = session.next()
     session.set_revealed(1)  # only the line break is shown
-    assert cur.text[: cur.offsets[1]].strip() == ""
+    assert cur.document.text[: cur.document.offsets[1]].strip() == ""
     with pytest.raises(MarkError, match="nothing is revealed yet"):
         session.build_mark("no_fall")
     session.set_revealed(2)

@@ -101,12 +101,12 @@ def test_the_pace_alone_never_reads_faster_than_the_pace(tmp_path: Path, tokeniz
     cur = session.next()
     rng = random.Random(7)
     elapsed = 0.0
-    while cur.revealed < cur.n_tokens:
+    while cur.document.revealed < cur.document.n_tokens:
         step = rng.choice([0.01, 0.05, 0.2, 0.9, 3.0])
         clock.t += step
         elapsed += step
         session.set_revealed(session.paced_revealed())
-        words = words_in_tokens(sample, cur.revealed)
+        words = words_in_tokens(sample, cur.document.revealed)
         assert words <= pace * elapsed + 1e-9, (words, elapsed)
         if rng.random() < 0.1:  # pausing and changing the pace back and forth keeps the bound
             session.toggle_pause()

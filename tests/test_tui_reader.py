@@ -22,7 +22,7 @@ from lmread.study import Study
 pytest.importorskip("textual")
 
 from lmread.tui.app import LmreadApp
-from lmread.tui.document import TokenDocument
+from lmread.tui.document import DocumentNavigator, TokenSpans, WrappedDocument
 from lmread.tui.messages import LiveConfig
 from lmread.tui.screens.dialogs import LiveDialog, TooSmallScreen
 from lmread.tui.screens.help import KEYS, HelpScreen
@@ -104,7 +104,7 @@ def test_session_order_skips_marked_and_builds_marks(study: Study) -> None:
     s = ReadingSession(study, "tester", clock=clock)
     assert [i.sample_id for i in s.queue] == study.reading_order()
     cur = s.next()
-    assert cur is not None and cur.revealed == 0
+    assert cur is not None and cur.document.revealed == 0
     with pytest.raises(MarkError):
         s.build_mark("fall", at=0)  # nothing revealed yet
     clock.t += 2.0
@@ -152,9 +152,9 @@ def test_space_reveal_stops_where_the_sentence_motion_lands(tmp_path: Path, piec
     session = ReadingSession(st, "tester", clock=FakeClock())
     cur = session.next()
     stops = []
-    while cur.revealed < cur.n_tokens:
+    while cur.document.revealed < cur.document.n_tokens:
         stops.append(session.reveal_sentence())
-    doc = TokenDocument(sample.text, sample.tokens.offsets)  # everything revealed
+    doc = DocumentNavigator(WrappedDocument(TokenSpans(sample.text, sample.tokens.offsets)))  # all revealed
     starts, i = [], 0
     while (j := doc.move(i, "sentence", 1)) != i:
         starts.append(j)
@@ -214,7 +214,7 @@ async def test_reveal_move_mark_with_category_then_undo(study: Study) -> None:
         assert first.id == study.reading_order()[0]
         assert scr.view.revealed == 0
         await reveal(pilot, app, 2.0)  # 4.5 words/s
-        assert scr.view.revealed == 9 == scr.session.current.revealed
+        assert scr.view.revealed == 9 == scr.session.current.document.revealed
         await pilot.press("space")  # next sentence
         assert scr.view.revealed > 9
         revealed = scr.view.revealed
@@ -398,10 +398,10 @@ async def test_live_session_streams_and_fall_stops_generation(tmp_path: Path) ->
         await pilot.click("#live-start")
         await pilot.pause()
         scr = reader(app)
-        await wait_for(pilot, lambda: scr.session.current is not None and scr.session.current.revealed >= 10)
+        await wait_for(pilot, lambda: scr.session.current is not None and scr.session.current.document.revealed >= 10)
         cur = scr.session.current
         assert cur.live and cur.streaming and cur.sample is None
-        assert scr.view.revealed == cur.revealed
+        assert scr.view.revealed == cur.document.revealed
         assert "live-one" not in screen_text(app) and "live-two" not in screen_text(app)
         await pilot.press("left", "left")
         at = scr.view.cursor
@@ -417,7 +417,7 @@ async def test_live_session_streams_and_fall_stops_generation(tmp_path: Path) ->
         assert m.revealed is not None and m.at < m.revealed <= sample.n_tokens
         assert sample.model_id in screen_text(app)
         await pilot.press("n")
-        await wait_for(pilot, lambda: scr.session.current is not None and scr.session.current.revealed >= 5)
+        await wait_for(pilot, lambda: scr.session.current is not None and scr.session.current.document.revealed >= 5)
         second = scr.session.current
         await pilot.press("s")
         await wait_for(pilot, lambda: second.marked)
@@ -485,7 +485,7 @@ def test_live_worker_posts_batches_that_add_up_to_the_stored_sample() -> None:
     assert isinstance(end, LiveStream.Ended) and end.error is None and end.sample.n_tokens == len(pieces)
     assert 3 < len(batches) < len(pieces)  # batched, not one message a token
     sample = end.sample
-    doc = TokenDocument()
+    doc = TokenSpans()
     for b in batches:
         doc.append(b.text, b.offsets, reveal=True, ranks=b.ranks)
     assert doc.extend_to(sample.text, sample.tokens.offsets, sample.tokens.rank, reveal=True)

@@ -114,11 +114,11 @@ async def _ingest(n_tokens: int) -> dict[str, Any]:
                 await asyncio.sleep(0.002)
                 screen = app.screen
                 cur = screen.session.current if isinstance(screen, ReaderScreen) else None
-                if cur is not None and cur.n_tokens >= n_tokens:
+                if cur is not None and cur.document.n_tokens >= n_tokens:
                     end = time.perf_counter()
             while not cur.stream_done:  # the sample is stored before the app closes
                 await asyncio.sleep(0.01)
-            got = cur.n_tokens
+            got = cur.document.n_tokens
             ranked = sum(r is not None for r in cur.document.ranks)
             await pilot.pause()
     assert script.first_token_at is not None
@@ -176,7 +176,7 @@ async def _paint_and_cursor(n_tokens: int, presses: int) -> dict[str, Any]:
             driver.send_message(event)
             while view.cursor == old:
                 await asyncio.sleep(0)
-            row = view.document.line_of_token(view.cursor, width) - int(view.scroll_offset.y)
+            row = view.wrapped.line_of_token(view.cursor, width) - int(view.scroll_offset.y)
             view.render_line(row)
             total += time.perf_counter() - t0
             await asyncio.sleep(0)

@@ -4,7 +4,7 @@ A :class:`ReadingSession` holds the queue of samples an annotator still has to r
 samples in the study's shuffled reading order, plus live generation jobs), the sample on screen
 with how much of it is revealed and for how long it has been looked at, and it builds and records
 the marks.  The Textual screens are thin clients of it, so the logic is testable without a
-terminal.  The text of the sample on screen is held once, in its :class:`TokenDocument`, which the
+terminal.  The text of the sample on screen is held once, in its :class:`TokenSpans`, which the
 session reveals, a live stream appends to, and the token view draws.
 
 Rules it keeps:
@@ -41,7 +41,7 @@ from lmread.errors import MarkError
 from lmread.generate import GenerationPlan
 from lmread.records import CATEGORIES, Mark, Sample, sample_id
 from lmread.study import Study
-from lmread.tui.document import TokenDocument
+from lmread.tui.document import TokenSpans
 from lmread.tui.document.units import sentence_end
 from lmread.units import format_params
 
@@ -97,7 +97,7 @@ class Current:
 
     item: Item
     sample: Sample | None
-    document: TokenDocument = field(default_factory=TokenDocument)
+    document: TokenSpans = field(default_factory=TokenSpans)
     started: float = 0.0
     stopped: float | None = None
     streaming: bool = False
@@ -111,38 +111,19 @@ class Current:
     def words_shown(self, n_tokens: int | None = None) -> int:
         """Words (the reading-speed rule) that start within the first ``n_tokens`` tokens
         (default: the revealed ones)."""
-        n = self.revealed if n_tokens is None else max(0, min(n_tokens, self.n_tokens))
-        return words_before(self.word_starts, self.offsets[n])
+        doc = self.document
+        n = doc.revealed if n_tokens is None else max(0, min(n_tokens, doc.n_tokens))
+        return words_before(self.word_starts, doc.offsets[n])
 
     @property
     def word_starts(self) -> list[int]:
         """Where the words of the text start (computed once the text is complete)."""
         if self._word_starts is None or not self.stream_done:
-            starts = word_starts(self.text)
+            starts = word_starts(self.document.text)
             if not self.stream_done:
                 return starts
             self._word_starts = starts
         return self._word_starts
-
-    @property
-    def text(self) -> str:
-        return self.document.text
-
-    @property
-    def offsets(self) -> list[int]:
-        return self.document.offsets
-
-    @property
-    def n_tokens(self) -> int:
-        return self.document.n_tokens
-
-    @property
-    def revealed(self) -> int:
-        return self.document.revealed
-
-    @revealed.setter
-    def revealed(self, value: int) -> None:
-        self.document.revealed = value
 
     @property
     def has_ranks(self) -> bool:
@@ -203,12 +184,12 @@ class ReadingSession:
         reveal_after_mark: bool = True,
         pace_wps: float = DEFAULT_PACE,
         clock: Callable[[], float] = time.monotonic,
-        new_document: Callable[[], TokenDocument] = TokenDocument,
+        new_document: Callable[[], TokenSpans] = TokenSpans,
         overlap: float | None = None,
         max_read_speed_wps: float | None = None,
     ) -> None:
-        """``new_document()`` makes the document a sample is shown in (the token view passes one
-        measured as it draws).  ``overlap``: the share every annotator reads (default: the
+        """``new_document()`` makes the token spans a sample is held and shown in (the token view
+        wraps them as it draws).  ``overlap``: the share every annotator reads (default: the
         study's setting); ``max_read_speed_wps``: the user's limit of a careful reading;
         ``pace_wps``: the reading pace of pre-generated samples, words per second."""
         self.study = study
@@ -299,11 +280,11 @@ class ReadingSession:
         if cur is None:
             return 0
         if cur.live or cur.marked or self.paused:
-            return cur.revealed
+            return cur.document.revealed
         t0, w0 = self._pace_anchor
         words = w0 + int(self.pace_wps * max(0.0, self.clock() - t0) + 1e-9)
-        target = tokens_within_words(cur.offsets, cur.word_starts, words)
-        return max(cur.revealed, min(target, cur.n_tokens))
+        target = tokens_within_words(cur.document.offsets, cur.word_starts, words)
+        return max(cur.document.revealed, min(target, cur.document.n_tokens))
 
     def _restart_pace(self) -> None:
         cur = self.current
@@ -314,8 +295,8 @@ class ReadingSession:
         cur = self.current
         if cur is None:
             return 0
-        cur.revealed = max(cur.revealed, min(int(revealed), cur.n_tokens))
-        return cur.revealed
+        cur.document.revealed = max(cur.document.revealed, min(int(revealed), cur.document.n_tokens))
+        return cur.document.revealed
 
     def reveal_sentence(self) -> int:
         """Reveal through the end of the next sentence (the rule of the ``]`` motion, see
@@ -325,11 +306,11 @@ class ReadingSession:
         if cur is None:
             return 0
         paced = self.paced_revealed()
-        self.set_revealed(sentence_end(cur.text, cur.offsets, cur.revealed))
+        self.set_revealed(sentence_end(cur.document.text, cur.document.offsets, cur.document.revealed))
         if not cur.live and not cur.marked:
-            cur.forced += max(0, cur.revealed - paced)
+            cur.forced += max(0, cur.document.revealed - paced)
         self._restart_pace()
-        return cur.revealed
+        return cur.document.revealed
 
     def change_pace(self, factor: float) -> float:
         """Multiply the reading pace by ``factor`` (bounded); the reveal continues from here."""
@@ -387,7 +368,7 @@ class ReadingSession:
             raise MarkError("no sample on screen to mark")
         if cur.marked:
             raise MarkError("this sample is already marked; press u to undo the mark")
-        revealed = cur.revealed
+        revealed = cur.document.revealed
         if kind == "fall":
             if at is None or not 0 <= at < revealed:
                 raise MarkError("move the cursor onto a revealed token to mark where the text falls")
@@ -452,7 +433,7 @@ class ReadingSession:
         cur = self.current
         if cur is not None and not cur.marked and not cur.streaming and cur.sample is not None:
             # the unmarked sample on screen goes back right after the restored one, with its time
-            self.queue.appendleft(Item(sample_id=cur.sample.id, start_revealed=cur.revealed,
+            self.queue.appendleft(Item(sample_id=cur.sample.id, start_revealed=cur.document.revealed,
                                        start_elapsed=self.elapsed(), start_forced=cur.forced))
         self.queue = deque(i for i in self.queue if i.sample_id != standing.sample or i.job is not None)
         # the time on a sample accumulates across undo and re-marking

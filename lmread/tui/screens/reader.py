@@ -139,7 +139,7 @@ class ReaderScreen(Screen[None]):
         self._message(None)
         self.query_one("#reader-prompt", Static).update("prompt: " + " ".join(cur.prompt_text.split()))
         view.show(cur.document)
-        view.cursor = max(0, cur.revealed - 1)
+        view.cursor = max(0, cur.document.revealed - 1)
         self._set_state("generating…" if cur.live else "")
         if cur.live and cur.item.job is not None:
             self.post_message(self.StreamRequested(self, cur.item.job))
@@ -162,8 +162,8 @@ class ReaderScreen(Screen[None]):
         if cur is not None and not cur.live and not cur.marked:
             pace = f"pace {self.session.pace_wps:g} words/s" + (" (paused)" if self.session.paused else "")
         self.query_one("#reader-status", StatusLine).show(
-            revealed=cur.revealed if cur else 0,
-            complete=bool(cur and cur.stream_done and cur.revealed >= cur.n_tokens),
+            revealed=cur.document.revealed if cur else 0,
+            complete=bool(cur and cur.stream_done and cur.document.revealed >= cur.document.n_tokens),
             elapsed=format_elapsed(self.session.elapsed()),
             left=self.session.samples_left,
             annotator=self.session.annotator,
@@ -184,11 +184,11 @@ class ReaderScreen(Screen[None]):
         """Reveal more with the session's ``reveal()`` and draw it; a cursor at the reveal front
         stays at the front."""
         view = self.view
-        at_front = view.cursor >= cur.revealed - 1
+        at_front = view.cursor >= cur.document.revealed - 1
         reveal()
         view.sync()
-        if at_front and cur.revealed:
-            view.cursor = cur.revealed - 1
+        if at_front and cur.document.revealed:
+            view.cursor = cur.document.revealed - 1
 
     # -- live generation ---------------------------------------------------------------------
 
@@ -203,11 +203,11 @@ class ReaderScreen(Screen[None]):
             return  # stopped by a mark: the rest comes, unrevealed, with the stored sample
         cur = self.session.current
         assert cur is not None
-        at_end = self.view.cursor >= cur.revealed - 1
+        at_end = self.view.cursor >= cur.document.revealed - 1
         self.session.feed(message.text, message.offsets, message.ranks)
         self.view.sync()
         if at_end and self._entry is None and not cur.marked and self._pending is None:
-            self.view.cursor = max(0, cur.revealed - 1)
+            self.view.cursor = max(0, cur.document.revealed - 1)
 
     def on_live_stream_ended(self, message: LiveStream.Ended) -> None:
         """The live sample's driver returned: store the sample, then save a mark waiting for it."""
@@ -325,8 +325,8 @@ class ReaderScreen(Screen[None]):
             self.notify(str(exc), severity="warning")
             return
         self._stop_stream(cur)
-        start, end = cur.offsets[at], cur.offsets[at + 1]
-        self._entry = MarkEntry(at=at, token_text=cur.text[start:end])
+        start, end = cur.document.offsets[at], cur.document.offsets[at + 1]
+        self._entry = MarkEntry(at=at, token_text=cur.document.text[start:end])
         self._entry_mark = mark
         self.query_one("#mark-prompt", MarkPromptPanel).show_entry(self._entry)
 
