@@ -9,7 +9,8 @@ from textual.app import App, ComposeResult
 
 from lmread.backends.scripted import split_text
 from lmread.records import TokenAssembler
-from lmread.tui.widgets.token_view import TokenView, rank_bucket
+from lmread.tui.widgets.token_styles import rank_bucket
+from lmread.tui.widgets.token_view import TokenView
 
 TEXT = (
     "The lighthouse stood on the northern cape for two hundred years. Its keepers kept a log "

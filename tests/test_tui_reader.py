@@ -23,12 +23,14 @@ pytest.importorskip("textual")
 
 from lmread.tui.app import LmreadApp
 from lmread.tui.document import DocumentNavigator, TokenSpans, WrappedDocument
+from lmread.tui.document.units import sentence_end
+from lmread.tui.live_jobs import plan_live_jobs
 from lmread.tui.messages import LiveConfig
 from lmread.tui.screens.dialogs import LiveDialog, TooSmallScreen
 from lmread.tui.screens.help import KEYS, HelpScreen
 from lmread.tui.screens.home import HomeScreen
 from lmread.tui.screens.reader import ReaderScreen
-from lmread.tui.session import ReadingSession, plan_live_jobs, sentence_end
+from lmread.tui.session import ReadingSession
 
 SIZE = (100, 32)
 
@@ -472,7 +474,7 @@ class TickingClock:
 
 def test_live_worker_posts_batches_that_add_up_to_the_stored_sample() -> None:
     from lmread.tui.live import LiveStream
-    from lmread.tui.session import LiveJob
+    from lmread.tui.live_jobs import LiveJob
 
     pieces = MULTIBYTE_PIECES * 3 + [b" \xf0\x9f"]  # ends inside a character: U+FFFD at the end
     backend = ScriptedBackend(pieces=pieces, model_id="m")

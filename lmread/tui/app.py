@@ -32,12 +32,13 @@ from lmread.generate import GenerationPlan
 from lmread.prompts import builtin_set, prompt_set_names
 from lmread.study import Study
 from lmread.tui.live import LiveStream, one_line
+from lmread.tui.live_jobs import LiveJob, live_order_seed, plan_live_jobs, shuffled_jobs
 from lmread.tui.messages import BUNDLED_MODELS, LiveConfig
 from lmread.tui.screens.dialogs import MIN_HEIGHT, MIN_WIDTH, LiveDialog, TooSmallScreen
 from lmread.tui.screens.help import HelpScreen
 from lmread.tui.screens.home import HomeScreen
 from lmread.tui.screens.reader import ReaderScreen
-from lmread.tui.session import LiveJob, ReadingSession, live_order_seed, plan_live_jobs, shuffled_jobs
+from lmread.tui.session import ReadingSession
 from lmread.tui.widgets.token_view import new_document
 from lmread.units import format_params
 

@@ -18,13 +18,10 @@ Rules it keeps:
 
 from __future__ import annotations
 
-import random
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Container, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from lmread.analysis.observations import study_read_speed_limits
 from lmread.analysis.reading_speed import (
@@ -38,44 +35,18 @@ from lmread.analysis.reading_speed import (
     words_before,
 )
 from lmread.errors import MarkError
-from lmread.generate import GenerationPlan
-from lmread.records import CATEGORIES, Mark, Sample, sample_id
+from lmread.records import Mark, Sample
 from lmread.study import Study
 from lmread.tui.document import TokenSpans
 from lmread.tui.document.units import sentence_end
-from lmread.units import format_params
+from lmread.tui.live_jobs import LiveJob
 
 #: Default reading pace of pre-generated samples, words per second.
 DEFAULT_PACE = DEFAULT_PACE_WPS
 #: Bounds of the pace keys, words per second.
 PACE_MIN, PACE_MAX = PACE_MIN_WPS, PACE_MAX_WPS
 
-__all__ = [
-    "Current",
-    "Item",
-    "LiveJob",
-    "ReadingSession",
-    "category_label",
-    "format_elapsed",
-    "live_order_seed",
-    "model_label",
-    "plan_live_jobs",
-    "sentence_end",
-    "shuffled_jobs",
-]
-
-
-@dataclass
-class LiveJob:
-    """One sample to generate in a live session: sample ``index`` of ``prompt`` in the generation
-    plan, with that sample's options (its seed derived as ``lmread generate`` derives it)."""
-
-    model_id: str
-    prompt: Any
-    options: Any
-    index: int
-    prompt_text: str = ""
-    cancel: threading.Event = field(default_factory=threading.Event)
+__all__ = ["Current", "Item", "ReadingSession"]
 
 
 @dataclass
@@ -143,33 +114,6 @@ class Current:
         if self.sample is not None:
             return str(self.sample.prompt.get("text", ""))
         return self.item.job.prompt_text if self.item.job else ""
-
-
-def format_elapsed(seconds: float) -> str:
-    """``m:ss`` for the status line."""
-    seconds = max(0, int(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
-
-
-def category_label(key: str | None) -> str:
-    """The human label of a category key."""
-    for k, label in CATEGORIES:
-        if k == key:
-            return label
-    return key or "-"
-
-
-def model_label(model: dict[str, Any]) -> str:
-    """The model identity shown after a mark: id, parameter count, quantization."""
-    parts = [str(model.get("name") or model.get("id") or "?")]
-    if model.get("id") and model.get("name") and model.get("id") != model.get("name"):
-        parts.append(f"({model['id']})")
-    n = model.get("n_params")
-    if isinstance(n, int) and n > 0:
-        parts.append(f"{format_params(n)} params")
-    if model.get("quantization"):
-        parts.append(str(model["quantization"]))
-    return " ".join(parts)
 
 
 class ReadingSession:
@@ -456,46 +400,3 @@ class ReadingSession:
         """GLTR rank colours: in blind mode only once the sample is marked."""
         cur = self.current
         return cur is not None and (not self.blind or cur.marked)
-
-
-def live_order_seed(study: Study) -> int:
-    """Seed of a live session's shuffled job order: derived from the study's recorded seed."""
-    return (study.shuffle_seed * 1_000_003 + len(study.samples)) % (2**31)
-
-
-def shuffled_jobs(jobs: list[LiveJob], seed: int) -> list[LiveJob]:
-    """Interleave jobs of all models in a seeded random order."""
-    out = list(jobs)
-    random.Random(seed).shuffle(out)
-    return out
-
-
-def plan_live_jobs(
-    plan: GenerationPlan,
-    per_model: int,
-    models: Mapping[str, dict[str, Any]],
-    existing: Container[str] = (),
-) -> list[LiveJob]:
-    """The live jobs of ``plan`` for each model of ``models`` (id -> its backend's identity,
-    ``describe()``): the next ``per_model`` samples, taking the prompts in turn (sample ``j`` is
-    sample index ``j // len(prompts)`` of prompt ``j % len(prompts)``) and passing over samples
-    whose id is in ``existing`` (already in the study).  Options and seeds are the plan's, so a
-    live sample is the sample ``lmread generate`` draws with the same model, prompt, index and
-    ``--seed`` (the same id and, from a deterministic backend, the same text)."""
-    prompts = plan.prompts
-    jobs: list[LiveJob] = []
-    if not prompts or per_model < 1:
-        return jobs
-    for model_id, identity in models.items():
-        found = 0
-        j = 0
-        while found < per_model:
-            prompt, index = prompts[j % len(prompts)], j // len(prompts)
-            options = plan.sample_options(model_id, prompt, index)
-            j += 1
-            if sample_id(identity, prompt, options.settings(), options.seed) in existing:
-                continue
-            jobs.append(LiveJob(model_id=model_id, prompt=prompt, options=options, index=index,
-                                prompt_text=str(prompt.get("text", ""))))
-            found += 1
-    return jobs

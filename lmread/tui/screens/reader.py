@@ -6,13 +6,9 @@ line to it.  For a live sample it posts :class:`ReaderScreen.StreamRequested`; t
 live worker (:class:`lmread.tui.live.LiveStream`), whose token batches this screen appends to the
 sample's document.
 
-Keys.  Textual checks an app's (non-priority) bindings only after a key event has bubbled up from
-the focused widget, so a key handled by a binding can be acted on after the next key has already
-passed the screen; a fall's category typed right after ``f`` into a prompt that was not yet on
-screen was lost that way.  So this screen takes every key itself, in the order they were typed
-(:meth:`ReaderScreen.on_key`): its own bindings and the token view's run from there, and while a
-fall is being detailed every key goes to the inline prompt (:class:`lmread.tui.marking.MarkEntry`),
-which has no screen or focus of its own to wait for.
+Keys are taken in the order typed (:mod:`lmread.tui.keys`): this screen runs its own bindings and
+the token view's from :meth:`ReaderScreen.on_key`, and while a fall is being detailed every key
+goes to the inline prompt, which has no screen or focus of its own to wait for.
 """
 
 from __future__ import annotations
@@ -23,16 +19,17 @@ from typing import ClassVar
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.dom import DOMNode
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from lmread.errors import LmreadError
 from lmread.records import Mark
+from lmread.tui.keys import key_table
+from lmread.tui.labels import format_elapsed
 from lmread.tui.live import LiveStream
-from lmread.tui.marking import MarkEntry
-from lmread.tui.session import Current, LiveJob, ReadingSession, format_elapsed
+from lmread.tui.live_jobs import LiveJob
+from lmread.tui.session import Current, ReadingSession
 from lmread.tui.widgets.mark_prompt import MarkPromptPanel
 from lmread.tui.widgets.panels import AfterMarkPanel, StatusLine, after_mark_text
 from lmread.tui.widgets.token_view import TokenView, new_document
@@ -76,9 +73,6 @@ class ReaderScreen(Screen[None]):
         self.state = ""  # "saved", "saving…", errors
         self.state_style = ""
         self._pending: Mark | None = None
-        #: the fall being detailed in the inline prompt, and its mark
-        self._entry: MarkEntry | None = None
-        self._entry_mark: Mark | None = None
         self._loading = loading
         self._finished_all = False
 
@@ -96,7 +90,7 @@ class ReaderScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#after-mark", AfterMarkPanel).display = False
-        self.query_one("#mark-prompt", MarkPromptPanel).display = False
+        self.prompt.display = False
         self.set_interval(1 / 15, self._tick)
         if self._loading:
             self._message("Loading the models of the live session…")
@@ -174,7 +168,7 @@ class ReaderScreen(Screen[None]):
 
     def _tick(self) -> None:
         cur = self.session.current
-        if cur is not None and not cur.live and not cur.marked and self._entry is None:
+        if cur is not None and not cur.live and not cur.marked and not self.marking:
             target = self.session.paced_revealed()
             if target > self.view.revealed:
                 self._show_revealed(cur, lambda: self.session.set_revealed(target))
@@ -206,7 +200,7 @@ class ReaderScreen(Screen[None]):
         at_end = self.view.cursor >= cur.document.revealed - 1
         self.session.feed(message.text, message.offsets, message.ranks)
         self.view.sync()
-        if at_end and self._entry is None and not cur.marked and self._pending is None:
+        if at_end and not self.marking and not cur.marked and self._pending is None:
             self.view.cursor = max(0, cur.document.revealed - 1)
 
     def on_live_stream_ended(self, message: LiveStream.Ended) -> None:
@@ -246,7 +240,7 @@ class ReaderScreen(Screen[None]):
         if cur.marked:
             self.notify("already marked: n for the next sample, u to undo")
             return None
-        if self._pending is not None or self._entry is not None:
+        if self._pending is not None or self.marking:
             return None
         if cur.failed:
             self.notify("this sample failed to generate: n for the next one")
@@ -259,27 +253,22 @@ class ReaderScreen(Screen[None]):
 
     # -- keys --------------------------------------------------------------------------------
 
-    def _key_actions(self) -> dict[str, tuple[DOMNode, str]]:
-        """Key -> (namespace, action) of this screen's bindings and the token view's."""
-        out: dict[str, tuple[DOMNode, str]] = {}
-        for node, bindings in ((self.view, TokenView.BINDINGS), (self, self.BINDINGS)):
-            for binding in bindings:
-                if isinstance(binding, Binding):
-                    for key in binding.key.split(","):
-                        out[key.strip()] = (node, binding.action)
-        return out
-
     async def on_key(self, event: events.Key) -> None:
         """Every key of the reader, in the order typed: to the inline fall prompt while it is
         open, else to the binding it names (see the module's docstring)."""
         if self.app.screen is not self:
             return  # typed after another screen opened: that screen's keys
-        if self._entry is not None:
+        if self.marking:
             event.stop()
             event.prevent_default()
-            self._entry_key(event.key, event.character)
+            closed = self.prompt.take_key(event.key, event.character)
+            if closed is not None and closed[0] == "save":
+                self._write(closed[1])
+            elif closed is not None:
+                self._set_state("not marked")
+                self._update_status()
             return
-        found = self._key_actions().get(event.key)
+        found = key_table((self.view, TokenView.BINDINGS), (self, self.BINDINGS)).get(event.key)
         if found is None:
             return
         event.stop()
@@ -287,28 +276,14 @@ class ReaderScreen(Screen[None]):
         node, action = found
         await self.app.run_action(action, node)
 
-    def _entry_key(self, key: str, character: str | None) -> None:
-        entry, mark = self._entry, self._entry_mark
-        assert entry is not None and mark is not None
-        outcome = entry.key(key, character)
-        prompt = self.query_one("#mark-prompt", MarkPromptPanel)
-        if outcome is None:
-            prompt.show_entry(entry)
-            return
-        self._entry = self._entry_mark = None
-        prompt.show_entry(None)
-        if outcome == "abandon":
-            self._set_state("not marked")
-            self._update_status()
-            return
-        details = entry.details
-        mark.category, mark.severity, mark.note = details.category, details.severity, details.note
-        self._write(mark)
+    @property
+    def prompt(self) -> MarkPromptPanel:
+        return self.query_one("#mark-prompt", MarkPromptPanel)
 
     @property
     def marking(self) -> bool:
         """Whether a fall is being detailed in the inline prompt."""
-        return self._entry is not None
+        return self.prompt.is_open
 
     # -- marking (continued) -----------------------------------------------------------------
 
@@ -325,10 +300,7 @@ class ReaderScreen(Screen[None]):
             self.notify(str(exc), severity="warning")
             return
         self._stop_stream(cur)
-        start, end = cur.document.offsets[at], cur.document.offsets[at + 1]
-        self._entry = MarkEntry(at=at, token_text=cur.document.text[start:end])
-        self._entry_mark = mark
-        self.query_one("#mark-prompt", MarkPromptPanel).show_entry(self._entry)
+        self.prompt.open(mark, cur.document.token_text(at))
 
     def action_fall_or_next(self) -> None:
         """Enter: the fall mark, or (after a mark) the next sample."""
@@ -409,7 +381,7 @@ class ReaderScreen(Screen[None]):
     def action_undo(self) -> None:
         """Withdraw the latest mark and go back to its sample."""
         cur = self.session.current
-        if self._entry is not None:
+        if self.marking:
             self.notify("finish the mark first: enter saves it, x drops it")
             return
         if cur is not None and (cur.streaming or self._pending is not None):

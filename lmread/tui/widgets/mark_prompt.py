@@ -1,13 +1,14 @@
-"""The inline prompt of a fall mark: it shows a :class:`lmread.tui.marking.MarkEntry` under the
-text of the reader.  It takes no keys itself; the reader screen feeds them to the entry in the
-order they were typed and redraws this panel."""
+"""The inline prompt of a fall mark: it holds the mark being detailed and its
+:class:`lmread.tui.marking.MarkEntry`, shown under the text of the reader.  It takes no keys from
+textual itself: the reader screen hands it every key in the order they were typed
+(:meth:`MarkPromptPanel.take_key`)."""
 
 from __future__ import annotations
 
 from rich.text import Text
 from textual.widgets import Static
 
-from lmread.records import CATEGORIES
+from lmread.records import CATEGORIES, Mark
 from lmread.tui.marking import SEVERITIES, MarkEntry
 from lmread.tui.widgets.alternatives import visible_piece
 
@@ -46,8 +47,32 @@ class MarkPromptPanel(Static):
     MarkPromptPanel { height: auto; border: thick $accent; background: $surface; padding: 0 1; }
     """
 
-    def show_entry(self, entry: MarkEntry | None) -> None:
-        """Draw ``entry`` (None hides the panel)."""
-        self.display = entry is not None
-        if entry is not None:
+    entry: MarkEntry | None = None
+    mark: Mark | None = None
+
+    @property
+    def is_open(self) -> bool:
+        """Whether a mark is being detailed."""
+        return self.entry is not None
+
+    def open(self, mark: Mark, token_text: str) -> None:
+        """Detail the fall ``mark`` (at the token whose text is ``token_text``)."""
+        assert mark.at is not None
+        self.mark, self.entry = mark, MarkEntry(at=mark.at, token_text=token_text)
+        self.display = True
+        self.update(mark_prompt_text(self.entry))
+
+    def take_key(self, key: str, character: str | None) -> tuple[str, Mark] | None:
+        """Feed one key to the entry.  When it closes the prompt, returns ``("save", mark)`` with
+        the category, severity and note set on the mark, or ``("abandon", mark)``; else None."""
+        entry, mark = self.entry, self.mark
+        assert entry is not None and mark is not None
+        outcome = entry.key(key, character)
+        if outcome is None:
             self.update(mark_prompt_text(entry))
+            return None
+        self.entry = self.mark = None
+        self.display = False
+        details = entry.details
+        mark.category, mark.severity, mark.note = details.category, details.severity, details.note
+        return outcome, mark

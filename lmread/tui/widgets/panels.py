@@ -9,7 +9,7 @@ from textual.widgets import Static
 
 from lmread.controls import control_line
 from lmread.records import Mark, Sample
-from lmread.tui.session import category_label, model_label
+from lmread.tui.labels import category_label, model_label
 from lmread.tui.widgets.alternatives import alternatives_text
 
 

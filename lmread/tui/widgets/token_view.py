@@ -12,11 +12,9 @@ the spans of its samples) or ones it loads itself (:meth:`TokenView.load`); afte
 Rendering.  ``render_line(y)`` renders display line ``scroll_y + y`` from an LRU cache keyed by
 the line index, its character range, the wrap width, the cursor token when it is on that line, the
 colouring mode, the fall mark and a style generation, so a cursor move re-renders two lines and an
-append only the lines that changed.  The cursor token is drawn in reverse video (an empty-span
-cursor token highlights the token that displays its character); with :attr:`TokenView.show_ranks`
-tokens get a GLTR-style background tint by rank (top-10 green, top-100 yellow, top-1000 red, the
-rest purple); the fall token (:attr:`TokenView.fall_index`) is bold red underlined and the text after
-it is dimmed; control characters, tabs and newline markers have their own muted styles.
+append only the lines that changed.  Pieces are styled by :mod:`lmread.tui.widgets.token_styles`
+(cursor, GLTR rank tints with :attr:`TokenView.show_ranks`, the fall mark
+:attr:`TokenView.fall_index`); an empty-span cursor token highlights the token showing its character.
 
 Keys (not shown in the footer): left/right token, ctrl+left/ctrl+right word, ``[``/``]``
 sentence, up/down line (keeping the column), pageup/pagedown page, home/end first/last token.
@@ -34,7 +32,6 @@ from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
-from textual.color import Color
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -42,33 +39,15 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from lmread.tui.document import (
-    KIND_CONTROL,
-    KIND_NEWLINE,
-    KIND_TAB,
     KIND_TEXT,
     MOTION_KINDS,
     DocumentNavigator,
     TokenSpans,
     WrappedDocument,
 )
+from lmread.tui.widgets.token_styles import piece_style, rank_bucket
 
-__all__ = ["RANK_BUCKETS", "TokenView", "new_document", "rank_bucket"]
-
-#: (upper rank bound, colour) of the GLTR-style rank tints; ranks are 1-based (1 = most likely).
-RANK_BUCKETS: tuple[tuple[int, str], ...] = ((10, "#2ea043"), (100, "#d4a72c"), (1000, "#d1242f"))
-RANK_REST_COLOUR = "#8250df"
-_TINT_ALPHA = 0.45
-
-
-def rank_bucket(rank: int | None) -> int:
-    """0 for no rank, 1 for top-10, 2 for top-100, 3 for top-1000, 4 for the rest."""
-    if rank is None:
-        return 0
-    for bucket, (bound, _) in enumerate(RANK_BUCKETS, start=1):
-        if rank <= bound:
-            return bucket
-    return len(RANK_BUCKETS) + 1
-
+__all__ = ["TokenView", "new_document"]
 
 def new_document() -> TokenSpans:
     """An empty document for a token view to show (the view wraps it as it draws)."""
@@ -320,10 +299,6 @@ class TokenView(ScrollView, can_focus=True):
         scroll_x, scroll_y = self.scroll_offset
         return self.wrapped.token_at(x + scroll_x, y + scroll_y, self._width())
 
-    def line_of_token(self, index: int) -> int:
-        """The display line (virtual y) where token ``index`` is shown."""
-        return self.wrapped.line_of_token(index, self._width())
-
     # ------------------------------------------------------------------ cursor
 
     def validate_cursor(self, value: int) -> int:
@@ -425,30 +400,11 @@ class TokenView(ScrollView, can_focus=True):
     # ------------------------------------------------------------------ rendering
 
     def _style(self, kind: int, bucket: int, fall_state: int, is_cursor: bool) -> Style:
-        """The style of one piece: kind (``KIND_*``), rank bucket (0 when ranks are off), fall
-        state (0 before the fall token, 1 the fall token, 2 after it) and the cursor."""
+        """The style of one piece (see :func:`piece_style`), cached per widget style."""
         key = (kind, bucket, fall_state, is_cursor)
         style = self._styles.get(key)
-        if style is not None:
-            return style
-        base = self.rich_style
-        parts: list[Style] = [base]
-        if kind == KIND_CONTROL:
-            parts.append(Style(color="magenta", bold=True))
-        elif kind in (KIND_TAB, KIND_NEWLINE):
-            parts.append(Style(dim=True))
-        if bucket:
-            background = Color.from_rich_color(base.bgcolor) if base.bgcolor else Color(0, 0, 0)
-            hue = RANK_BUCKETS[bucket - 1][1] if bucket <= len(RANK_BUCKETS) else RANK_REST_COLOUR
-            parts.append(Style(bgcolor=background.blend(Color.parse(hue), _TINT_ALPHA).rich_color))
-        if fall_state == 1:
-            parts.append(Style(color="red", bold=True, underline=True))
-        elif fall_state == 2:
-            parts.append(Style(dim=True))
-        if is_cursor:
-            parts.append(Style(reverse=True))
-        style = Style.combine(parts)
-        self._styles[key] = style
+        if style is None:
+            style = self._styles[key] = piece_style(self.rich_style, kind, bucket, fall_state, is_cursor)
         return style
 
     def render_line(self, y: int) -> Strip:
