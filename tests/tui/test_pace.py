@@ -46,7 +46,7 @@ from lmread.tui.screens.reader import ReaderScreen
 from lmread.tui.session import ReadingSession
 
 SIZE = (100, 32)
-SCHEMAS = Path(__file__).resolve().parents[1] / "annotations" / "schema"
+SCHEMAS = Path(__file__).resolve().parents[2] / "annotations" / "schema"
 TEXT = ("The harbour was quiet that morning. Gulls circled above the boats, and a man in a red coat "
         "walked along the pier.\n\nHe counted the ropes: one, two, three. 漢字 and 😀 too.  Nobody answered. ") * 4
 

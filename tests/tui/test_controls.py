@@ -31,7 +31,7 @@ from lmread.tui.app import LmreadApp
 from lmread.tui.screens.reader import ReaderScreen
 
 SIZE = (100, 32)
-SCHEMAS = Path(__file__).resolve().parents[1] / "annotations" / "schema"
+SCHEMAS = Path(__file__).resolve().parents[2] / "annotations" / "schema"
 HARBOUR = ("The harbour was quiet that morning. Gulls circled above the boats. "
            "A man in a red coat walked along the pier and counted the ropes. ") * 3
 KETTLE = ("Once upon a time there was a kettle. It sang every evening at six. "
