@@ -498,6 +498,8 @@ class Mark:
     elapsed_s: float | None = None
     client: str = "cli"
     queue_pos: int | None = None
+    #: tokens the reader revealed ahead of the reading pace (written by the reader)
+    forced: int | None = None
     id: str = field(default_factory=new_mark_id)
     time: str = field(default_factory=utc_now)
     #: machine readers only: ``{"name", "version", "params"}`` of the detector that wrote the mark
@@ -529,6 +531,9 @@ class Mark:
         if self.queue_pos is not None and (not isinstance(self.queue_pos, int) or isinstance(self.queue_pos, bool)
                                            or self.queue_pos < 0):
             raise MarkError(f"queue_pos must be a whole number >= 0, not {self.queue_pos!r}")
+        if self.forced is not None and (not isinstance(self.forced, int) or isinstance(self.forced, bool)
+                                        or self.forced < 0):
+            raise MarkError(f"forced must be a whole number >= 0, not {self.forced!r}")
         if self.note is not None and ("\n" in self.note or len(self.note) > 4000):
             self.note = " ".join(self.note.split())[:4000]
         if self.detector is not None and not (
@@ -542,7 +547,8 @@ class Mark:
         schema = MARK_SCHEMA_PROMPT if self.kind == "prompt_fall" else MARK_SCHEMA
         out: dict[str, Any] = {"schema": schema, "id": self.id, "kind": self.kind}
         for key in ("sample", "annotator", "time", "at", "read_to", "category", "severity",
-                    "note", "undoes", "revealed", "elapsed_s", "client", "queue_pos", "detector", "prompt_at"):
+                    "note", "undoes", "revealed", "elapsed_s", "client", "queue_pos", "forced", "detector",
+                    "prompt_at"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -573,6 +579,7 @@ class Mark:
                 elapsed_s=data.get("elapsed_s"),
                 client=str(data.get("client", "cli")),
                 queue_pos=data.get("queue_pos"),
+                forced=data.get("forced"),
                 detector=data.get("detector"),
                 prompt_at=data.get("prompt_at"),
             )
