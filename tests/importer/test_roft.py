@@ -23,7 +23,7 @@ from lmread.importer.roft import ROFT_SIZES, import_roft, parse_size, reason_cat
 from lmread.importer.synthetic import COLUMNS, synth_rows, write_roft
 from lmread.study import Study
 
-SCHEMAS = Path(__file__).resolve().parent.parent / "annotations" / "schema"
+SCHEMAS = Path(__file__).resolve().parents[2] / "annotations" / "schema"
 N_ROWS = 1200
 
 
@@ -330,7 +330,7 @@ def test_reason_mapping_and_sizes() -> None:
 def test_readme_roft_commands_run(roft_study: tuple[Path, Path, dict], tmp_path: Path,
                                   capsys: pytest.CaptureFixture[str]) -> None:
     """The commands of the README's "Reproducing RoFT" section, on the synthetic file."""
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme.split("## Reproducing RoFT", 1)[1].split("\n## ", 1)[0]
     commands = [line.strip()[len("lmread "):] for line in section.splitlines() if line.strip().startswith("lmread ")]
     assert len(commands) >= 5
