@@ -6,6 +6,7 @@ Layout::
       study.toml            name, creation time, reading-order seed, settings (written atomically)
       samples.jsonl         one sample per line (lmread.sample/1)
       marks/NAME.jsonl      one append-only event file per annotator (lmread.mark/1)
+      readers.jsonl         optional: reader metadata from imports (lmread.reader/1)
 
 Files are written only through :mod:`lmread.storage` (locked fsynced appends of whole lines,
 atomic whole-file writes); loading tolerates a torn last line (see there).
@@ -32,6 +33,8 @@ from lmread.study.settings import StudySettings
 SAMPLES_FILE = "samples.jsonl"
 MARKS_DIR = "marks"
 META_FILE = "study.toml"
+#: what imports know about their readers (lmread.reader/1, see lmread.importer), merged line by line
+READERS_FILE = "readers.jsonl"
 
 
 
@@ -275,6 +278,8 @@ class Study:
             raise MarkError(f"token index {mark.at} is outside sample {sample.id} (it has {n} tokens: 0..{n - 1})")
         if mark.read_to is not None and not 0 <= mark.read_to <= n:
             raise MarkError(f"--read-to {mark.read_to} is outside sample {sample.id} (it has {n} tokens)")
+        if mark.prompt_at is not None and not 0 <= mark.prompt_at < len(str(sample.prompt.get("text") or "")):
+            raise MarkError(f"prompt character {mark.prompt_at} is outside the prompt of sample {sample.id}")
         if mark.kind == "fall" and mark.read_to is not None and mark.read_to <= mark.at:  # type: ignore[operator]
             mark.read_to = mark.at + 1  # type: ignore[operator]
         return mark
@@ -289,6 +294,27 @@ class Study:
         self._mark_readers.setdefault(mark.annotator, JsonlReader(self.path / MARKS_DIR / f"{mark.annotator}.jsonl"))
         self.refresh()
         return mark
+
+    def append_marks(self, marks: list[Mark]) -> list[Mark]:
+        """Validate every mark, then append them with one write per annotator file (an import).
+
+        Nothing is written when any mark is invalid or its id is already in the study."""
+        self.refresh()
+        by_annotator: dict[str, list[Mark]] = {}
+        for mark in marks:
+            if mark.kind == "undo":
+                raise MarkError("undo events are appended one at a time (Study.undo)")
+            self.check_mark(mark)
+            if mark.id in self._mark_ids:
+                raise MergeConflict(f"mark {mark.id} is already in the study")
+            by_annotator.setdefault(mark.annotator, []).append(mark)
+        (self.path / MARKS_DIR).mkdir(exist_ok=True)
+        for annotator, own in by_annotator.items():
+            file = self.path / MARKS_DIR / f"{annotator}.jsonl"
+            append_lines(file, b"".join(m.dumps() for m in own))
+            self._mark_readers.setdefault(annotator, JsonlReader(file))
+        self.refresh()
+        return marks
 
     def undo(self, annotator: str, mark_id: str | None = None, sample: str | None = None) -> Mark:
         """Withdraw ``mark_id``, or the annotator's latest standing mark (on ``sample`` if given),

@@ -34,7 +34,7 @@ def summarize_study(study: Study) -> dict[str, Any]:
             continue
         counts = per_annotator[annotator]
         counts["marked"] += 1
-        counts[{"fall": "fallen", "no_fall": "censored", "skip": "skipped"}[mark.kind]] += 1
+        counts[{"fall": "fallen", "no_fall": "censored", "skip": "skipped", "prompt_fall": "fallen"}[mark.kind]] += 1
         if mark.kind != "skip":
             marked_samples.add(sid)
         model = samples[sid].model_id

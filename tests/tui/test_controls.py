@@ -31,7 +31,7 @@ from lmread.tui.app import LmreadApp
 from lmread.tui.screens.reader import ReaderScreen
 
 SIZE = (100, 32)
-SCHEMAS = Path(__file__).resolve().parents[1] / "annotations" / "schema"
+SCHEMAS = Path(__file__).resolve().parents[2] / "annotations" / "schema"
 HARBOUR = ("The harbour was quiet that morning. Gulls circled above the boats. "
            "A man in a red coat walked along the pier and counted the ropes. ") * 3
 KETTLE = ("Once upon a time there was a kettle. It sang every evening at six. "
@@ -153,7 +153,7 @@ async def test_a_reading_in_a_second_is_flagged(tmp_path: Path) -> None:
 async def test_a_reading_at_a_normal_pace_is_not_flagged(tmp_path: Path) -> None:
     st = Study.create(tmp_path / "slow", shuffle_seed=1)
     st.add_sample(gen(HARBOUR))
-    app = make_app(st.path)  # the pace reveals 12 tokens/s; read for 30 s
+    app = make_app(st.path)  # the pace reveals 4.5 words/s; read for 30 s
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         app.clock.t += 30.0

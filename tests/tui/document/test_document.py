@@ -1,10 +1,13 @@
-"""The reader's token document (headless): wrapping, lookups, cursor motions, reveal, streaming."""
+"""The reader's token document (headless): wrapping, lookups, cursor motions, reveal, streaming,
+on the three layers composed (:class:`TokenSpans`, :class:`WrappedDocument` over them,
+:class:`DocumentNavigator` over that); each layer alone is tested in the modules beside this one."""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,7 +20,9 @@ from lmread.tui.document import (
     KIND_NEWLINE,
     KIND_TAB,
     TAB_SIZE,
-    TokenDocument,
+    DocumentNavigator,
+    TokenSpans,
+    WrappedDocument,
     char_cells,
 )
 
@@ -25,16 +30,32 @@ from lmread.tui.document import (
 # helpers
 
 
-def doc_from_pieces(pieces: list[bytes], revealed: int | None = None, width: int = 80) -> TokenDocument:
+@dataclass
+class Doc:
+    """The three layers of one document, composed as the token view composes them."""
+
+    spans: TokenSpans
+    wrapped: WrappedDocument
+    nav: DocumentNavigator
+
+
+def make_doc(text: str = "", offsets: list[int] | None = None, revealed: int | None = None, *, width: int = 80,
+             show_newlines: bool = False) -> Doc:
+    spans = TokenSpans(text, offsets, revealed)
+    wrapped = WrappedDocument(spans, width=width, show_newlines=show_newlines)
+    return Doc(spans, wrapped, DocumentNavigator(wrapped))
+
+
+def doc_from_pieces(pieces: list[bytes], revealed: int | None = None, width: int = 80) -> Doc:
     """A document whose offsets come from real byte pieces through TokenAssembler."""
     asm = TokenAssembler(with_distribution=False)
     for i, piece in enumerate(pieces):
         asm.add(i, piece)
     tokens, text, _ = asm.finish()
-    return TokenDocument(text, tokens.offsets, revealed, width=width)
+    return make_doc(text, tokens.offsets, revealed, width=width)
 
 
-def doc_from_text(text: str, tokenizer: str = "words", width: int = 80) -> TokenDocument:
+def doc_from_text(text: str, tokenizer: str = "words", width: int = 80) -> Doc:
     return doc_from_pieces(split_text(text, tokenizer), width=width)
 
 
@@ -43,11 +64,11 @@ def byte_chunks(text: str, size: int) -> list[bytes]:
     return [data[i : i + size] for i in range(0, len(data), size)]
 
 
-def ref_line_starts(doc: TokenDocument, width: int) -> list[int]:
+def ref_line_starts(doc: Doc, width: int) -> list[int]:
     """A plain character-by-character implementation of the documented wrapping rules."""
-    text = doc.visible_text
+    text = doc.spans.visible_text
     end = len(text)
-    info = doc._char_info
+    info = doc.wrapped.measure.info
 
     def line_end(s: int) -> int | None:
         x, i, last_opp, prev_breaks = 0, s, -1, False
@@ -97,24 +118,24 @@ def ref_line_starts(doc: TokenDocument, width: int) -> list[int]:
         s = nxt
 
 
-def all_starts(doc: TokenDocument, width: int) -> list[int]:
-    return [doc.line_range(y, width)[0] for y in range(doc.line_count(width))]
+def all_starts(doc: Doc, width: int) -> list[int]:
+    return [doc.wrapped.line_range(y, width)[0] for y in range(doc.wrapped.line_count(width))]
 
 
-def check_tiling(doc: TokenDocument, width: int) -> None:
+def check_tiling(doc: Doc, width: int) -> None:
     """Lines tile the visible text; pieces tile each line; every character is displayed by the
     token holding it; nothing past the visible end appears."""
-    end = doc.visible_end
+    end = doc.spans.visible_end
     pos = 0
-    for y in range(doc.line_count(width)):
-        a, b = doc.line_range(y, width)
+    for y in range(doc.wrapped.line_count(width)):
+        a, b = doc.wrapped.line_range(y, width)
         assert a == pos and b <= end
         x = 0
         cpos = a
-        for p in doc.line_pieces(y, width):
+        for p in doc.wrapped.line_pieces(y, width):
             assert p.start == cpos and p.end <= b and p.x == x
-            assert 0 <= p.token < doc.revealed
-            lo, hi = doc.span(p.token)
+            assert 0 <= p.token < doc.spans.revealed
+            lo, hi = doc.spans.span(p.token)
             assert lo <= p.start and p.end <= hi and lo < hi  # never an empty-span token
             x += p.cells
             cpos = p.end
@@ -145,81 +166,81 @@ def test_char_cells_basics() -> None:
 
 def test_wide_chars_fill_two_cells_and_wrap() -> None:
     text = "漢字" * 10
-    doc = TokenDocument(text, list(range(len(text) + 1)), width=7)
+    doc = make_doc(text, list(range(len(text) + 1)), width=7)
     # 7 cells hold 3 wide characters; a wide character never straddles the edge
-    assert [doc.line_text(y) for y in range(doc.line_count())][:2] == ["漢字漢", "字漢字"]
-    pieces = doc.line_pieces(0)
+    assert [doc.wrapped.line_text(y) for y in range(doc.wrapped.line_count())][:2] == ["漢字漢", "字漢字"]
+    pieces = doc.wrapped.line_pieces(0)
     assert [p.cells for p in pieces] == [2, 2, 2]
     assert [p.x for p in pieces] == [0, 2, 4]
-    assert doc.token_at(0, 0) == doc.token_at(1, 0) == 0
-    assert doc.token_at(5, 0) == 2
-    assert doc.token_at(6, 0) is None
+    assert doc.wrapped.token_at(0, 0) == doc.wrapped.token_at(1, 0) == 0
+    assert doc.wrapped.token_at(5, 0) == 2
+    assert doc.wrapped.token_at(6, 0) is None
     check_tiling(doc, 7)
 
 
 def test_emoji_and_combining_marks() -> None:
     doc = doc_from_pieces(byte_chunks("a😀b café\u0301 x", 1), width=80)
-    line = doc.line_pieces(0)
+    line = doc.wrapped.line_pieces(0)
     cells = {p.text: p.cells for p in line}
     assert cells["😀"] == 2
     assert cells["\u0301"] == 0
     # the emoji's token (the one holding its last byte) owns both of its cells
     emoji = next(p for p in line if p.text == "😀")
-    assert doc.token_text(emoji.token) == "😀"
-    assert doc.token_at(emoji.x, 0) == doc.token_at(emoji.x + 1, 0) == emoji.token
+    assert doc.spans.token_text(emoji.token) == "😀"
+    assert doc.wrapped.token_at(emoji.x, 0) == doc.wrapped.token_at(emoji.x + 1, 0) == emoji.token
     # the combining mark adds no cell: "x" sits where it would without it
-    assert doc.line_text(0) == "a😀b café\u0301 x"
-    assert doc.line_pieces(0)[-1].x == 1 + 2 + 1 + 1 + 4 + 1
+    assert doc.wrapped.line_text(0) == "a😀b café\u0301 x"
+    assert doc.wrapped.line_pieces(0)[-1].x == 1 + 2 + 1 + 1 + 4 + 1
 
 
 def test_combining_mark_never_starts_a_line() -> None:
     text = "abcde\u0301\u0301fgh"
-    doc = TokenDocument(text, list(range(len(text) + 1)), width=5)
-    assert doc.line_text(0) == "abcde\u0301\u0301"
-    assert doc.line_text(1) == "fgh"
-    assert doc.line_count() == 2
+    doc = make_doc(text, list(range(len(text) + 1)), width=5)
+    assert doc.wrapped.line_text(0) == "abcde\u0301\u0301"
+    assert doc.wrapped.line_text(1) == "fgh"
+    assert doc.wrapped.line_count() == 2
 
 
 def test_tabs_shown_visibly_to_the_next_stop() -> None:
-    doc = TokenDocument("a\tbc\td", [0, 1, 2, 4, 5, 6])
-    pieces = doc.line_pieces(0)
+    doc = make_doc("a\tbc\td", [0, 1, 2, 4, 5, 6])
+    pieces = doc.wrapped.line_pieces(0)
     tabs = [p for p in pieces if p.kind == KIND_TAB]
     assert [t.text for t in tabs] == ["→" + " " * (TAB_SIZE - 2), "→" + " " * (TAB_SIZE - 6 % TAB_SIZE - 1)]
     assert [(t.x, t.cells) for t in tabs] == [(1, TAB_SIZE - 1), (6, TAB_SIZE - 6 % TAB_SIZE)]
-    assert doc.token_at(2, 0) == 1 and doc.token_at(TAB_SIZE, 0) == 2
+    assert doc.wrapped.token_at(2, 0) == 1 and doc.wrapped.token_at(TAB_SIZE, 0) == 2
 
 
 def test_control_characters_shown_as_symbols() -> None:
     text = "a\x00b\x1bc\x7fd\x85e\u2028"
-    doc = TokenDocument(text, list(range(len(text) + 1)))
-    controls = [p for p in doc.line_pieces(0) if p.kind == KIND_CONTROL]
+    doc = make_doc(text, list(range(len(text) + 1)))
+    controls = [p for p in doc.wrapped.line_pieces(0) if p.kind == KIND_CONTROL]
     assert [p.text for p in controls] == ["␀", "␛", "␡", "<85>", "␤"]
-    assert doc.line_text(0) == "a␀b␛c␡d<85>e␤"
-    assert doc.token_at(9, 0) == text.index("\x85")  # inside "<85>"
+    assert doc.wrapped.line_text(0) == "a␀b␛c␡d<85>e␤"
+    assert doc.wrapped.token_at(9, 0) == text.index("\x85")  # inside "<85>"
 
 
 def test_newlines_inside_tokens_break_lines() -> None:
     pieces = [b"One.", b"\n\nTwo", b" three", b"\n", b"four"]
     doc = doc_from_pieces(pieces)
-    assert doc.line_count() == 4
-    assert doc.line_text(0) == "One. "  # the newline shows as a one-cell marker
-    assert doc.line_text(1) == " "
-    assert doc.line_text(2) == "Two three "
-    assert doc.line_text(3) == "four"
-    assert [p.kind for p in doc.line_pieces(1)] == [KIND_NEWLINE]
-    assert doc.line_of_token(1) == 0  # "\n\nTwo" starts on line 0
-    assert doc.token_span_cells(1) == [(0, 4, 5), (1, 0, 1), (2, 0, 3)]
-    assert doc.token_at(0, 1) == 1
-    marked = TokenDocument(doc.text, doc.offsets, show_newlines=True)
-    assert marked.line_text(0) == "One.↵"
+    assert doc.wrapped.line_count() == 4
+    assert doc.wrapped.line_text(0) == "One. "  # the newline shows as a one-cell marker
+    assert doc.wrapped.line_text(1) == " "
+    assert doc.wrapped.line_text(2) == "Two three "
+    assert doc.wrapped.line_text(3) == "four"
+    assert [p.kind for p in doc.wrapped.line_pieces(1)] == [KIND_NEWLINE]
+    assert doc.wrapped.line_of_token(1) == 0  # "\n\nTwo" starts on line 0
+    assert doc.wrapped.token_span_cells(1) == [(0, 4, 5), (1, 0, 1), (2, 0, 3)]
+    assert doc.wrapped.token_at(0, 1) == 1
+    marked = make_doc(doc.spans.text, doc.spans.offsets, show_newlines=True)
+    assert marked.wrapped.line_text(0) == "One.↵"
 
 
 def test_word_wrap_breaks_after_spaces_and_cuts_long_words() -> None:
     doc = doc_from_text("aaa bbb ccc dddddddddddd e", width=8)
-    assert [doc.line_text(y) for y in range(doc.line_count())] == ["aaa bbb ", "ccc ", "dddddddd", "dddd e"]
+    assert [doc.wrapped.line_text(y) for y in range(doc.wrapped.line_count())] == ["aaa bbb ", "ccc ", "dddddddd", "dddd e"]
     # spaces that do not fit hang past the edge instead of starting the next line
     doc = doc_from_text("abcd    efg", width=4)
-    assert [doc.line_text(y) for y in range(doc.line_count())] == ["abcd    ", "efg"]
+    assert [doc.wrapped.line_text(y) for y in range(doc.wrapped.line_count())] == ["abcd    ", "efg"]
 
 
 @pytest.mark.parametrize("width", [1, 2, 3, 7, 20, 80])
@@ -236,7 +257,7 @@ def test_sample_tiles_and_matches_reference(width: int) -> None:
     st.integers(min_value=1, max_value=14),
 )
 def test_wrap_matches_reference(text: str, width: int) -> None:
-    doc = TokenDocument(text, [0, len(text)] if text else [0])
+    doc = make_doc(text, [0, len(text)] if text else [0])
     assert all_starts(doc, width) == ref_line_starts(doc, width)
     check_tiling(doc, width)
 
@@ -245,34 +266,34 @@ def test_token_at_and_line_of_token_round_trip_every_token() -> None:
     for pieces in (split_text(SAMPLE, "words"), split_text(SAMPLE, "bytes"), byte_chunks(SAMPLE, 2)):
         for width in (9, 31):
             doc = doc_from_pieces(pieces, width=width)
-            for i in range(doc.n_tokens):
-                lo, hi = doc.span(i)
-                cells = doc.token_span_cells(i)
+            for i in range(doc.spans.n_tokens):
+                lo, hi = doc.spans.span(i)
+                cells = doc.wrapped.token_span_cells(i)
                 if lo == hi:
                     assert cells == []
                     continue
                 # an all-zero-width token (a lone combining mark) has no cell of its own
-                if all(char_cells(c) == 0 for c in doc.token_text(i)):
+                if all(char_cells(c) == 0 for c in doc.spans.token_text(i)):
                     continue
                 assert cells, i
-                assert cells[0][0] == doc.line_of_token(i)
+                assert cells[0][0] == doc.wrapped.line_of_token(i)
                 for y, x0, x1 in cells:
                     for x in range(x0, x1):
-                        assert doc.token_at(x, y) == i, (i, y, x)
+                        assert doc.wrapped.token_at(x, y) == i, (i, y, x)
 
 
 def test_split_utf8_characters_belong_to_their_last_byte() -> None:
     text = "ab😀漢é"
     doc = doc_from_pieces(split_text(text, "bytes"))
     # tokens that only start a character have empty spans; the last byte's token shows it
-    spans = [doc.span(i) for i in range(doc.n_tokens)]
+    spans = [doc.spans.span(i) for i in range(doc.spans.n_tokens)]
     assert sum(1 for lo, hi in spans if lo == hi) == 3 + 2 + 1
-    pieces = doc.line_pieces(0)
+    pieces = doc.wrapped.line_pieces(0)
     assert [p.text for p in pieces] == list(text)
     for p in pieces:
-        assert doc.token_text(p.token) == p.text
-        assert doc.token_at(p.x, 0) == p.token
-    assert doc.display_token(2) == 5  # first byte of the emoji -> the token completing it
+        assert doc.spans.token_text(p.token) == p.text
+        assert doc.wrapped.token_at(p.x, 0) == p.token
+    assert doc.spans.display_token(2) == 5  # first byte of the emoji -> the token completing it
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,36 +303,36 @@ def test_split_utf8_characters_belong_to_their_last_byte() -> None:
 def test_nothing_past_revealed_appears() -> None:
     pieces = byte_chunks(SAMPLE, 2)
     full = doc_from_pieces(pieces, width=13)
-    for revealed in range(0, full.n_tokens + 1, 7):
-        doc = TokenDocument(full.text, full.offsets, revealed, width=13)
-        end = doc.offsets[revealed]
-        shown = "".join(doc.text[p.start : p.end] for y in range(doc.line_count()) for p in doc.line_pieces(y))
-        assert shown == doc.text[:end]
-        assert all(p.token < revealed for y in range(doc.line_count()) for p in doc.line_pieces(y))
+    for revealed in range(0, full.spans.n_tokens + 1, 7):
+        doc = make_doc(full.spans.text, full.spans.offsets, revealed, width=13)
+        end = doc.spans.offsets[revealed]
+        shown = "".join(doc.spans.text[p.start : p.end] for y in range(doc.wrapped.line_count()) for p in doc.wrapped.line_pieces(y))
+        assert shown == doc.spans.text[:end]
+        assert all(p.token < revealed for y in range(doc.wrapped.line_count()) for p in doc.wrapped.line_pieces(y))
         check_tiling(doc, 13)
         # the wrap of a prefix is the wrap of that prefix alone: unrevealed text never moves a break
-        alone = TokenDocument(doc.text[:end], doc.offsets[: revealed + 1], width=13)
+        alone = make_doc(doc.spans.text[:end], doc.spans.offsets[: revealed + 1], width=13)
         assert all_starts(doc, 13) == all_starts(alone, 13)
         # motions stay inside the revealed tokens
         cur = 0
         for kind in ("token", "word", "sentence", "line", "page", "edge"):
-            cur = doc.move(cur, kind, 1)
+            cur = doc.nav.move(cur, kind, 1)
             assert cur <= max(0, revealed - 1)
-        assert doc.token_at(0, doc.line_count()) is None
+        assert doc.wrapped.token_at(0, doc.wrapped.line_count()) is None
 
 
 def test_reveal_grows_and_shrinks_consistently() -> None:
     full = doc_from_pieces(byte_chunks(SAMPLE, 3), width=11)
-    doc = TokenDocument(full.text, full.offsets, 0, width=11)
-    assert doc.line_count() == 1 and doc.line_pieces(0) == []
-    for revealed in [5, 20, 3, 40, 40, 12, full.n_tokens, 0, 17]:
-        doc.revealed = revealed
-        fresh = TokenDocument(full.text, full.offsets, revealed, width=11)
+    doc = make_doc(full.spans.text, full.spans.offsets, 0, width=11)
+    assert doc.wrapped.line_count() == 1 and doc.wrapped.line_pieces(0) == []
+    for revealed in [5, 20, 3, 40, 40, 12, full.spans.n_tokens, 0, 17]:
+        doc.spans.revealed = revealed
+        fresh = make_doc(full.spans.text, full.spans.offsets, revealed, width=11)
         assert all_starts(doc, 11) == all_starts(fresh, 11)
-    doc.revealed = 10**6
-    assert doc.revealed == full.n_tokens
-    doc.revealed = -3
-    assert doc.revealed == 0
+    doc.spans.revealed = 10**6
+    assert doc.spans.revealed == full.spans.n_tokens
+    doc.spans.revealed = -3
+    assert doc.spans.revealed == 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,17 +340,17 @@ def test_reveal_grows_and_shrinks_consistently() -> None:
 
 
 def test_append_extends_incrementally() -> None:
-    doc = TokenDocument(width=10)
-    doc.append("Hello", [5], reveal=True)
-    assert doc.line_text(0) == "Hello"
-    doc.append(" world, again", [11, 12, 18], reveal=True)
-    assert doc.n_tokens == 4 and doc.revealed == 4
-    assert [doc.line_text(y) for y in range(doc.line_count())] == ["Hello ", "world, ", "again"]
-    doc.append(" hidden", [25])
-    assert doc.revealed == 4 and doc.line_count() == 3
+    doc = make_doc(width=10)
+    doc.spans.append("Hello", [5], reveal=True)
+    assert doc.wrapped.line_text(0) == "Hello"
+    doc.spans.append(" world, again", [11, 12, 18], reveal=True)
+    assert doc.spans.n_tokens == 4 and doc.spans.revealed == 4
+    assert [doc.wrapped.line_text(y) for y in range(doc.wrapped.line_count())] == ["Hello ", "world, ", "again"]
+    doc.spans.append(" hidden", [25])
+    assert doc.spans.revealed == 4 and doc.wrapped.line_count() == 3
     # a flushed trailing character joins the last token
-    doc.append("\ufffd", [])
-    assert doc.token_text(4) == " hidden\ufffd"
+    doc.spans.append("\ufffd", [])
+    assert doc.spans.token_text(4) == " hidden\ufffd"
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -349,7 +370,7 @@ def test_incremental_append_equals_full_load(text: str, cuts: list[int], batches
         pos += size
         k += 1
     asm = TokenAssembler(with_distribution=False)
-    streamed = TokenDocument(width=width)
+    streamed = make_doc(width=width)
     sent_tokens = sent_chars = 0
     i = b = 0
     while i < len(pieces):
@@ -361,20 +382,20 @@ def test_incremental_append_equals_full_load(text: str, cuts: list[int], batches
         n = len(asm)
         offs = asm.tokens.offsets[sent_tokens + 1 : n + 1]
         chunk = asm.text[sent_chars : offs[-1]]
-        streamed.append(chunk, offs, reveal=True)
+        streamed.spans.append(chunk, offs, reveal=True)
         sent_tokens, sent_chars = n, offs[-1]
-        streamed.line_count()  # wrap as the stream goes (exercises the incremental path)
+        streamed.wrapped.line_count()  # wrap as the stream goes (exercises the incremental path)
         if b % 3 == 0:
-            streamed.line_count(width + 1)  # a second width kept up to date lazily
+            streamed.wrapped.line_count(width + 1)  # a second width kept up to date lazily
     tokens, full_text, _ = asm.finish()
     if len(full_text) > sent_chars:
-        streamed.append(full_text[sent_chars:], [])
-    full = TokenDocument(full_text, tokens.offsets, width=width)
-    assert streamed.text == full.text and streamed.offsets == full.offsets
+        streamed.spans.append(full_text[sent_chars:], [])
+    full = make_doc(full_text, tokens.offsets, width=width)
+    assert streamed.spans.text == full.spans.text and streamed.spans.offsets == full.spans.offsets
     for w in (width, width + 1):
         assert all_starts(streamed, w) == all_starts(full, w)
-        assert [streamed.line(y, w) for y in range(streamed.line_count(w))] == [
-            full.line(y, w) for y in range(full.line_count(w))
+        assert [streamed.wrapped.line(y, w) for y in range(streamed.wrapped.line_count(w))] == [
+            full.wrapped.line(y, w) for y in range(full.wrapped.line_count(w))
         ]
 
 
@@ -384,88 +405,88 @@ def test_incremental_append_equals_full_load(text: str, cuts: list[int], batches
 
 def test_token_motions_skip_empty_spans() -> None:
     doc = doc_from_pieces(split_text("a😀b", "bytes"))  # tokens: a, 3 empty, last byte of 😀, b
-    assert doc.n_tokens == 6
-    assert doc.next_token(0) == 4
-    assert doc.prev_token(4) == 0
-    assert doc.next_token(4) == 5
-    assert doc.next_token(5) == 5  # the end: stays
-    assert doc.prev_token(0) == 0
-    assert doc.move(1, "token", 1) == 4  # from an empty-span token too
-    doc.revealed = 3  # the emoji is not complete yet: only "a" shows
-    assert doc.next_token(0) == 0
-    assert doc.last_token() == 0
-    assert doc.clamp(10) == 2
+    assert doc.spans.n_tokens == 6
+    assert doc.nav.next_token(0) == 4
+    assert doc.nav.prev_token(4) == 0
+    assert doc.nav.next_token(4) == 5
+    assert doc.nav.next_token(5) == 5  # the end: stays
+    assert doc.nav.prev_token(0) == 0
+    assert doc.nav.move(1, "token", 1) == 4  # from an empty-span token too
+    doc.spans.revealed = 3  # the emoji is not complete yet: only "a" shows
+    assert doc.nav.next_token(0) == 0
+    assert doc.nav.last_token() == 0
+    assert doc.spans.clamp(10) == 2
 
 
 def test_word_and_sentence_motions() -> None:
     text = "One two. Three four!  Five?\nSix \"seven.\" Eight"
     doc = doc_from_text(text)
-    words = [doc.token_text(i) for i in range(doc.n_tokens)]
+    words = [doc.spans.token_text(i) for i in range(doc.spans.n_tokens)]
     assert words[:3] == ["One", " two.", " Three"]
     i = 0
     seen = []
     for _ in range(12):
-        i = doc.move(i, "word", 1)
-        seen.append(doc.token_text(i).strip())
+        i = doc.nav.move(i, "word", 1)
+        seen.append(doc.spans.token_text(i).strip())
     assert seen[:9] == ["two.", "Three", "four!", "Five?", "Six", '"seven."', "Eight", "Eight", "Eight"]
-    assert doc.move(doc.n_tokens - 1, "word", -1) == doc.n_tokens - 2
+    assert doc.nav.move(doc.spans.n_tokens - 1, "word", -1) == doc.spans.n_tokens - 2
     starts = []
     i = 0
     for _ in range(7):
-        i = doc.move(i, "sentence", 1)
-        starts.append(doc.token_text(i).strip())
+        i = doc.nav.move(i, "sentence", 1)
+        starts.append(doc.spans.token_text(i).strip())
     assert starts == ["Three", "Five?", "Six", "Eight", "Eight", "Eight", "Eight"]
     back = []
     for _ in range(5):
-        i = doc.move(i, "sentence", -1)
-        back.append(doc.token_text(i).strip())
+        i = doc.nav.move(i, "sentence", -1)
+        back.append(doc.spans.token_text(i).strip())
     assert back == ["Six", "Five?", "Three", "One", "One"]
     # from the middle of a sentence, back goes to its start
-    assert doc.token_text(doc.prev_sentence(words.index(" four!"))).strip() == "Three"
+    assert doc.spans.token_text(doc.nav.prev_sentence(words.index(" four!"))).strip() == "Three"
 
 
 def test_word_motion_within_split_words() -> None:
     doc = doc_from_pieces([b"run", b"ning", b" fast", b"er", b" now"])
-    assert doc.next_word(0) == 2
-    assert doc.prev_word(1) == 0
-    assert doc.prev_word(3) == 2
-    assert doc.next_word(3) == 4
+    assert doc.nav.next_word(0) == 2
+    assert doc.nav.prev_word(1) == 0
+    assert doc.nav.prev_word(3) == 2
+    assert doc.nav.next_word(3) == 4
 
 
 def test_line_motions_keep_the_column() -> None:
     text = "aaaa bbbb cccc\ndd\neeee ffff gggg hhhh"
     doc = doc_from_text(text, width=80)
-    t = [doc.token_text(i) for i in range(doc.n_tokens)]
+    t = [doc.spans.token_text(i) for i in range(doc.spans.n_tokens)]
     cccc = t.index(" cccc")
-    down = doc.move(cccc, "line", 1)
-    assert doc.token_text(down) == "\ndd"  # the short line: its last token
-    goal = doc.token_anchor(cccc)[1]
-    down2 = doc.line_move(down, 1, goal_x=goal)
-    assert doc.token_text(down2) == " gggg"  # back at the goal column on the long line
-    assert doc.move(down2, "line", -1, goal_x=goal) == down
-    assert doc.move(0, "line", -1) == 0  # top line: no move
-    last = doc.n_tokens - 1
-    assert doc.move(last, "line", 1) == last
+    down = doc.nav.move(cccc, "line", 1)
+    assert doc.spans.token_text(down) == "\ndd"  # the short line: its last token
+    goal = doc.wrapped.token_anchor(cccc)[1]
+    down2 = doc.nav.line_move(down, 1, goal_x=goal)
+    assert doc.spans.token_text(down2) == " gggg"  # back at the goal column on the long line
+    assert doc.nav.move(down2, "line", -1, goal_x=goal) == down
+    assert doc.nav.move(0, "line", -1) == 0  # top line: no move
+    last = doc.spans.n_tokens - 1
+    assert doc.nav.move(last, "line", 1) == last
     # a page past the end lands on the last line, at the same column
-    assert doc.move(0, "page", 1, page_lines=10) == doc.token_at(0, 2) == t.index("\neeee")
-    assert doc.token_anchor(last) == (2, 15)  # the "h" after the leading space
-    assert doc.move(last, "page", -1, page_lines=10) == cccc  # past the line end: its last word
-    assert doc.move(5, "edge", -1) == 0 and doc.move(0, "edge", 1) == last
+    assert doc.nav.move(0, "page", 1, page_lines=10) == doc.wrapped.token_at(0, 2) == t.index("\neeee")
+    assert doc.wrapped.token_anchor(last) == (2, 15)  # the "h" after the leading space
+    assert doc.nav.move(last, "page", -1, page_lines=10) == cccc  # past the line end: its last word
+    assert doc.nav.move(5, "edge", -1) == 0 and doc.nav.move(0, "edge", 1) == last
 
 
 def test_line_motion_over_a_token_spanning_lines() -> None:
     doc = doc_from_pieces([b"ab", b" " + b"x" * 30, b" cd"], width=10)
     # token 1 covers lines 0..3; moving down from token 0 lands past it
-    assert doc.move(0, "line", 1) == 1
-    assert doc.move(1, "line", 1) == 2
-    assert doc.move(2, "line", -1) == 1
+    assert doc.nav.move(0, "line", 1) == 1
+    assert doc.nav.move(1, "line", 1) == 2
+    assert doc.nav.move(2, "line", -1) == 1
 
 
 def test_motions_on_empty_document() -> None:
-    doc = TokenDocument()
+    doc = make_doc()
     for kind in ("token", "word", "sentence", "line", "page", "edge"):
-        assert doc.move(0, kind, 1) == 0 and doc.move(0, kind, -1) == 0
-    assert doc.line_count() == 1 and doc.line(0) == [] and doc.token_at(0, 0) is None
+        assert doc.nav.move(0, kind, 1) == 0 and doc.nav.move(0, kind, -1) == 0
+    assert doc.wrapped.line_count() == 1 and doc.wrapped.line(0) == [] and doc.wrapped.token_at(0, 0) is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -473,38 +494,38 @@ def test_motions_on_empty_document() -> None:
 
 
 def test_ranks_follow_the_tokens() -> None:
-    doc = TokenDocument("ab", [0, 1, 2])
-    assert doc.ranks == [None, None]
-    doc.load("abc", [0, 1, 2, 3], ranks=[5, 7])  # short: padded
-    assert doc.ranks == [5, 7, None]
-    doc.append("de", [4, 5], ranks=[1, 2, 3])  # long: cut
-    assert doc.ranks == [5, 7, None, 1, 2] and doc.n_tokens == 5
-    doc.set_ranks(None)
-    assert doc.ranks == [None] * 5
+    doc = make_doc("ab", [0, 1, 2])
+    assert doc.spans.ranks == [None, None]
+    doc.spans.load("abc", [0, 1, 2, 3], ranks=[5, 7])  # short: padded
+    assert doc.spans.ranks == [5, 7, None]
+    doc.spans.append("de", [4, 5], ranks=[1, 2, 3])  # long: cut
+    assert doc.spans.ranks == [5, 7, None, 1, 2] and doc.spans.n_tokens == 5
+    doc.spans.set_ranks(None)
+    assert doc.spans.ranks == [None] * 5
 
 
 def test_extend_to_appends_only_what_is_missing() -> None:
     asm = TokenAssembler()
     pieces = [b"The", b" cat", b" \xf0\x9f", b"\x90\x88", b" sat", b" \xe6\x97"]  # ends mid-character
-    streamed = TokenDocument()
+    streamed = make_doc()
     for i, piece in enumerate(pieces):
         asm.add(i, piece, rank=i + 1)
         if i == 2:  # a batch of the first three tokens
-            streamed.append(asm.text, asm.tokens.offsets[1:4], reveal=True, ranks=asm.tokens.rank[:3])
-    loads = streamed.load_count
+            streamed.spans.append(asm.text, asm.tokens.offsets[1:4], reveal=True, ranks=asm.tokens.rank[:3])
+    loads = streamed.spans.load_count
     tokens, text, _ = asm.finish()
     assert text.endswith("\ufffd")
-    assert streamed.extend_to(text, tokens.offsets, tokens.rank, reveal=False)
-    assert (streamed.text, streamed.offsets, streamed.ranks) == (text, tokens.offsets, tokens.rank)
-    assert streamed.revealed == 3 and streamed.load_count == loads  # appended, not reloaded
+    assert streamed.spans.extend_to(text, tokens.offsets, tokens.rank, reveal=False)
+    assert (streamed.spans.text, streamed.spans.offsets, streamed.spans.ranks) == (text, tokens.offsets, tokens.rank)
+    assert streamed.spans.revealed == 3 and streamed.spans.load_count == loads  # appended, not reloaded
     # every token already there: the flushed U+FFFD still joins the last token
-    whole = TokenDocument(text[:-1], tokens.offsets[:-1] + [len(text) - 1])
-    assert whole.extend_to(text, tokens.offsets, tokens.rank, reveal=True)
-    assert whole.offsets == tokens.offsets and whole.text == text and whole.revealed == len(pieces)
+    whole = make_doc(text[:-1], tokens.offsets[:-1] + [len(text) - 1])
+    assert whole.spans.extend_to(text, tokens.offsets, tokens.rank, reveal=True)
+    assert whole.spans.offsets == tokens.offsets and whole.spans.text == text and whole.spans.revealed == len(pieces)
     # not a beginning of it: everything is loaded, the reveal count kept
-    other = TokenDocument("A dog", [0, 1, 5], revealed=1)
-    assert not other.extend_to(text, tokens.offsets, tokens.rank)
-    assert (other.text, other.offsets, other.revealed) == (text, tokens.offsets, 1)
+    other = make_doc("A dog", [0, 1, 5], revealed=1)
+    assert not other.spans.extend_to(text, tokens.offsets, tokens.rank)
+    assert (other.spans.text, other.spans.offsets, other.spans.revealed) == (text, tokens.offsets, 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -513,21 +534,21 @@ def test_extend_to_appends_only_what_is_missing() -> None:
 
 def test_bad_offsets_and_motion_kinds_are_refused() -> None:
     with pytest.raises(ValueError, match="out of order"):
-        TokenDocument("abc", [0, 2, 1, 3])
+        make_doc("abc", [0, 2, 1, 3])
     with pytest.raises(ValueError, match="end at 2"):
-        TokenDocument("abc", [0, 2])
+        make_doc("abc", [0, 2])
     with pytest.raises(ValueError, match="outside the text"):
-        TokenDocument("abc", [0, 4])
-    doc = TokenDocument("abc", [0, 3])
+        make_doc("abc", [0, 4])
+    doc = make_doc("abc", [0, 3])
     with pytest.raises(ValueError, match="new_offsets"):
-        doc.append("de", [6])
+        doc.spans.append("de", [6])
     with pytest.raises(ValueError, match="new_offsets"):
-        doc.append("de", [2])
+        doc.spans.append("de", [2])
     with pytest.raises(ValueError, match="unknown cursor motion"):
-        doc.move(0, "paragraph", 1)
+        doc.nav.move(0, "paragraph", 1)
     with pytest.raises(ValueError, match="without any token"):
-        TokenDocument().append("x", [])
-    assert doc.text == "abc" and doc.offsets == [0, 3]  # refused appends change nothing
+        make_doc().spans.append("x", [])
+    assert doc.spans.text == "abc" and doc.spans.offsets == [0, 3]  # refused appends change nothing
 
 
 # ---------------------------------------------------------------------------------------------

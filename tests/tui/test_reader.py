@@ -23,13 +23,15 @@ from lmread.study import Study
 pytest.importorskip("textual")
 
 from lmread.tui.app import LmreadApp
-from lmread.tui.document import TokenDocument
+from lmread.tui.document import DocumentNavigator, TokenSpans, WrappedDocument
+from lmread.tui.document.units import sentence_end
+from lmread.tui.live_jobs import plan_live_jobs
 from lmread.tui.messages import LiveConfig
-from lmread.tui.screens.dialogs import LiveDialog, MarkPrompt, TooSmallScreen
+from lmread.tui.screens.dialogs import LiveDialog, TooSmallScreen
 from lmread.tui.screens.help import KEYS, HelpScreen
 from lmread.tui.screens.home import HomeScreen
 from lmread.tui.screens.reader import ReaderScreen
-from lmread.tui.session import ReadingSession, plan_live_jobs, sentence_end
+from lmread.tui.session import ReadingSession
 
 SIZE = (100, 32)
 
@@ -105,19 +107,19 @@ def test_session_order_skips_marked_and_builds_marks(study: Study) -> None:
     s = ReadingSession(study, "tester", clock=clock)
     assert [i.sample_id for i in s.queue] == study.reading_order()
     cur = s.next()
-    assert cur is not None and cur.revealed == 0
+    assert cur is not None and cur.document.revealed == 0
     with pytest.raises(MarkError):
         s.build_mark("fall", at=0)  # nothing revealed yet
     clock.t += 2.0
-    assert s.paced_revealed() == 24
+    assert s.paced_revealed() == 9  # 4.5 words/s, one word a token here
     s.set_revealed(s.paced_revealed())
     mark = s.commit(s.build_mark("fall", at=5, category="drift"))
-    assert (mark.at, mark.read_to, mark.revealed, mark.elapsed_s, mark.client) == (5, 24, 24, 2.0, "tui")
+    assert (mark.at, mark.read_to, mark.revealed, mark.elapsed_s, mark.client) == (5, 9, 9, 2.0, "tui")
     s2 = ReadingSession(study, "tester", clock=clock)
     assert [i.sample_id for i in s2.queue] == [sid for sid in study.reading_order() if sid != cur.sample.id]
     event, withdrawn = s2.undo()
     assert withdrawn.id == mark.id and event.undoes == mark.id
-    assert s2.queue[0].sample_id == cur.sample.id and s2.queue[0].start_revealed == 24
+    assert s2.queue[0].sample_id == cur.sample.id and s2.queue[0].start_revealed == 9
 
 
 def test_sentence_end_reveals_whole_sentences() -> None:
@@ -153,9 +155,9 @@ def test_space_reveal_stops_where_the_sentence_motion_lands(tmp_path: Path, piec
     session = ReadingSession(st, "tester", clock=FakeClock())
     cur = session.next()
     stops = []
-    while cur.revealed < cur.n_tokens:
+    while cur.document.revealed < cur.document.n_tokens:
         stops.append(session.reveal_sentence())
-    doc = TokenDocument(sample.text, sample.tokens.offsets)  # everything revealed
+    doc = DocumentNavigator(WrappedDocument(TokenSpans(sample.text, sample.tokens.offsets)))  # all revealed
     starts, i = [], 0
     while (j := doc.move(i, "sentence", 1)) != i:
         starts.append(j)
@@ -214,16 +216,16 @@ async def test_reveal_move_mark_with_category_then_undo(study: Study) -> None:
         first = scr.session.current.sample
         assert first.id == study.reading_order()[0]
         assert scr.view.revealed == 0
-        await reveal(pilot, app, 2.0)  # 12 tok/s
-        assert scr.view.revealed == 24 == scr.session.current.revealed
+        await reveal(pilot, app, 2.0)  # 4.5 words/s
+        assert scr.view.revealed == 9 == scr.session.current.document.revealed
         await pilot.press("space")  # next sentence
-        assert scr.view.revealed > 24
+        assert scr.view.revealed > 9
         revealed = scr.view.revealed
         await pilot.press("home", "right", "right", "right")
         at = scr.view.cursor
         assert 0 < at < revealed
         await pilot.press("f")
-        assert isinstance(app.screen, MarkPrompt)
+        assert app.screen is scr and scr.marking  # the category prompt, inline
         await pilot.press("3", "2", "enter")  # category 3 (drift), severity 2
         await pilot.pause()
         marks = Study.open(study.path).marks("tester")
@@ -263,7 +265,7 @@ async def test_no_fall_and_skip(study: Study) -> None:
         await pilot.pause()
         marks = Study.open(study.path).marks("tester")
         assert [(x.kind, x.sample, x.read_to, x.at) for x in marks] == [
-            ("no_fall", first.id, 18, None), ("skip", second.id, None, None)]
+            ("no_fall", first.id, 6, None), ("skip", second.id, None, None)]
         await pilot.press("n")
         assert scr.session.current is None
         assert "All samples" in screen_text(app)
@@ -399,10 +401,10 @@ async def test_live_session_streams_and_fall_stops_generation(tmp_path: Path) ->
         await pilot.click("#live-start")
         await pilot.pause()
         scr = reader(app)
-        await wait_for(pilot, lambda: scr.session.current is not None and scr.session.current.revealed >= 10)
+        await wait_for(pilot, lambda: scr.session.current is not None and scr.session.current.document.revealed >= 10)
         cur = scr.session.current
         assert cur.live and cur.streaming and cur.sample is None
-        assert scr.view.revealed == cur.revealed
+        assert scr.view.revealed == cur.document.revealed
         assert "live-one" not in screen_text(app) and "live-two" not in screen_text(app)
         await pilot.press("left", "left")
         at = scr.view.cursor
@@ -418,7 +420,7 @@ async def test_live_session_streams_and_fall_stops_generation(tmp_path: Path) ->
         assert m.revealed is not None and m.at < m.revealed <= sample.n_tokens
         assert sample.model_id in screen_text(app)
         await pilot.press("n")
-        await wait_for(pilot, lambda: scr.session.current is not None and scr.session.current.revealed >= 5)
+        await wait_for(pilot, lambda: scr.session.current is not None and scr.session.current.document.revealed >= 5)
         second = scr.session.current
         await pilot.press("s")
         await wait_for(pilot, lambda: second.marked)
@@ -473,7 +475,7 @@ class TickingClock:
 
 def test_live_worker_posts_batches_that_add_up_to_the_stored_sample() -> None:
     from lmread.tui.live import LiveStream
-    from lmread.tui.session import LiveJob
+    from lmread.tui.live_jobs import LiveJob
 
     pieces = MULTIBYTE_PIECES * 3 + [b" \xf0\x9f"]  # ends inside a character: U+FFFD at the end
     backend = ScriptedBackend(pieces=pieces, model_id="m")
@@ -486,7 +488,7 @@ def test_live_worker_posts_batches_that_add_up_to_the_stored_sample() -> None:
     assert isinstance(end, LiveStream.Ended) and end.error is None and end.sample.n_tokens == len(pieces)
     assert 3 < len(batches) < len(pieces)  # batched, not one message a token
     sample = end.sample
-    doc = TokenDocument()
+    doc = TokenSpans()
     for b in batches:
         doc.append(b.text, b.offsets, reveal=True, ranks=b.ranks)
     assert doc.extend_to(sample.text, sample.tokens.offsets, sample.tokens.rank, reveal=True)

@@ -1,7 +1,7 @@
 """Snapshots of the reader's screens (pytest-textual-snapshot): home, reading blind, after a
 mark, help.  Deterministic: fixed study contents and seed, a frozen clock, a fixed size.
 
-Regenerate after a deliberate change with ``pytest tests/test_tui_snapshots.py --snapshot-update``
+Regenerate after a deliberate change with ``pytest tests/tui/test_snapshots.py --snapshot-update``
 and look at the new SVGs before committing them.
 """
 

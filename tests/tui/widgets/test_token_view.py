@@ -9,7 +9,8 @@ from textual.app import App, ComposeResult
 
 from lmread.backends.scripted import split_text
 from lmread.records import TokenAssembler
-from lmread.tui.widgets.token_view import TokenView, rank_bucket
+from lmread.tui.widgets.token_styles import rank_bucket
+from lmread.tui.widgets.token_view import TokenView
 
 TEXT = (
     "The lighthouse stood on the northern cape for two hundred years. Its keepers kept a log "
@@ -68,7 +69,7 @@ async def test_keys_move_the_cursor_by_token_word_line_sentence() -> None:
         view.load(text, offsets)
         view.focus()
         await pilot.pause()
-        assert view.virtual_size.height == view.document.line_count(view.scrollable_content_region.width)
+        assert view.virtual_size.height == view.wrapped.line_count(view.scrollable_content_region.width)
         assert screen_text(view)[0].startswith("The lighthouse stood on the northern")
         assert cursor_cells(view) == [(0, "The")]
         await pilot.press("right", "right")
@@ -81,7 +82,7 @@ async def test_keys_move_the_cursor_by_token_word_line_sentence() -> None:
         assert view.cursor == 0
         await pilot.press("down")
         width = view.scrollable_content_region.width
-        assert view.document.token_anchor(view.cursor, width)[0] == 1  # shown on the second line
+        assert view.wrapped.token_anchor(view.cursor, width)[0] == 1  # shown on the second line
         await pilot.press("up")
         assert view.cursor == 0
         await pilot.press("right_square_bracket")
@@ -94,7 +95,7 @@ async def test_keys_move_the_cursor_by_token_word_line_sentence() -> None:
         assert view.cursor == len(offsets) - 2
         await pilot.pause()
         # the cursor is scrolled into view and drawn in reverse video
-        row = view.document.token_anchor(view.cursor, width)[0] - view.scroll_offset.y
+        row = view.wrapped.token_anchor(view.cursor, width)[0] - view.scroll_offset.y
         assert cursor_cells(view) == [(row, " him.")]
         await pilot.press("home")
         assert view.cursor == 0 and view.scroll_offset.y == 0
@@ -115,7 +116,7 @@ async def test_click_selects_the_token_under_the_mouse(sample: str) -> None:
         text, offsets = assemble(split_text(WIDE, sample))
         view.load(text, offsets)
         await pilot.pause()
-        doc = view.document
+        doc = view.wrapped
         width = view.scrollable_content_region.width
         # click every cell of every visible piece, including both cells of wide characters
         expected_clicks = []
@@ -129,7 +130,7 @@ async def test_click_selects_the_token_under_the_mouse(sample: str) -> None:
         # the emoji: both of its cells give the token that holds its last byte
         y = next(y for y in range(doc.line_count(width)) if "😀" in doc.line_text(y, width))
         emoji = next(p for p in doc.line_pieces(y, width) if "😀" in p.text)
-        assert doc.token_text(emoji.token).endswith("😀")
+        assert view.document.token_text(emoji.token).endswith("😀")
         app.clicked.clear()
         await pilot.click(TokenView, offset=(emoji.x + 1, y))
         assert app.clicked == [emoji.token]
@@ -157,16 +158,16 @@ async def test_append_tokens_grows_the_view() -> None:
             sent_tokens, sent_chars = len(asm), offs[-1]
             heights.append(view.virtual_size.height)
             await pilot.pause()
-        assert view.n_tokens == len(pieces) == view.revealed
+        assert view.document.n_tokens == len(pieces) == view.revealed
         assert heights == sorted(heights) and heights[-1] > 8
         assert view.document.text == TEXT * 3
         # following the stream: the last line is on screen
         assert screen_text(view)[-1].endswith("him.")
-        assert len(view.ranks) == view.n_tokens
+        assert len(view.document.ranks) == view.document.n_tokens
         # appending without reveal changes nothing visible
         before = view.virtual_size
         view.append_tokens(" more", [sent_chars + 5], reveal=False)
-        assert view.virtual_size == before and view.revealed == view.n_tokens - 1
+        assert view.virtual_size == before and view.revealed == view.document.n_tokens - 1
 
 
 async def test_reveal_bounds_the_view_and_the_cursor() -> None:
@@ -192,7 +193,7 @@ async def test_reveal_bounds_the_view_and_the_cursor() -> None:
         await pilot.pause()
         assert view.cursor == 0 and screen_text(view)[0] == "The"
         view.revealed = 10**6
-        assert view.revealed == view.n_tokens
+        assert view.revealed == view.document.n_tokens
 
 
 async def test_rank_colours_and_fall_mark_change_the_strip() -> None:
@@ -220,7 +221,7 @@ async def test_rank_colours_and_fall_mark_change_the_strip() -> None:
         await pilot.pause()
         assert list(view.render_line(0)) == list(plain)
         view.set_ranks(None)
-        assert view.ranks == [None] * n
+        assert view.document.ranks == [None] * n
         # the fall token is underlined and the text after it dimmed
         view.fall_index = 2
         await pilot.pause()

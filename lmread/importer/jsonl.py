@@ -1,4 +1,4 @@
-"""``lmread import``: bring generations made elsewhere (and human-written controls) into a study.
+"""``lmread import --format jsonl`` (the default): generations made elsewhere, and human-written controls.
 
 Input is JSONL, one object per line::
 
