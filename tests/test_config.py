@@ -18,14 +18,14 @@ def _settings(tmp_path: Path, text: str) -> Settings:
 
 def test_defaults_without_a_file(tmp_path: Path) -> None:
     settings = load_settings({"LMREAD_CONFIG": str(tmp_path / "none.toml"), "LMREAD_HOME": str(tmp_path)})
-    assert settings.max_read_speed_wps is None and settings.reading_pace_tps == 12.0 and settings.blind is True
+    assert settings.max_read_speed_wps is None and settings.reading_pace_wps == 4.5 and settings.blind is True
     assert settings.extra == {}
 
 
 def test_file_fields_are_typed_and_unknown_ones_kept(tmp_path: Path) -> None:
-    settings = _settings(tmp_path, "max_read_speed_wps = 6\nreading_pace_tps = 20\nblind = false\ntheme = 'dark'\n")
+    settings = _settings(tmp_path, "max_read_speed_wps = 6\nreading_pace_wps = 5\nblind = false\ntheme = 'dark'\n")
     assert settings.max_read_speed_wps == 6.0 and isinstance(settings.max_read_speed_wps, float)
-    assert settings.reading_pace_tps == 20.0 and settings.blind is False
+    assert settings.reading_pace_wps == 5 and settings.blind is False
     assert settings.extra == {"theme": "dark"}
 
 
@@ -33,7 +33,8 @@ def test_file_fields_are_typed_and_unknown_ones_kept(tmp_path: Path) -> None:
     ("max_read_speed_wps = 'fast'", "'max_read_speed_wps' has the wrong type"),
     ("max_read_speed_wps = true", "'max_read_speed_wps' has the wrong type"),
     ("max_read_speed_wps = 0", "'max_read_speed_wps' must be > 0"),
-    ("reading_pace_tps = -1", "'reading_pace_tps' must be > 0"),
+    ("reading_pace_wps = -1", "'reading_pace_wps' must be a reading pace > 0"),
+    ("reading_pace_tps = 'x'", "'reading_pace_tps' has the wrong type"),
     ("blind = 1", "'blind' has the wrong type"),
 ])
 def test_bad_values_are_one_line_errors(tmp_path: Path, line: str, message: str) -> None:
