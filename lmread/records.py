@@ -54,7 +54,8 @@ MARK_KINDS = ("fall", "no_fall", "skip", "undo", "prompt_fall")
 CONTROL_KINDS = ("splice", "loop", "human")
 #: the failure category of each control kind's known fall (None: the right answer is no fall)
 CONTROL_CATEGORY: dict[str, str | None] = {"splice": "drift", "loop": "repetition", "human": None}
-#: annotator names of machine readers (deterministic detectors) start with this, e.g. auto-repetition
+#: annotator names of machine readers (detectors, judges) start with this, e.g. auto-repetition;
+#: only they may write under such a name (see :func:`check_person`)
 MACHINE_PREFIX = "auto-"
 
 _ANNOTATOR_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -93,6 +94,28 @@ def check_annotator(name: str) -> str:
         raise MarkError(
             f"annotator name {name!r} is not allowed: use 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
+        )
+    return name
+
+
+def is_machine(annotator: str) -> bool:
+    """Whether ``annotator`` names a machine reader (``auto-<detector>``, ``auto-<judge>``)."""
+    return annotator.startswith(MACHINE_PREFIX)
+
+
+def check_person(name: str, source: str = "annotator name") -> str:
+    """Return ``name`` if a person may mark under it, else raise a one-line :class:`MarkError`.
+
+    The name must be a valid annotator name (:func:`check_annotator`) and must not start with
+    :data:`MACHINE_PREFIX`: those names belong to machine readers, whose marks are compared with
+    people's as a separate reader.  ``source`` says where the name came from (``--annotator``,
+    ``LMREAD_ANNOTATOR``, ...) for the message.
+    """
+    check_annotator(name)
+    if is_machine(name):
+        raise MarkError(
+            f"{source} {name!r} is reserved: names starting {MACHINE_PREFIX!r} belong to machine readers "
+            "(lmread annotate); choose another name"
         )
     return name
 

@@ -32,17 +32,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from lmread.analysis.reading_speed import tokens_read, words_in_tokens
-from lmread.records import Mark, Sample
+from lmread.records import Mark, Sample, is_machine
 from lmread.sentences import sentence_starts, sentences_before_char
 from lmread.study import Study
 
-#: annotator names of machine readers (deterministic detectors, issue 11) start with this
-MACHINE_PREFIX = "auto-"
-
-
-def is_machine(annotator: str) -> bool:
-    """Whether ``annotator`` is a machine reader (``auto-<detector>``)."""
-    return annotator.startswith(MACHINE_PREFIX)
+__all__ = ["Reading", "WordCounter", "is_machine", "readings_of"]
 
 
 @dataclass
