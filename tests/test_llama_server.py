@@ -19,7 +19,7 @@ from lmread.backends.openai import OpenAIBackend
 from lmread.catalog import ModelCard
 from lmread.catalog.gguf import gguf_info
 from lmread.errors import BackendError
-from lmread.generate import GenerationPlan, ModelJob, run_generation
+from lmread.generate import GenerationPlan, ModelJob, generate_sample, run_generation
 from tests.fixtures.llama_server import start_llama_server
 from tests.fixtures.openai import stop_server
 from tests.test_generate import read_samples
@@ -56,21 +56,53 @@ def test_cjk_emoji_samples_are_exact_and_counted(llama_server: Any, tmp_path: Pa
         assert s["model"]["n_ctx"] in (1024, 4096) and s["model"]["server"] == "llama-server"
 
 
+def _completion(server: Any, n: int) -> dict[str, Any]:
+    """One non-streamed greedy /completion of ``n`` tokens with every token id."""
+    return httpx.post(f"{server.base_url}/completion", json={
+        "prompt": CJK, "n_predict": n, "temperature": 0.0, "return_tokens": True, "cache_prompt": False,
+        "top_k": 0, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0}, timeout=120, trust_env=False).json()
+
+
+def _valid_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def test_greedy_ids_and_text_match_the_servers_own(llama_server_backend: OpenAIBackend, llama_server: Any) -> None:
-    """The streamed tokens against one non-streamed /completion with return_tokens (all ids)."""
+    """The streamed tokens against one non-streamed /completion with return_tokens (all ids).
+
+    Which greedy path a CPU takes differs between CPUs (other SIMD kernels), and so does whether
+    40 tokens end inside a multi-byte character.  The comparison holds either way under lmread's
+    rule (README, File formats -> Sample): the text ends in one U+FFFD for the incomplete bytes,
+    as the server's ``content`` does, and the bytes are kept in ``raw``.  The cut inside a
+    character is then tested on purpose: at the first length of this path that ends inside one.
+    """
     opts = GenOptions(max_tokens=40, temperature=0.0, top_logprobs=2)
     items = list(llama_server_backend.stream(CJK, opts))
     chunks = [c for c in items if isinstance(c, TokenChunk)]
     end = items[-1]
     assert isinstance(end, StreamEnd)
-    whole = httpx.post(f"{llama_server.base_url}/completion", json={
-        "prompt": CJK, "n_predict": 40, "temperature": 0.0, "return_tokens": True, "cache_prompt": False,
-        "top_k": 0, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0}, timeout=120, trust_env=False).json()
+    whole = _completion(llama_server, 40)
     assert len(chunks) == len(whole["tokens"]) == whole["tokens_predicted"]
-    assert b"".join(c.piece for c in chunks).decode("utf-8") == whole["content"]
     for c, tid in zip(chunks, whole["tokens"], strict=True):
         assert c.id in (-1, tid)  # an id is the token's own, or unknown (-1), never another's
     assert end.server["completion_tokens"] == len(chunks)  # type: ignore[attr-defined]
+    data = b"".join(c.piece for c in chunks)
+    sample = generate_sample(llama_server_backend, {"text": CJK}, opts)
+    assert sample.text == data.decode("utf-8", errors="replace") == whole["content"]
+    assert sample.raw == (None if _valid_utf8(data) else data)
+    # on purpose: the first length at which this greedy path stops inside a character
+    cut = next((n for n in range(1, len(chunks) + 1) if not _valid_utf8(b"".join(c.piece for c in chunks[:n]))), None)
+    assert cut is not None, "no token of this path split a character; the cut case was not exercised"
+    short = generate_sample(llama_server_backend, {"text": CJK}, GenOptions(max_tokens=cut, temperature=0.0))
+    head = b"".join(c.piece for c in chunks[:cut])
+    assert short.n_tokens == cut and short.finish_reason == "length" and short.raw == head
+    assert short.text.endswith("\ufffd") and short.text == head.decode("utf-8", errors="replace")
+    assert short.text == _completion(llama_server, cut)["content"]
+    assert short.tokens.offsets[-1] == len(short.text) and short.piece(cut - 1).endswith("\ufffd")
 
 
 def test_four_concurrent_streams(llama_server_backend: OpenAIBackend) -> None:
