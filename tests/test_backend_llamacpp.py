@@ -229,7 +229,8 @@ PINNED_RECORDS = Path(__file__).parent / "data" / "pinned_llamacpp_samples.json"
 #: Tolerance (nats) on the floats a model computes (logprob, entropy, top-k logprobs) within one
 #: kernel class: CPUs of a class run the same kernels, whose integer dot products are exact, and
 #: differ only where a CPU's extra instructions (AVX-VNNI, AVX512-FP16) sum floats in another
-#: order, far below 0.01 nats.  0.02 stays far below what a broken record shows: distributions
+#: order (not measurable on one machine; expected far below 0.01 nats, and an Intel Xeon with
+#: AVX-512 drew every pinned token).  0.02 stays far below what a broken record shows: distributions
 #: recorded one token off (checked below against the pins themselves) or after temperature/top-k
 #: (the topk case) move logprobs by a nat or more.
 FLOAT_TOL_NATS = 0.02
