@@ -55,7 +55,8 @@ MARK_KINDS = ("fall", "no_fall", "skip", "undo", "prompt_fall")
 CONTROL_KINDS = ("splice", "loop", "human")
 #: the failure category of each control kind's known fall (None: the right answer is no fall)
 CONTROL_CATEGORY: dict[str, str | None] = {"splice": "drift", "loop": "repetition", "human": None}
-#: annotator names of machine readers (deterministic detectors, judges) start with this, e.g. auto-repetition
+#: annotator names of machine readers (detectors, judges) start with this, e.g. auto-repetition;
+#: only they may write under such a name (see :func:`check_person`)
 MACHINE_PREFIX = "auto-"
 
 #: the model fields that define a generated sample's id (with the prompt text, settings and seed)
@@ -97,17 +98,34 @@ def schema_version(record: Any, expected: str, where: str) -> int:
     return int(got_version)
 
 
-def is_machine_reader(annotator: str) -> bool:
-    """Whether ``annotator`` names a machine reader (``auto-<detector>``, ``auto-judge-...``)."""
-    return annotator.startswith(MACHINE_PREFIX)
-
-
 def check_annotator(name: str) -> str:
     """Return ``name`` if it is a safe annotator name (it becomes a file name), else raise."""
     if not isinstance(name, str) or not _ANNOTATOR_RE.match(name) or name in {".", ".."}:
         raise MarkError(
             f"annotator name {name!r} is not allowed: use 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
+        )
+    return name
+
+
+def is_machine(annotator: str) -> bool:
+    """Whether ``annotator`` names a machine reader (``auto-<detector>``, ``auto-<judge>``)."""
+    return annotator.startswith(MACHINE_PREFIX)
+
+
+def check_person(name: str, source: str = "annotator name") -> str:
+    """Return ``name`` if a person may mark under it, else raise a one-line :class:`MarkError`.
+
+    The name must be a valid annotator name (:func:`check_annotator`) and must not start with
+    :data:`MACHINE_PREFIX`: those names belong to machine readers, whose marks are compared with
+    people's as a separate reader.  ``source`` says where the name came from (``--annotator``,
+    ``LMREAD_ANNOTATOR``, ...) for the message.
+    """
+    check_annotator(name)
+    if is_machine(name):
+        raise MarkError(
+            f"{source} {name!r} is reserved: names starting {MACHINE_PREFIX!r} belong to machine readers "
+            "(lmread annotate); choose another name"
         )
     return name
 

@@ -39,7 +39,7 @@ import numpy as np
 
 from lmread.analysis.reading_speed import speed_verdict, words_per_second
 from lmread.errors import OptionError, StudyError
-from lmread.records import MODEL_IDENTITY_KEYS, WORD_RE, Mark, Sample, is_machine_reader
+from lmread.records import MODEL_IDENTITY_KEYS, WORD_RE, Mark, Sample, is_machine
 from lmread.sentences import sentence_starts
 from lmread.study import Study
 
@@ -359,7 +359,7 @@ def observations_from_study(
         raise OptionError(f"unknown annotator {annotator!r}: this study has marks by {have} (or use --annotator all)")
     marks = list(study.current_marks(None if annotator == "all" else annotator).values())
     if annotator == "all":  # every human reader; machine readers (auto-*) are chosen by name
-        marks = [m for m in marks if not is_machine_reader(m.annotator)]
+        marks = [m for m in marks if not is_machine(m.annotator)]
     settings = study.settings
     obs = observations_from_marks(
         study.samples, marks, by=by, consensus=consensus, controls=controls,
@@ -369,7 +369,7 @@ def observations_from_study(
     obs.warnings[:0] = study.warnings
     if len(obs) == 0:
         who = "" if annotator == "all" else f" by {annotator}"
-        machines = [a for a in known if is_machine_reader(a)]
+        machines = [a for a in known if is_machine(a)]
         if annotator == "all" and machines:
             raise StudyError(f"study {study.path} has no human fall or no-fall marks yet; machine readers' marks "
                              f"are read by name: --annotator {' or '.join(machines)}")

@@ -32,12 +32,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from lmread.analysis.reading_speed import tokens_read, words_in_tokens
-from lmread.records import Mark, Sample, is_machine_reader
+from lmread.records import Mark, Sample, is_machine
 from lmread.sentences import sentence_starts, sentences_before_char
 from lmread.study import Study
 
-#: whether an annotator is a machine reader (``auto-<detector>``)
-is_machine = is_machine_reader
+__all__ = ["Reading", "WordCounter", "is_machine", "readings_of"]
 
 
 @dataclass

@@ -14,7 +14,7 @@ import click
 
 from lmread.analysis.reading_speed import PACE_MAX_WPS as PACE_MAX
 from lmread.analysis.reading_speed import PACE_MIN_WPS as PACE_MIN
-from lmread.cli.common import make_annotator_option, make_study_option
+from lmread.cli.common import make_annotator_option, make_study_option, person_annotator
 from lmread.errors import OptionError, StudyError
 
 
@@ -29,10 +29,10 @@ def _split_models(values: tuple[str, ...]) -> list[str]:
 
 def preflight(study: Path, annotator: str, pace: float | None) -> None:
     """Check what the reader needs before the terminal is taken over; raise LmreadError."""
-    from lmread.records import check_annotator
+    from lmread.records import check_person
     from lmread.study import META_FILE, Study
 
-    check_annotator(annotator)
+    check_person(annotator)
     if pace is not None and not PACE_MIN <= pace <= PACE_MAX:
         raise OptionError(f"invalid option --pace {pace:g}: give a reading pace in words/s between "
                           f"{PACE_MIN:g} and {PACE_MAX:g}")
@@ -69,7 +69,7 @@ def read(ctx: click.Context, study: str | None, annotator: str | None = None, no
     obj = ctx.ensure_object(dict) if ctx is not None else {}
     settings: Any = obj.get("settings") or load_settings()
     path = Path(study).expanduser() if study else settings.default_study
-    who = annotator or settings.annotator
+    who = person_annotator(settings, annotator or None)
     preflight(path, who, pace)
     if overlap is not None:
         from lmread.study.order import check_overlap

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from lmread.cli.common import annotator_option, emit_json, json_option, settings_from, study_option, study_path
+from lmread.cli.common import (
+    annotator_option,
+    emit_json,
+    json_option,
+    person_annotator,
+    settings_from,
+    study_option,
+    study_path,
+)
 from lmread.errors import StudyError
 from lmread.units import format_params
 
@@ -144,7 +152,7 @@ def mark_cmd(ctx: click.Context, study: str | None, sample_id: str | None, at: i
     from lmread.records import Mark
     from lmread.study import Study
 
-    who = annotator if annotator is not None else settings_from(ctx).annotator
+    who = person_annotator(settings_from(ctx), annotator)
     st = Study.open(study_path(ctx, study))
     if undo:
         if at is not None or no_fall or skip:

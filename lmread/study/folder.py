@@ -25,7 +25,18 @@ import orjson
 
 from lmread import __version__
 from lmread.errors import MarkError, MergeConflict, StudyError
-from lmread.records import STUDY_SCHEMA, Mark, Sample, check_annotator, schema_version, utc_now, without_top_k
+from lmread.records import (
+    MACHINE_PREFIX,
+    STUDY_SCHEMA,
+    Mark,
+    Sample,
+    check_annotator,
+    check_person,
+    is_machine,
+    schema_version,
+    utc_now,
+    without_top_k,
+)
 from lmread.storage import JsonlReader, append_lines, write_atomic
 from lmread.study.order import reading_order
 from lmread.study.settings import StudySettings
@@ -284,11 +295,15 @@ class Study:
             mark.read_to = mark.at + 1  # type: ignore[operator]
         return mark
 
-    def append_mark(self, mark: Mark) -> Mark:
-        """Validate, append with one write + fsync, and return the mark once it is on disk."""
+    def append_mark(self, mark: Mark, *, machine: bool = False) -> Mark:
+        """Validate, append with one write + fsync, and return the mark once it is on disk.
+
+        A person's mark (the default) may not use a machine reader's ``auto-`` name; a machine
+        reader (``machine=True``) must use one.
+        """
+        _check_writer(mark.annotator, machine)
         self.refresh()
         self.check_mark(mark)
-        check_annotator(mark.annotator)
         (self.path / MARKS_DIR).mkdir(exist_ok=True)
         append_lines(self.path / MARKS_DIR / f"{mark.annotator}.jsonl", mark.dumps())
         self._mark_readers.setdefault(mark.annotator, JsonlReader(self.path / MARKS_DIR / f"{mark.annotator}.jsonl"))
@@ -316,10 +331,11 @@ class Study:
         self.refresh()
         return marks
 
-    def undo(self, annotator: str, mark_id: str | None = None, sample: str | None = None) -> Mark:
+    def undo(self, annotator: str, mark_id: str | None = None, sample: str | None = None, *,
+             machine: bool = False) -> Mark:
         """Withdraw ``mark_id``, or the annotator's latest standing mark (on ``sample`` if given),
-        by appending an undo event.  Returns the undo event."""
-        check_annotator(annotator)
+        by appending an undo event.  Returns the undo event.  ``machine``: as in :meth:`append_mark`."""
+        _check_writer(annotator, machine)
         self.refresh()
         if mark_id is None:
             sample_id = self.sample(sample).id if sample else None
@@ -332,7 +348,8 @@ class Study:
             mark_id = standing[-1].id
         elif mark_id in self._marks.undone:
             raise MarkError(f"mark {mark_id} is already undone")
-        return self.append_mark(Mark(sample="", annotator=annotator, kind="undo", undoes=mark_id))
+        return self.append_mark(Mark(sample="", annotator=annotator, kind="undo", undoes=mark_id), machine=machine)
+
 
 
 def same_content(a: Sample, b: Sample) -> bool:
@@ -360,3 +377,12 @@ def _toml_dumps(data: dict[str, Any]) -> str:
             lines.append(f"\n[{key}]")
             lines.extend(f"{k} = {_toml_value(v)}" for k, v in value.items())
     return "\n".join(lines) + "\n"
+
+
+def _check_writer(annotator: str, machine: bool) -> None:
+    """A person may not write under a machine reader's ``auto-`` name, nor a machine reader
+    under any other name (one-line :class:`MarkError`)."""
+    if not machine:
+        check_person(annotator)
+    elif not (check_annotator(annotator) and is_machine(annotator)):
+        raise MarkError(f"machine reader {annotator!r}: machine readers write under names starting {MACHINE_PREFIX!r}")
