@@ -17,11 +17,17 @@ TOKENIZERS = ("words", "chars", "bytes")
 _WORD_PIECE = re.compile(r"\s*\S+|\s+", re.UNICODE)
 
 
+def word_pieces(text: str) -> list[str]:
+    """The ``words`` tokenizer's pieces as text: each word with the whitespace before it, and any
+    trailing whitespace; they join to exactly ``text``."""
+    return [m.group(0) for m in _WORD_PIECE.finditer(text)]
+
+
 def split_text(text: str, tokenizer: str = "words") -> list[bytes]:
     """Split ``text`` into byte pieces whose concatenation is exactly ``text.encode()``: words
     with their leading whitespace, single characters, or single bytes."""
     if tokenizer == "words":
-        return [m.group(0).encode("utf-8") for m in _WORD_PIECE.finditer(text)]
+        return [piece.encode("utf-8") for piece in word_pieces(text)]
     if tokenizer == "chars":
         return [ch.encode("utf-8") for ch in text]
     if tokenizer == "bytes":

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -49,9 +48,8 @@ from lmread.sentences import join_sentences
 from lmread.storage import append_lines
 from lmread.study import Study
 from lmread.study.folder import READERS_FILE
+from lmread.tokenizers import word_pieces
 
-#: the ``words`` tokenizer's pieces (lmread.tokenizers.split_text): a word with the whitespace before it
-_WORD_PIECE = re.compile(r"\s*\S+|\s+", re.UNICODE)
 READER_SCHEMA = "lmread.reader/1"
 
 #: RoFT's scoring: 5 points for the exact boundary, one less per sentence late, 0 before it
@@ -97,7 +95,7 @@ def _assemble(text: str) -> tuple[Tokens, str]:
     """Tokens of ``text`` split by the ``words`` tokenizer, without a distribution: what
     :class:`~lmread.records.TokenAssembler` makes of them (a ``str`` is whole characters, so the
     offsets are the running lengths of the pieces), built directly for speed."""
-    pieces = [m.group(0) for m in _WORD_PIECE.finditer(text)]
+    pieces = word_pieces(text)  # the ``words`` tokenizer's pieces
     offsets = [0, *itertools.accumulate(len(p) for p in pieces)]
     nbytes = [len(p.encode("utf-8")) for p in pieces]
     return Tokens(ids=[-1] * len(pieces), offsets=offsets, nbytes=nbytes), text

@@ -25,6 +25,7 @@ from lmread.analysis.plan.power import (
 )
 from lmread.analysis.plan.sizes import n_for_width, reader_time
 from lmread.errors import OptionError
+from lmread.records import is_machine
 
 #: people read prose at about 4-5 words/s
 DEFAULT_READING_WPS = 4.5
@@ -83,7 +84,7 @@ def _reading_speed(study: Any) -> float | None:
     seconds = 0.0
     samples = study.samples
     for (annotator, sid), mark in study.current_marks().items():
-        if annotator.startswith("auto-") or sid not in samples:
+        if is_machine(annotator) or sid not in samples:
             continue
         speed = reading_speed(mark, samples[sid])
         if speed is not None:
