@@ -169,7 +169,8 @@ def _remember(cache: Path, verdict: dict[str, Any]) -> None:
 
 
 def record_llama_verdict(result: ProbeResult) -> None:
-    """Cache a llama.cpp probe's verdict on the build (``lmread doctor`` shares its findings)."""
+    """Cache a llama.cpp probe's verdict on the build (``lmread doctor`` shares its findings);
+    results of other backends are not cached."""
     if result.backend == "llamacpp" and (result.ok or result.signal):
         _remember(_cache_file(llama_build_key()), {"ok": result.ok, "signal": result.signal,
                                                    "message": result.message})

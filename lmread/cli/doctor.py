@@ -124,8 +124,7 @@ def doctor(ctx: click.Context, as_json: bool, only_backends: tuple[str, ...], on
             label = f"{backend:<9} {card.id:<16}"
             result = _run_with_progress(label, lambda b=backend, c=card.id: probe(b, model=c, timeout=timeout),
                                         quiet=as_json)
-            if backend == "llamacpp":
-                record_llama_verdict(result)
+            record_llama_verdict(result)  # a llama.cpp check's verdict on the build is cached
             entry = result.to_json() | {"status": "ok" if result.ok else "failed",
                                         "default": card.backends[0] == backend}
             checks.append(entry)
