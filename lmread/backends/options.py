@@ -54,9 +54,9 @@ class Option:
     ``str`` or ``bool`` (a flag that is off by default).  ``help`` is one phrase without a final
     period.  Whole numbers and numbers are bounded by ``minimum``/``maximum`` (inclusive) and
     ``above`` (exclusive); ``off`` is the value that turns the option off; ``choices`` and
-    ``prefixes`` restrict strings; ``multiple`` options take a list (the flag may be repeated); a string of
-    only spaces counts as empty unless ``blank_ok``.
-    ``rule`` is what an error message says the value must be (built from the range when empty).
+    ``prefixes`` restrict strings (a string of only spaces counts as empty unless ``blank_ok``);
+    ``multiple`` options take a list (the flag may be repeated).  ``rule`` is what an error
+    message says the value must be (built from the type and range when empty).
     ``default`` None means "not set" (a backend's own default).  ``command_line`` False keeps an
     option off the flags built from a declaration (the command line declares it otherwise).
     """
@@ -101,8 +101,9 @@ class Option:
             return _is_int(value) and self._in_range(value)
         if self.type is float:
             return _is_number(value) and self._in_range(value)
-        return (isinstance(value, str) and bool(value if self.blank_ok else value.strip()) and (not self.choices or value in self.choices)
-                and (not self.prefixes or value.startswith(self.prefixes)))
+        if not isinstance(value, str) or not (value if self.blank_ok else value.strip()):
+            return False
+        return (not self.choices or value in self.choices) and (not self.prefixes or value.startswith(self.prefixes))
 
     def default_rule(self, value: Any = None) -> str:
         """What a valid value is, in words (from the declared type and range)."""
