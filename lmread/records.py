@@ -403,7 +403,7 @@ class Sample:
     source: str = "generated"
     raw: bytes | None = None
     control: dict[str, Any] | None = None
-    #: what a server reported about the stream (optional; see lmread.backends.openai_payloads)
+    #: what a server reported about the stream (optional; see lmread.backends.openai.report)
     server: dict[str, Any] | None = None
     #: where sentences start in ``text`` (character offsets) when the import gave them (see
     #: :mod:`lmread.sentences`); None: the documented splitter decides

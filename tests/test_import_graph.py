@@ -183,9 +183,8 @@ def test_the_walk_sees_the_package() -> None:
     assert any(e.source == "lmread.cli" and e.target == "lmread.cli.read" for e in edges)  # the lazy registry
 
 
-#: edges left out of the cycle check until their module moves: the type-only import of the
-#: backend base by the distribution helpers (issue 17 item 6, on the backends branch)
-PENDING_EDGES: set[tuple[str, str]] = {("lmread.backends.distribution", "lmread.backends.base")}
+#: edges left out of the cycle check until their module moves (none left)
+PENDING_EDGES: set[tuple[str, str]] = set()
 
 
 def _graph(type_only: bool) -> dict[str, set[str]]:

@@ -59,7 +59,7 @@ from lmread.backends.base import (
     distribution_fields,
     sample_unmodified,
 )
-from lmread.backends.probe import ensure_llama_build
+from lmread.backends.buildcheck import ensure_llama_build
 from lmread.catalog.gguf import read_gguf
 from lmread.errors import BackendError, ModelError, OptionError
 
@@ -108,6 +108,7 @@ class LlamaCppBackend(Backend):
     name = "llamacpp"
     options = (THREADS, GPU_LAYERS, CONTEXT)
     supports_score = True
+    scores_spans = True
     max_concurrency = 1
 
     def __init__(

@@ -16,7 +16,8 @@ import click
 import orjson
 
 from lmread.backends import backend_names
-from lmread.cli.generate import backend_flags, backend_options, resolve_job
+from lmread.cli.generate import backend_options, resolve_job
+from lmread.cli.options import backend_flags
 from lmread.errors import OptionError
 
 
@@ -58,7 +59,7 @@ def read_list(list_name: str | None, file: str | None) -> tuple[str, dict[str, A
 @click.option("--plot", "plot_path", default=None, help="Write rank by item position (log scale) to PATH.png / .svg / .pdf.")
 @click.option("--tui", is_flag=True, help="Show the result in the terminal view (plot and table) afterwards.")
 @click.pass_context
-def probe(ctx: click.Context, models: tuple[str, ...], list_name: str | None, file: str | None,
+def probe(ctx: click.Context, /, models: tuple[str, ...], list_name: str | None, file: str | None,
           item_regex: str | None, backend: str | None, json_path: str | None, csv_path: str | None,
           plot_path: str | None, tui: bool, **backend_values: Any) -> None:
     """Score a list teacher-forced with each --model and read the right answer's rank where

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,7 +25,7 @@ from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.events import Resize
 
-from lmread.backends.base import Backend, GenOptions
+from lmread.backends.base import Backend
 from lmread.catalog import load_catalog
 from lmread.config import Settings, load_settings
 from lmread.errors import LmreadError
@@ -273,7 +274,7 @@ class LmreadApp(App[None]):
             Study.open_or_create(self.study_path)
             session = self.new_session(self.study_path)
             prompts = builtin_set(config.prompt_set)
-            options = GenOptions(max_tokens=config.max_tokens, temperature=config.temperature).validate()
+            options = replace(config.options).validate()
         except LmreadError as exc:
             self.notify(one_line(str(exc)), severity="error", timeout=15)
             return

@@ -94,6 +94,7 @@ class _RankedScript:
 
 
 async def _ingest(n_tokens: int) -> dict[str, Any]:
+    from lmread.backends.options import GenOptions
     from lmread.config import Settings
     from lmread.tui.app import LmreadApp
     from lmread.tui.messages import LiveConfig
@@ -107,8 +108,8 @@ async def _ingest(n_tokens: int) -> dict[str, Any]:
                         offer_first_run=False)
         async with app.run_test(size=(100, 40)) as pilot:
             await pilot.pause()
-            app.begin_live(LiveConfig(models=["bench-reader"], n=1, max_tokens=n_tokens + 1, prompt_set="story",
-                                      seed=0))
+            app.begin_live(LiveConfig(models=["bench-reader"], n=1, options=GenOptions(max_tokens=n_tokens + 1),
+                                      prompt_set="story", seed=0))
             end = None
             while end is None:
                 await asyncio.sleep(0.002)

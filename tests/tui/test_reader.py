@@ -435,7 +435,7 @@ async def test_live_model_failing_to_load_does_not_stop_the_rest(tmp_path: Path)
     app = make_app(path, backend_factory=factory, offer_first_run=False)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        app.begin_live(LiveConfig(models=["broken-model", "good-model"], n=2, max_tokens=30, prompt_set="story"))
+        app.begin_live(LiveConfig(models=["broken-model", "good-model"], n=2, options=GenOptions(max_tokens=30), prompt_set="story"))
         scr = reader(app)
         await wait_for(pilot, lambda: scr.session.current is not None and scr.session.current.stream_done)
         assert factory.loaded == ["good-model"]
@@ -545,9 +545,9 @@ async def test_live_sample_is_the_sample_lmread_generate_draws(tmp_path: Path, l
     app = make_app(live_path, offer_first_run=False)  # the catalogue's backends, as `lmread generate`
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        config = LiveConfig(models=["scripted-live"], n=2, max_tokens=25, prompt_set="story")
+        config = LiveConfig(models=["scripted-live"], n=2, options=GenOptions(max_tokens=25), prompt_set="story")
         first = await read_live_samples(pilot, app, config)
-        again = await read_live_samples(pilot, app, LiveConfig(models=["scripted-live"], n=1, max_tokens=25,
+        again = await read_live_samples(pilot, app, LiveConfig(models=["scripted-live"], n=1, options=GenOptions(max_tokens=25),
                                                                prompt_set="story"))
     assert len(set(first + again)) == 3  # a second session draws the plan's next sample
     code = main(["generate", "--study", str(generated_path), "--model", "scripted-live", "--prompt-set", "story",
@@ -581,7 +581,7 @@ async def test_live_backend_errors_are_one_line_and_stored_samples_stay_readable
     app = make_app(study.path, backend_factory=factory, offer_first_run=False)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        app.begin_live(LiveConfig(models=["unloadable"], n=1, max_tokens=30, prompt_set="story"))
+        app.begin_live(LiveConfig(models=["unloadable"], n=1, options=GenOptions(max_tokens=30), prompt_set="story"))
         scr = reader(app)
         await wait_for(pilot, lambda: scr.session.current is not None)
         messages = [str(n.message) for n in app._notifications]
@@ -593,7 +593,7 @@ async def test_live_backend_errors_are_one_line_and_stored_samples_stay_readable
         await pilot.pause()
         assert [m.kind for m in Study.open(study.path).marks("tester")] == ["no_fall"]
         # a stream that fails: one line, the sample is not stored, the next stored sample reads
-        app.begin_live(LiveConfig(models=["breaks-midway"], n=1, max_tokens=30, prompt_set="story"))
+        app.begin_live(LiveConfig(models=["breaks-midway"], n=1, options=GenOptions(max_tokens=30), prompt_set="story"))
         scr = reader(app)
         await wait_for(pilot, lambda: scr.session.current is not None and scr.session.current.stream_done)
         assert scr.session.current.failed and "\n" not in scr.session.current.failed

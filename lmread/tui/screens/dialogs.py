@@ -3,6 +3,7 @@ details of a fall mark are typed inline in the reader: :mod:`lmread.tui.marking`
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 from textual import on
@@ -45,7 +46,7 @@ class LiveDialog(ModalScreen[LiveConfig | None]):
                 yield Input(str(self.config.n), id="live-n", type="integer")
             with Horizontal(classes="live-row"):
                 yield Label("max tokens")
-                yield Input(str(self.config.max_tokens), id="live-max", type="integer")
+                yield Input(str(self.config.options.max_tokens), id="live-max", type="integer")
             with Horizontal(classes="live-row"):
                 yield Label("prompt set")
                 sets = self.prompt_sets or ["all"]
@@ -74,8 +75,8 @@ class LiveDialog(ModalScreen[LiveConfig | None]):
         if not 1 <= max_tokens <= 32768:
             return "max tokens must be between 1 and 32768"
         prompt_set = str(self.query_one("#live-prompts", Select).value)
-        return LiveConfig(models=models, n=n, max_tokens=max_tokens, prompt_set=prompt_set,
-                          temperature=self.config.temperature)
+        return LiveConfig(models=models, n=n, prompt_set=prompt_set,
+                          options=replace(self.config.options, max_tokens=max_tokens))
 
     @on(Button.Pressed, "#live-start")
     def action_start(self) -> None:

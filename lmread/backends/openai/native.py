@@ -19,7 +19,7 @@ generated token, held back or not, so the number of tokens an event stands for i
 that count.  This module turns an event standing for ``g`` tokens into ``g`` chunks: ``g - 1``
 with id ``-1``, no bytes and no distribution (their ids and logprobs are not in the stream), then
 the last token with its own id, logprob and alternatives and the bytes of the whole group.  The
-stream's :class:`~lmread.backends.openai_payloads.StreamReport` says which tokens those are.
+stream's :class:`~lmread.backends.openai.report.StreamReport` says which tokens those are.
 Tokens still held back when generation stops (the limit reached inside a character) are never
 sent: they are appended without bytes, so the token count still equals the server's.  The
 end-of-text token is one of the tokens the server counts: it comes as an event with no text, and
@@ -31,15 +31,11 @@ The distribution: with ``post_sampling_probs`` false (the default, never sent), 
 
 from __future__ import annotations
 
-import math
-import os
-import shutil
-import sys
-from pathlib import Path
 from typing import Any
 
 from lmread.backends.base import GenOptions, StreamEnd, TokenChunk
-from lmread.backends.openai_payloads import ServerStreamEnd, StreamReport
+from lmread.backends.openai.report import StreamReport
+from lmread.backends.openai.tokens import build_chunk, clean_logprob, object_alternatives, token_id
 
 ENDPOINT = "/completion"
 
@@ -81,71 +77,51 @@ def native_body(prompt: str, options: GenOptions, n_ctx: int | None = None) -> d
     return body
 
 
-def _logprob(value: Any) -> float | None:
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    out = float(value)
-    if math.isnan(out) or out == math.inf:
-        return None
-    # llama-server writes log(0) as the lowest float (JSON has no -inf)
-    return -math.inf if out <= -3.0e38 else out
-
-
-def _bytes(item: dict[str, Any]) -> bytes | None:
-    raw = item.get("bytes")
-    if isinstance(raw, list) and all(isinstance(b, int) and not isinstance(b, bool) and 0 <= b < 256 for b in raw):
-        return bytes(raw)
-    tok = item.get("token")
-    return tok.encode("utf-8") if isinstance(tok, str) else None
-
-
-def _token_id(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else -1
-
-
 class NativeStreamParser:
     """Turns the events of one ``/completion`` stream into token chunks and a stream end."""
+
+    incomplete = "without stopping (it failed or was stopped); the sample is incomplete"
 
     def __init__(self, options: GenOptions, kind: str = "llama-server") -> None:
         self.options = options
         self.k = options.top_logprobs
         self.report = StreamReport(kind=kind, endpoint=ENDPOINT)
-        self.end: ServerStreamEnd | None = None
+        self._end: StreamEnd | None = None
         self.timings: dict[str, Any] | None = None
         self._counted = 0  # tokens accounted for (chunks yielded)
+
+    @property
+    def finished(self) -> bool:
+        """Whether the server has said why the stream ends (its ``stop`` event came)."""
+        return self._end is not None
+
+    @property
+    def done(self) -> bool:
+        """Nothing comes after the ``stop`` event."""
+        return self._end is not None
+
+    def final(self, event: dict[str, Any]) -> bool:
+        """Whether ``event`` is the ``stop`` event."""
+        return bool(event.get("stop"))
+
+    def end(self) -> StreamEnd:
+        """The stream's end (once :attr:`finished`), with its report."""
+        assert self._end is not None
+        return self._end
 
     def _chunk(self, event: dict[str, Any], text: str) -> TokenChunk:
         probs = event.get("completion_probabilities")
         entry = probs[-1] if isinstance(probs, list) and probs and isinstance(probs[-1], dict) else None
         tokens = event.get("tokens")
-        tid = _token_id(tokens[-1]) if isinstance(tokens, list) and tokens else -1
+        tid = token_id(tokens[-1]) if isinstance(tokens, list) and tokens else -1
         # the event's text is authoritative for the bytes (it is what the server generated)
         piece = text.encode("utf-8")
         if entry is None:
             return TokenChunk(id=tid, piece=piece)
         if tid < 0:
-            tid = _token_id(entry.get("id"))
-        logprob = _logprob(entry.get("logprob"))
-        top: list[tuple[int, bytes, float]] = []
-        for alt in entry.get("top_logprobs") or []:
-            if not isinstance(alt, dict):
-                continue
-            value = _logprob(alt.get("logprob"))
-            apiece = _bytes(alt)
-            if value is not None and apiece is not None:
-                top.append((_token_id(alt.get("id")), apiece, value))
-        top.sort(key=lambda e: -e[2])
-        top = top[: self.k]
-        others = [e[2] for e in top if e[0] != tid]
-        listed = any(e[0] == tid for e in top)
-        rank = None
-        if logprob is not None:
-            above = sum(1 for lp in others if lp > logprob)
-            rank = 1 + above if listed or above < len(others) else None
-        return TokenChunk(
-            id=tid, piece=piece, logprob=logprob, rank=rank, entropy=None,
-            top_ids=[e[0] for e in top], top_logprobs=[e[2] for e in top], top_pieces=[e[1] for e in top],
-        )
+            tid = token_id(entry.get("id"))
+        top = object_alternatives(entry.get("top_logprobs"))
+        return build_chunk(tid, piece, clean_logprob(entry.get("logprob")), top, self.k)
 
     def _placeholders(self, count: int) -> list[TokenChunk]:
         out = [TokenChunk(id=-1, piece=b"") for _ in range(count)]
@@ -209,26 +185,25 @@ class NativeStreamParser:
             end = StreamEnd("stop", f"stop string {word!r}" if word else "")
         else:
             end = StreamEnd(reason)
-        self.end = self.report.end(end)
+        self._end = self.report.end(end)
         return chunks
 
 
-def find_llama_binary(name: str = "llama-server") -> Path | None:
-    """The ``llama-server`` (or ``llama-bench``) binary of this machine, or ``None``.
+class NativeProtocol:
+    """Streams from llama-server's native ``/completion``; ``n_ctx`` is the context a request
+    gets (the repetition penalty's window)."""
 
-    Looked for in ``$LMREAD_LLAMA_SERVER`` (the binary, or the folder scripts/build-llama-server.sh
-    printed), the folder named in ``llama-server.path`` in the running venv (``make setup-dev``
-    writes it), then on ``PATH``.
-    """
-    candidates: list[Path] = []
-    env = os.environ.get("LMREAD_LLAMA_SERVER")
-    if env:
-        p = Path(env)
-        candidates += [p.parent / name, p / "bin" / name, p / name] if p.is_file() else [p / "bin" / name, p / name]
-    marker = Path(sys.prefix) / "llama-server.path"
-    if marker.is_file():
-        candidates.append(Path(marker.read_text(encoding="utf-8").strip()) / "bin" / name)
-    found = shutil.which(name)
-    if found:
-        candidates.append(Path(found))
-    return next((c for c in candidates if c.is_file() and os.access(c, os.X_OK)), None)
+    endpoint = ENDPOINT
+
+    def __init__(self, kind: str = "llama-server", n_ctx: int | None = None) -> None:
+        self.kind = kind
+        self.n_ctx = n_ctx
+
+    def check(self, options: GenOptions) -> None:
+        """Every option is honoured."""
+
+    def body(self, prompt: str, options: GenOptions) -> dict[str, Any]:
+        return native_body(prompt, options, self.n_ctx)
+
+    def parser(self, options: GenOptions) -> NativeStreamParser:
+        return NativeStreamParser(options, self.kind)

@@ -1,7 +1,7 @@
-"""The probe's child process: load a model, prefill a prompt, generate and score, print one JSON object.
+"""The build check's child process: load a model, prefill a prompt, generate and score, print one JSON object.
 
-Run as ``python -m lmread.backends.probe_child --backend NAME (--model ID | --path FILE)`` by
-:mod:`lmread.backends.probe`, which reads the result.
+Run as ``python -m lmread.backends.buildcheck_child --backend NAME (--model ID | --path FILE)`` by
+:mod:`lmread.backends.buildcheck`, which reads the result.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any
 
-from lmread.backends.probe import PROBE_PROMPT, PROBE_SCORE_TEXT, PROBE_TOKENS
+from lmread.backends.buildcheck import PROBE_PROMPT, PROBE_SCORE_TEXT, PROBE_TOKENS
 
 
 def _child(backend: str, model: str | None, path: str | None) -> dict[str, Any]:
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the probe child; prints one JSON object."""
     from lmread.errors import LmreadError
 
-    parser = argparse.ArgumentParser(prog="python -m lmread.backends.probe_child")
+    parser = argparse.ArgumentParser(prog="python -m lmread.backends.buildcheck_child")
     parser.add_argument("--backend", required=True)
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--model")

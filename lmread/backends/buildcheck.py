@@ -1,4 +1,5 @@
-"""Probe a backend in a child process: load a model, prefill a prompt, generate, score.
+"""The build check: run a backend in a child process (load a model, prefill a prompt, generate,
+score) to find a native build that cannot run on this CPU.
 
 A native library built with CPU instructions the machine cannot run (llama.cpp's AMX kernels on
 a VM that forbids AMX) does not raise: it kills the process with SIGILL on the first real
@@ -8,8 +9,8 @@ process, :func:`ensure_llama_build` runs one probe and caches its result, keyed 
 llama-cpp-python build and this CPU's flags; a build that crashed gives a one-line
 :class:`~lmread.errors.ModelError` instead of a dead process.
 
-The child is ``python -m lmread.backends.probe_child --backend NAME (--model ID | --path FILE)``
-(:mod:`lmread.backends.probe_child`, which drives the backends, so this module, which the
+The child is ``python -m lmread.backends.buildcheck_child --backend NAME (--model ID | --path FILE)``
+(:mod:`lmread.backends.buildcheck_child`, which drives the backends, so this module, which the
 llama.cpp backend imports, does not import them); it prints one JSON object on stdout.
 """
 
@@ -104,7 +105,7 @@ def run_child(argv: list[str], backend: str, model: str, timeout: float) -> Prob
 
 def child_argv(backend: str, model: str | None = None, path: str | None = None) -> list[str]:
     """The command line of a probe child for ``backend`` on a catalogue ``model`` or a file ``path``."""
-    argv = [sys.executable, "-m", "lmread.backends.probe_child", "--backend", backend]
+    argv = [sys.executable, "-m", "lmread.backends.buildcheck_child", "--backend", backend]
     argv += ["--model", model] if model else ["--path", str(path)]
     return argv
 
@@ -168,7 +169,8 @@ def _remember(cache: Path, verdict: dict[str, Any]) -> None:
 
 
 def record_llama_verdict(result: ProbeResult) -> None:
-    """Cache a llama.cpp probe's verdict on the build (``lmread doctor`` shares its findings)."""
+    """Cache a llama.cpp probe's verdict on the build (``lmread doctor`` shares its findings);
+    results of other backends are not cached."""
     if result.backend == "llamacpp" and (result.ok or result.signal):
         _remember(_cache_file(llama_build_key()), {"ok": result.ok, "signal": result.signal,
                                                    "message": result.message})
