@@ -46,6 +46,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "calibration": ("lmread.cli.calibration", "calibration", "Per annotator: detection and delay on controls, speed."),
     "agreement": ("lmread.cli.agreement", "agreement", "Agreement between readers (kappa, distance, alpha)."),
     "plan": ("lmread.cli.plan", "plan", "Plan a study: samples, readings and reader-hours a comparison needs."),
+    "judge": ("lmread.cli.judge", "judge", "A language model reads the samples blind and marks where they fall."),
 }
 
 
