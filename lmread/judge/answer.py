@@ -17,9 +17,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from lmread.errors import MarkError
 from lmread.judge.localize import Sentence, first_words, locate, token_at
 from lmread.records import CATEGORY_KEYS, Sample, check_category
-from lmread.errors import MarkError
 
 #: the JSON schema of an answer (constrained decoding where the engine supports it)
 ANSWER_SCHEMA: dict[str, Any] = {
