@@ -16,8 +16,8 @@ import pytest
 from lmread.cli import main
 from lmread.judge.engines import ChatServerJudge, JudgeSettings
 from lmread.judge.http import ChatClient
-from lmread.judge.runner import choose, judge_annotator, run_judge
 from lmread.judge.localize import numbered, split_sentences
+from lmread.judge.runner import choose, judge_annotator, run_judge
 from lmread.judge.templates import SHIPPED
 from lmread.records import Mark
 from lmread.study import Study
@@ -293,7 +293,11 @@ def test_judge_marks_go_through_calibration_agreement_survival(tmp_path: Path,
     assert a1 in capsys.readouterr().out
     assert cli("survival", "--study", str(st.path), "--annotator", a1, "--json", "-") == 0
     curves = json.loads(capsys.readouterr().out)
-    assert SECRET_MODEL in json.dumps(curves)
+    assert SECRET_MODEL in json.dumps(curves) and curves["n"] == 2  # s_a, s_b (s_c is a skip; the control never counts)
+    # machine and human curves never mix unless asked: the default is every human reader only
+    assert cli("survival", "--study", str(st.path), "--json", "-") == 0
+    human = json.loads(capsys.readouterr().out)
+    assert human["n"] == 3 and human["filters"]["annotator"] == "all"
 
 
 def _ident(base_url: str) -> Any:
