@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import orjson
 import pytest
 
@@ -108,6 +109,10 @@ def test_judge_cli_writes_ordinary_marks_blind(tmp_path: Path, capsys: pytest.Ca
     refusal = marks["s_c"]
     assert refusal["kind"] == "skip" and "no JSON object" in refusal["note"] and "can't help" in refusal["note"]
     assert refusal["detector"]["answer"] == "I'm sorry, but I can't help with that."
+    schema = json.loads((Path(__file__).resolve().parents[1] / "annotations" / "schema" / "mark.schema.json")
+                        .read_text(encoding="utf-8"))
+    for mark in marks.values():
+        jsonschema.validate(mark, schema)
     out_of_range = marks["s_ctl"]
     assert out_of_range["kind"] == "skip" and "sentence 7 is outside the text (1..2)" in out_of_range["note"]
 
