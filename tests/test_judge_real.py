@@ -100,6 +100,24 @@ def test_in_process_judge_on_bundled_models(fixture: str, request: pytest.Fixtur
     assert greedy(backend) == before
 
 
+def test_judge_cli_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str], llama_home: Path) -> None:
+    from lmread.cli import main
+
+    bundled_model_path("smollm2-135m", llama_home)
+    study = judge_study(tmp_path / "st")
+    rc = main(["judge", "--study", str(study.path), "--model", "smollm2-135m", "--threads", "1", "--limit", "1",
+               "--max-tokens", "48", "--judge-context", "1024", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["engine"] == "llamacpp" and out["model"] == "smollm2-135m"
+    assert out["templates"][0]["added"] == 1 and out["tokens_in"] > 100
+    who = "auto-judge-smollm2-135m-first-wrong"
+    fresh = Study.open(study.path)
+    judged = {sid for (_, sid) in fresh.current_marks(who)}
+    assert len(judged) == 1 and judged <= {"s_0", "s_1"}
+    (mark,) = check_marks(fresh, who, judged)
+    assert mark.detector["identity"]["n_ctx"] == 1024  # --judge-context reached the model
+
+
 @pytest.fixture(scope="module")
 def gemma_server(tmp_path_factory: pytest.TempPathFactory, llama_home: Path) -> Iterator[Any]:
     from tests.fixtures.llama_server import start_llama_server

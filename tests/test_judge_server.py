@@ -250,6 +250,9 @@ def test_bad_options_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureF
         (["--limit", "0"], "--limit"),
         (["--share", "1.5"], "--share"),
         (["--backend", "openai", "--base-url", "http://x", "--api-key-env", "LMREAD_NO_SUCH_VAR_1"], "is not set"),
+        (["--base-url", "http://x"], "belong to --backend openai"),
+        (["--max-tokens", "2"], "--max-tokens"),
+        (["--model", "no-such-model"], "no-such-model"),
     ]:
         rc = cli("judge", "--study", str(st.path), "--model", "judge-model", *args)
         err = capsys.readouterr().err
@@ -309,3 +312,22 @@ def _ident(base_url: str) -> Any:
     from lmread.backends.openai import OpenAIBackend
 
     return OpenAIBackend(base_url, "judge-model", concurrency=1)
+
+
+def test_progress_bar_shows_answers_and_tokens() -> None:
+    import io
+
+    from lmread.cli.judge import JudgeProgressBar
+    from lmread.judge.runner import JudgeProgress
+
+    stream = io.StringIO()
+    bar = JudgeProgressBar(stream, enabled=True)
+    bar.update(JudgeProgress(0, 4, 0, 0, 0.0))
+    bar.update(JudgeProgress(4, 4, 1200, 80, 8.0))
+    bar.close()
+    out = stream.getvalue()
+    assert "0/4 answers" in out and "4/4 answers" in out and "tokens in 1200, out 80" in out
+    assert "2.0 s/answer" in out and out.endswith("\n")
+    quiet = io.StringIO()
+    JudgeProgressBar(quiet, enabled=False).update(JudgeProgress(1, 2, 3, 4, 1.0))
+    assert quiet.getvalue() == ""
