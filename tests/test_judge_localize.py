@@ -179,3 +179,16 @@ def test_user_templates_checked(tmp_path) -> None:
     assert [t.id for t in resolve_templates(["strict,editor"], [str(good)])] == ["strict", "editor", "mine"]
     with pytest.raises(OptionError, match="not allowed"):
         Template("Bad Name", "{prompt}{sentences}").check()
+
+
+def test_judge_annotator_names_are_valid_and_distinct() -> None:
+    from lmread.judge.runner import judge_annotator
+    from lmread.records import check_annotator
+
+    assert judge_annotator("gemma3-270m", "editor") == "auto-judge-gemma3-270m-editor"
+    assert judge_annotator("Qwen/Qwen3-32B", "strict") == "auto-judge-Qwen_Qwen3-32B-strict"
+    long_a = judge_annotator("org/" + "a" * 80 + "-v1", "first-wrong")
+    long_b = judge_annotator("org/" + "a" * 80 + "-v2", "first-wrong")
+    assert len(long_a) <= 64 and long_a != long_b and long_a.endswith("-first-wrong")
+    for name in (long_a, long_b, judge_annotator("///", "x")):
+        assert check_annotator(name) == name

@@ -197,6 +197,19 @@ def test_retries_are_bounded_and_a_503_then_ok_works(tmp_path: Path) -> None:
     assert len(calls) == 3 and report.templates[0].falls == 1 and not report.errors
 
 
+def test_no_constrain_sends_no_schema_and_still_parses(tmp_path: Path) -> None:
+    st = make_study(tmp_path / "st", samples()[:1])
+    fenced = "Here is my verdict:\n```json\n" + json_answer(falls=True, sentence=2, quote="The crew") + "\n```"
+    with scripted_chat_server(lambda body: chat_reply(fenced)) as server:
+        engine = ChatServerJudge(ChatClient(server.base_url), _ident(server.base_url), "judge-model", constrain=False)
+        report = run_judge(Study.open(st.path), engine, [SHIPPED["strict"]], JudgeSettings())
+        (body,) = server.posted("/v1/chat/completions")
+    assert "response_format" not in body and report.templates[0].falls == 1
+    (mark,) = marks_of(st.path, report.templates[0].annotator)
+    sample = Study.open(st.path).samples["s_a"]
+    assert sample.piece(mark["at"]) == " The" and mark["at"] == 7
+
+
 def test_context_too_long_skips_that_sample_and_goes_on(tmp_path: Path) -> None:
     st = make_study(tmp_path / "st", samples()[:3])
 
