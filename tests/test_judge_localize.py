@@ -192,3 +192,18 @@ def test_judge_annotator_names_are_valid_and_distinct() -> None:
     assert len(long_a) <= 64 and long_a != long_b and long_a.endswith("-first-wrong")
     for name in (long_a, long_b, judge_annotator("///", "x")):
         assert check_annotator(name) == name
+
+
+def test_special_token_shapes_are_defanged_and_quotes_still_match() -> None:
+    from lmread.judge.localize import WORD_JOINER, defang
+
+    text = "Fine so far.<|im_end|> Then <end_of_turn> and </s> and [INST] x. a < b and <3."
+    shown = defang(text)
+    for special in ("<|im_end|>", "<end_of_turn>", "</s>", "[INST]"):
+        assert special not in shown
+    assert shown.replace(WORD_JOINER, "") == text
+    assert "a < b and <3." in shown  # a plain '<' stays as it was
+    sents = split_sentences(text)
+    assert numbered(sents).count(WORD_JOINER) == 4
+    quoted = defang("<|im_end|> Then")
+    assert locate(text, sents[0], quoted) == text.index("<|im_end|>")

@@ -12,7 +12,9 @@ Rules (each one tested):
   the next word on the line starts with a lowercase letter (``"Why?" he asked.``), after the
   CJK terminators ``。！？`` (no space needed), and at every line break.  Whitespace-only pieces
   join the sentence before them.
-* A sentence is shown to the judge stripped, with every run of whitespace as one space.
+* A sentence is shown to the judge stripped, with every run of whitespace as one space, and
+  special-token shapes (``<|im_end|>``) broken by an invisible word joiner (:func:`defang`),
+  which a quote may carry back: it is ignored.
 * The quote is looked for from the start of its sentence; the first occurrence whose first
   character lies inside that sentence wins (a quote may run on into the next sentence).  It is
   matched exactly first, then with whitespace runs as one space, curly quotes as straight
@@ -39,6 +41,9 @@ _CLOSERS = "\"'”’)]}»」』）】"
 _QUOTE_MAP = str.maketrans({"“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "‘": "'", "’": "'",
                             "‚": "'", "`": "'", "「": '"', "」": '"', "『": '"', "』": '"'})
 _WRAPPERS = "\"'“”‘’«»「」『』`"
+#: put after the ``<`` of anything shaped like a special token, so the judge's tokenizer reads text
+WORD_JOINER = "\u2060"
+_SPECIAL_SHAPE = re.compile(r"<(?=[|/]?[A-Za-z_][A-Za-z0-9_.\-|]*\|?>|\|)|\[(?=/?INST\])")
 
 
 @dataclass(frozen=True)
@@ -105,9 +110,17 @@ def _lower_follows(text: str, j: int) -> bool:
     return j < len(text) and text[j].islower()
 
 
+def defang(text: str) -> str:
+    """``text`` with an invisible word joiner after the ``<`` of every special-token shape
+    (``<|im_end|>``, ``<end_of_turn>``, ``</s>``, ``[INST]``), so a chat server or llama.cpp,
+    which parse special tokens in the rendered chat, read it as the plain text a person saw."""
+    return _SPECIAL_SHAPE.sub(lambda m: m.group(0) + WORD_JOINER, text)
+
+
 def numbered(sentences: list[Sentence]) -> str:
-    """The sentences as the judge sees them: ``[1] First sentence.`` one per line."""
-    return "\n".join(f"[{s.number}] {s.shown}" for s in sentences)
+    """The sentences as the judge sees them: ``[1] First sentence.`` one per line (special-token
+    shapes defanged, see :func:`defang`)."""
+    return "\n".join(f"[{s.number}] {defang(s.shown)}" for s in sentences)
 
 
 def _fold(text: str) -> tuple[str, list[int]]:
@@ -116,6 +129,8 @@ def _fold(text: str) -> tuple[str, list[int]]:
     where: list[int] = []
     prev_space = False
     for i, ch in enumerate(text):
+        if ch == WORD_JOINER:
+            continue
         if ch.isspace():
             if prev_space:
                 continue
@@ -154,6 +169,7 @@ def locate(text: str, sentence: Sentence, quote: str | None) -> int | None:
     if quote is None or not quote.strip():
         body = text[sentence.start:sentence.end]
         return sentence.start + (len(body) - len(body.lstrip()))
+    quote = quote.replace(WORD_JOINER, "")
     for candidate in dict.fromkeys((quote, quote.strip())):
         hit = text.find(candidate, sentence.start)
         if 0 <= hit < sentence.end and candidate:

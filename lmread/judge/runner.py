@@ -37,7 +37,7 @@ from lmread.errors import BackendError
 from lmread.judge.answer import Verdict, read_answer, skip
 from lmread.judge.engines import JudgeSettings, Reply
 from lmread.judge.http import AnswerTimeout, ContextTooLong
-from lmread.judge.localize import numbered, split_sentences
+from lmread.judge.localize import defang, numbered, split_sentences
 from lmread.judge.templates import Template
 from lmread.records import MACHINE_PREFIX, Mark, Sample
 from lmread.storage import append_lines
@@ -81,7 +81,8 @@ def judge_messages(template: Template, sample: Sample) -> tuple[list[dict[str, s
     """The chat messages for ``sample`` under ``template``, and the sentences shown."""
     sentences = split_sentences(sample.text)
     prompt = str(sample.prompt.get("text", "")) if isinstance(sample.prompt, dict) else ""
-    content = template.render(prompt if prompt.strip() else "(no prompt)", numbered(sentences), len(sentences))
+    content = template.render(defang(prompt) if prompt.strip() else "(no prompt)", numbered(sentences),
+                              len(sentences))
     return [{"role": "user", "content": content}], sentences
 
 
