@@ -301,18 +301,39 @@ def test_judge_marks_go_through_calibration_agreement_survival(tmp_path: Path,
         Mark(sample="s_c", annotator="alice", kind="fall", at=4, read_to=12, category="repetition"),
         Mark(sample="s_ctl", annotator="alice", kind="no_fall", read_to=7),
     ])
-    with scripted_chat_server(scripted) as server:
+
+    def by_template(body: dict[str, Any]) -> Reply:
+        shown = body["messages"][-1]["content"]
+        if "plain human sentence" in shown:  # the control: "editor" calls it a fall, the others do not
+            answer = (json_answer(falls=True, sentence=2, quote="Another") if "an editor" in shown
+                      else json_answer(falls=False))
+            return chat_reply(answer)
+        return scripted(body)
+
+    with scripted_chat_server(by_template) as server:
         assert cli("judge", "--study", str(st.path), "--backend", "openai", "--base-url", server.base_url,
-                   "--model", "judge-model", "--template", "first-wrong,strict") == 0
+                   "--model", "judge-model", "--template", "all") == 0
     capsys.readouterr()
-    a1, a2 = "auto-judge-judge-model-first-wrong", "auto-judge-judge-model-strict"
+    judges = [f"auto-judge-judge-model-{t}" for t in ("editor", "first-wrong", "strict")]
     assert cli("agreement", "--study", str(st.path), "--json") == 0
     agreement = json.loads(capsys.readouterr().out)
-    text = json.dumps(agreement)
-    assert a1 in text and a2 in text and "alice" in text
+    assert set(judges) <= set(agreement["annotators"]) and "alice" in agreement["annotators"]
+    pairs = {(p["a"], p["b"]): p for p in agreement["pairs"]}
+    # prompt sensitivity: each pair of templates of one judge is compared like two readers
+    for i, a in enumerate(judges):
+        for b in judges[i + 1:]:
+            pair = pairs.get((a, b)) or pairs[(b, a)]
+            assert pair["machine"] == [True, True] and "machine_vs_human" not in pair
+    # and each template against the human
+    vs = pairs.get(("alice", judges[1])) or pairs[(judges[1], "alice")]
+    assert vs["machine_vs_human"]["machine"] == judges[1]
+    assert vs["table"]["both_fell"] == 1  # s_a; s_c is the judge's skip, the control is no model's
     assert cli("calibration", "--study", str(st.path), "--json") == 0
-    assert a1 in capsys.readouterr().out
-    assert cli("survival", "--study", str(st.path), "--annotator", a1, "--json", "-") == 0
+    calibration = {a["annotator"]: a for a in json.loads(capsys.readouterr().out)["annotators"]}
+    assert calibration[judges[0]]["machine"] is True
+    assert calibration[judges[0]]["human_controls"] == {"read": 1, "false_falls": 1, "false_fall_rate": 1.0}
+    assert calibration[judges[2]]["human_controls"] == {"read": 1, "false_falls": 0, "false_fall_rate": 0.0}
+    assert cli("survival", "--study", str(st.path), "--annotator", judges[1], "--json", "-") == 0
     curves = json.loads(capsys.readouterr().out)
     assert SECRET_MODEL in json.dumps(curves) and curves["n"] == 2  # s_a, s_b (s_c is a skip; the control never counts)
     # machine and human curves never mix unless asked: the default is every human reader only
