@@ -170,3 +170,20 @@ def test_special_tokens_in_a_sample_reach_the_judge_as_text(llama_smollm2: Any) 
     raw_ids = llama_smollm2.tokenize(sample.text, as_prompt=True)
     assert special in raw_ids  # parsed as a control token when not defanged
     assert special not in llama_smollm2.tokenize(messages[0]["content"], as_prompt=True)
+
+
+def test_token_first_grammar_decoding_matches_llama_cpp_python(llama_smollm2: Any) -> None:
+    """Greedy decoding that checks the grammar on the picked token first gives exactly what
+    llama-cpp-python's create_chat_completion gives with the schema as response_format."""
+    from lmread.judge.answer import ANSWER_SCHEMA
+    from lmread.judge.runner import judge_messages
+
+    judge = LlamaCppJudge(llama_smollm2)
+    messages, _ = judge_messages(SHIPPED["first-wrong"], piece_sample("s_x", word_pieces(TEXTS[0])))
+    ours = judge.chat(messages, JudgeSettings(max_tokens=40))
+    llama_smollm2._llama.reset()
+    ref = llama_smollm2._llama.create_chat_completion(
+        messages=messages, response_format={"type": "json_object", "schema": ANSWER_SCHEMA}, temperature=0.0,
+        top_k=0, min_p=0.0, repeat_penalty=1.0, max_tokens=40)
+    assert ours.text == ref["choices"][0]["message"]["content"]
+    assert (ours.tokens_in, ours.tokens_out) == (ref["usage"]["prompt_tokens"], ref["usage"]["completion_tokens"])

@@ -2,9 +2,10 @@
 
 Both engines take chat messages and :class:`JudgeSettings` and return a :class:`Reply` (the raw
 answer text, tokens in and out, finish reason, seconds).  Both constrain the answer to
-:data:`~lmread.judge.answer.ANSWER_SCHEMA`: llama-cpp-python's ``create_chat_completion`` with
-``response_format={"type": "json_object", "schema": ...}`` (a grammar built from the schema),
-and the server with ``response_format={"type": "json_schema", ...}`` (llama-server, vLLM's
+:data:`~lmread.judge.answer.ANSWER_SCHEMA`: in process with llama.cpp's grammar sampler on the
+grammar llama-cpp-python builds from the schema (what ``create_chat_completion(response_format=
+{"type": "json_object", "schema": ...})`` does, checked token-first, see :class:`LlamaCppJudge`),
+and on a server with ``response_format={"type": "json_schema", ...}`` (llama-server, vLLM's
 guided decoding, OpenAI).  The answer is parsed the same way whether or not the engine honoured
 the constraint.
 
@@ -14,12 +15,16 @@ A prompt that does not fit the judge's context raises
 
 from __future__ import annotations
 
+import ctypes
+import json
 import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from lmread.errors import BackendError, OptionError
+import numpy as np
+
+from lmread.errors import BackendError, ModelError, OptionError
 from lmread.judge.answer import ANSWER_SCHEMA
 from lmread.judge.http import ChatClient, ContextTooLong
 
@@ -29,6 +34,14 @@ if TYPE_CHECKING:
 
 #: tokens kept free for the answer when checking that a prompt fits the context
 ANSWER_ROOM = 48
+
+#: chat templates for GGUF files that carry none, by architecture (Gemma's turn format; the
+#: bundled Gemma 3 270M file has no template in its metadata)
+FALLBACK_TEMPLATES = {
+    arch: ("{{ bos_token }}{% for m in messages %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' "
+           "else 'user' }}\n{{ m['content'] | trim }}<end_of_turn>\n{% endfor %}<start_of_turn>model\n")
+    for arch in ("gemma", "gemma2", "gemma3")
+}
 
 
 @dataclass(frozen=True)
@@ -70,7 +83,14 @@ class Reply:
 class LlamaCppJudge:
     """A judge on a GGUF model loaded in this process (a :class:`LlamaCppBackend`, composed).
 
-    One answer at a time; the chat template comes from the GGUF file.  ``owns``: close the
+    The chat is rendered with the GGUF file's own chat template (llama-cpp-python's Jinja
+    formatter, as ``create_chat_completion`` does), evaluated on the backend's loaded model
+    (reusing the prefix shared with the previous answer, the template's opening), and decoded
+    under a grammar built from :data:`ANSWER_SCHEMA`.  Decoding checks the grammar on the token it
+    picked first and masks the whole vocabulary only when that token is refused: the same
+    distribution as masking first (greedy picks the best allowed token; sampling is rejection
+    sampling), at a fraction of the cost, since checking ~50k-260k candidates at every step is
+    most of a constrained answer's time otherwise.  One answer at a time.  ``owns``: close the
     backend with the judge.
     """
 
@@ -78,46 +98,143 @@ class LlamaCppJudge:
     max_concurrency = 1
 
     def __init__(self, backend: LlamaCppBackend, owns: bool = False) -> None:
+        import llama_cpp
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        from llama_cpp.llama_grammar import json_schema_to_gbnf
+
         self.backend = backend
         self.owns = owns
         self._lock = threading.Lock()
+        self._lib = llama_cpp
+        llm = backend._llama  # the loaded model; the backend resets it before it streams again
+        self._llm = llm
+        template = llm.metadata.get("tokenizer.chat_template") or FALLBACK_TEMPLATES.get(backend.architecture or "")
+        if not template:
+            raise ModelError(f"{backend.path.name} has no chat template in its GGUF metadata; "
+                             "a judge needs an instruction-tuned (chat) model")
+        self.chat_template = "gguf" if llm.metadata.get("tokenizer.chat_template") else "lmread fallback"
+        vocab = backend._vocab
+        eos = int(llama_cpp.llama_vocab_eos(vocab))
+        self._formatter = Jinja2ChatFormatter(
+            template=template, eos_token=backend.piece(eos).decode("utf-8", "replace"),
+            bos_token=backend.piece(backend.bos_id).decode("utf-8", "replace"), stop_token_ids=[eos])
+        self._gbnf = json_schema_to_gbnf(json.dumps(ANSWER_SCHEMA)).encode("utf-8")
+        self._vocab = vocab
+        self.n_vocab = int(backend.n_vocab)
+        self._all = (llama_cpp.llama_token_data * self.n_vocab)()
+        self._one = (llama_cpp.llama_token_data * 1)()
+        self._logits_type = ctypes.POINTER(ctypes.c_float * self.n_vocab)
+        self._eog = np.array([bool(llama_cpp.llama_vocab_is_eog(vocab, t)) for t in range(self.n_vocab)])
 
     def identity(self) -> dict[str, Any]:
-        """The judge model's identity, as samples record model identity."""
-        return self.backend.identity().record()
+        """The judge model's identity, as samples record model identity, and where its chat
+        template came from (``gguf`` or ``lmread fallback``)."""
+        return {**self.backend.identity().record(), "chat_template": self.chat_template}
 
     @property
     def n_ctx(self) -> int:
         return int(self.backend.n_ctx)
 
+    def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        """The token ids of ``messages`` rendered with the model's chat template."""
+        rendered = self._formatter(messages=messages)
+        return list(self._llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special,
+                                       special=True))
+
     def chat(self, messages: list[dict[str, str]], settings: JudgeSettings) -> Reply:
-        """Answer ``messages`` with a schema-constrained completion."""
-        content = "\n".join(m["content"] for m in messages)
+        """Answer ``messages`` under the answer schema's grammar (see the class notes)."""
         with self._lock:
-            n_text = len(self.backend.tokenize(content, as_prompt=False))
-            if n_text + ANSWER_ROOM > self.n_ctx:
-                raise ContextTooLong(f"the judge's prompt has {n_text} tokens, more than its context of "
-                                     f"{self.n_ctx} leaves room for (give --judge-context more)")
-            llama = self.backend._llama  # the loaded model; the backend resets it before it streams again
             start = time.perf_counter()
-            try:
-                out = llama.create_chat_completion(
-                    messages=messages,
-                    response_format={"type": "json_object", "schema": ANSWER_SCHEMA},
-                    temperature=settings.temperature, top_p=settings.top_p, top_k=0, min_p=0.0,
-                    repeat_penalty=1.0, max_tokens=settings.max_tokens, seed=settings.seed,
-                )
-            except ValueError as exc:
-                if "context" in str(exc).lower():
-                    raise ContextTooLong(f"the judge's context is too small for this sample: {exc}") from None
-                raise BackendError(f"llama.cpp could not answer: {exc}") from None
+            ids = self.prompt_ids(messages)
+            if len(ids) + ANSWER_ROOM > self.n_ctx:
+                raise ContextTooLong(f"the judge's prompt has {len(ids)} tokens, more than its context of "
+                                     f"{self.n_ctx} leaves room for (give --judge-context more)")
+            text, n_out, reason = self._answer(ids, settings)
             seconds = time.perf_counter() - start
-        choice = out["choices"][0]
-        usage = out.get("usage") or {}
-        return Reply(text=str(choice["message"].get("content") or ""),
-                     tokens_in=int(usage.get("prompt_tokens") or 0),
-                     tokens_out=int(usage.get("completion_tokens") or 0),
-                     finish_reason=str(choice.get("finish_reason") or ""), seconds=seconds)
+        return Reply(text=text, tokens_in=len(ids), tokens_out=n_out, finish_reason=reason, seconds=seconds)
+
+    def _logits(self) -> np.ndarray:
+        ptr = self._lib.llama_get_logits_ith(self._llm.ctx, -1)
+        if not ptr:
+            raise BackendError("llama.cpp returned no logits")
+        return np.ctypeslib.as_array(ctypes.cast(ptr, self._logits_type).contents)
+
+    def _eval(self, ids: list[int]) -> None:
+        llm = self._llm
+        keep = 0
+        cached = llm.input_ids[: llm.n_tokens]
+        limit = min(len(cached), len(ids) - 1)
+        while keep < limit and cached[keep] == ids[keep]:
+            keep += 1
+        llm.n_tokens = keep  # eval drops the cache from here on
+        llm.eval(ids[keep:])
+
+    def _allowed(self, grammar: Any, token: int, logit: float) -> bool:
+        lib = self._lib
+        self._one[0].id, self._one[0].logit, self._one[0].p = token, logit, 0.0
+        arr = lib.llama_token_data_array(data=self._one, size=1, selected=-1, sorted=False)
+        lib.llama_sampler_apply(grammar, ctypes.byref(arr))
+        return bool(np.isfinite(self._one[0].logit))
+
+    def _masked(self, grammar: Any, logits: np.ndarray) -> np.ndarray:
+        """``logits`` with every token the grammar refuses at -inf."""
+        lib = self._lib
+        view = np.ctypeslib.as_array(self._all).view(np.dtype([("id", np.int32), ("logit", np.float32),
+                                                                ("p", np.float32)]))
+        view["id"] = np.arange(self.n_vocab, dtype=np.int32)
+        view["logit"] = logits
+        view["p"] = 0.0
+        arr = lib.llama_token_data_array(data=self._all, size=self.n_vocab, selected=-1, sorted=False)
+        lib.llama_sampler_apply(grammar, ctypes.byref(arr))
+        out = np.full(self.n_vocab, -np.inf, dtype=np.float32)
+        ok = np.isfinite(view["logit"])
+        out[view["id"][ok]] = view["logit"][ok]
+        return out
+
+    def _pick(self, logits: np.ndarray, settings: JudgeSettings, rng: np.random.Generator) -> int:
+        if settings.temperature == 0.0:
+            return int(np.argmax(logits))
+        z = logits.astype(np.float64) / settings.temperature
+        z -= np.max(z)
+        p = np.exp(z)
+        if settings.top_p < 1.0:
+            order = np.argsort(-p)
+            cum = np.cumsum(p[order]) / p.sum()
+            cut = order[np.searchsorted(cum, settings.top_p) + 1:]
+            p[cut] = 0.0
+        p /= p.sum()
+        return int(rng.choice(self.n_vocab, p=p))
+
+    def _answer(self, ids: list[int], settings: JudgeSettings) -> tuple[str, int, str]:
+        lib = self._lib
+        rng = np.random.default_rng(settings.seed)
+        grammar = lib.llama_sampler_init_grammar(self._vocab, self._gbnf, b"root")
+        if not grammar:
+            raise BackendError("llama.cpp could not build the answer grammar")
+        pieces: list[bytes] = []
+        reason = "length"
+        try:
+            self._eval(ids)
+            for _ in range(settings.max_tokens):
+                logits = self._logits()
+                token = self._pick(logits, settings, rng)
+                if not self._allowed(grammar, token, float(logits[token])):
+                    masked = self._masked(grammar, logits)
+                    if not np.isfinite(masked).any():
+                        reason = "stop"  # the grammar allows nothing more: the answer is complete
+                        break
+                    token = self._pick(masked, settings, rng)
+                if self._eog[token]:
+                    reason = "stop"
+                    break
+                lib.llama_sampler_accept(grammar, token)
+                pieces.append(self.backend.piece(token))
+                if self._llm.n_tokens + 1 >= self.n_ctx:
+                    break
+                self._llm.eval([token])
+        finally:
+            lib.llama_sampler_free(grammar)
+        return b"".join(pieces).decode("utf-8", errors="replace"), len(pieces), reason
 
     def close(self) -> None:
         """Close the backend if this judge loaded it (``owns``)."""
