@@ -365,3 +365,14 @@ def test_progress_bar_shows_answers_and_tokens() -> None:
     quiet = io.StringIO()
     JudgeProgressBar(quiet, enabled=False).update(JudgeProgress(1, 2, 3, 4, 1.0))
     assert quiet.getvalue() == ""
+
+
+def test_empty_sample_is_a_skip_without_asking(tmp_path: Path) -> None:
+    st = make_study(tmp_path / "st", [piece_sample("s_empty", []), piece_sample("s_space", ["  ", "\n"])])
+    with scripted_chat_server(scripted) as server:
+        engine = ChatServerJudge(ChatClient(server.base_url), _ident(server.base_url), "judge-model")
+        report = run_judge(Study.open(st.path), engine, [SHIPPED["strict"]], JudgeSettings())
+        assert server.posted("/v1/chat/completions") == []
+    assert report.templates[0].skips == 2
+    notes = {m["sample"]: m["note"] for m in marks_of(st.path, report.templates[0].annotator)}
+    assert notes == {"s_empty": "judge: the sample has no text to judge", "s_space": "judge: the sample has no text to judge"}
