@@ -5,7 +5,9 @@ Samples of exactly 200 SmolLM2 tokens (windows of the built-in prompt texts) are
 llama.cpp engine: prompt building, a schema-constrained chat completion, parsing, localization,
 writing marks).  For every answer, the model's own cost of the same work is measured on the same
 loaded model: a prefill of as many tokens as the judge's prompt had, then one decode step per
-answer token, with no chat template, grammar, parsing or files.  The samples are judged in small
+answer token, with no chat template, grammar, parsing or files.  The judge's reuse of the
+prompt prefix it shares with the previous answer is turned off here, so both evaluate every
+prompt whole (in use, that reuse makes the judge faster still).  The samples are judged in small
 groups, each group followed by its own model-only run, so both see the same machine load.
 
 ``judge_overhead`` = (judge time / model-only time) - 1, target <= 0.10.  The time per sample
@@ -87,6 +89,7 @@ def run(quick: bool) -> list[BenchResult]:
     card = load_catalog(load_settings()).get(MODEL)
     backend = LlamaCppBackend.from_card(card, n_ctx=N_CTX, n_threads=n_threads)
     judge = LlamaCppJudge(backend)
+    judge.reuse_prefix = False  # the same work as the model-only run: every prompt evaluated whole
     template = SHIPPED["first-wrong"]
     settings = JudgeSettings(max_tokens=96)
     samples = _samples(backend, count)
@@ -133,6 +136,8 @@ def run(quick: bool) -> list[BenchResult]:
         "tokens_out_median": statistics.median(tokens_out),
         "n_threads": backend.n_threads,
         "max_tokens": settings.max_tokens,
+        "prefix_reuse": False,
+        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
     return [
         BenchResult(name="judge_overhead", value=overhead, unit="share", target=0.10, comparison="<=",

@@ -104,6 +104,8 @@ class LlamaCppJudge:
 
         self.backend = backend
         self.owns = owns
+        #: reuse the cached prefix shared with the previous answer (off: evaluate every prompt whole)
+        self.reuse_prefix = True
         self._lock = threading.Lock()
         self._lib = llama_cpp
         llm = backend._llama  # the loaded model; the backend resets it before it streams again
@@ -163,7 +165,7 @@ class LlamaCppJudge:
         llm = self._llm
         keep = 0
         cached = llm.input_ids[: llm.n_tokens]
-        limit = min(len(cached), len(ids) - 1)
+        limit = min(len(cached), len(ids) - 1) if self.reuse_prefix else 0
         while keep < limit and cached[keep] == ids[keep]:
             keep += 1
         llm.n_tokens = keep  # eval drops the cache from here on
