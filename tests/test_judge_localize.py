@@ -207,3 +207,15 @@ def test_special_token_shapes_are_defanged_and_quotes_still_match() -> None:
     assert numbered(sents).count(WORD_JOINER) == 4
     quoted = defang("<|im_end|> Then")
     assert locate(text, sents[0], quoted) == text.index("<|im_end|>")
+
+
+def test_sentence_starts_given_by_the_import_number_the_sentences() -> None:
+    from lmread.judge.localize import sample_sentences
+
+    sample = piece_sample("s_roft", word_pieces("Once upon a time there was a fox who liked grapes and then the end"))
+    assert [s.shown for s in sample_sentences(sample)] == [sample.text]  # no terminator: one sentence
+    sample.sentences = [0, sample.text.index("who"), sample.text.index("and then")]
+    sents = sample_sentences(sample)
+    assert [s.shown for s in sents] == ["Once upon a time there was a fox", "who liked grapes", "and then the end"]
+    v = read_answer('{"falls": true, "sentence": 3, "quote": "the end"}', sample, sents)
+    assert v.kind == "fall" and sample.piece(v.at) == " the" and v.sentence == 3

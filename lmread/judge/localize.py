@@ -6,7 +6,8 @@ turns that into a character offset, and :func:`token_at` into the token index of
 
 Rules (each one tested):
 
-* Sentences tile the text: sentence ``k`` is ``text[start:end]`` and the spans cover the text
+* A sample whose import gave sentence starts (RoFT, boundary files) is numbered by those.
+  Otherwise sentences tile the text: sentence ``k`` is ``text[start:end]`` and the spans cover the text
   without gaps; whitespace after a sentence belongs to it.  A sentence ends after ``. ! ? …``
   (and any closing quotes or brackets) followed by whitespace or the end of the text, unless
   the next word on the line starts with a lowercase letter (``"Why?" he asked.``), after the
@@ -30,6 +31,10 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lmread.records import Sample
 
 #: ends a sentence when whitespace or the end of the text follows
 _TERMINALS = ".!?…"
@@ -100,6 +105,20 @@ def split_sentences(text: str) -> list[Sentence]:
         else:
             spans.append((start, end))
     return [Sentence(k + 1, s, e, " ".join(text[s:e].split())) for k, (s, e) in enumerate(spans)]
+
+
+def sample_sentences(sample: Sample) -> list[Sentence]:
+    """The numbered sentences of a sample: the sentence starts its import gave (RoFT's, a
+    boundary file's: the judge numbers the sentences the source's readers saw), else
+    :func:`split_sentences`.  Text before the first given start belongs to sentence 1."""
+    text = sample.text
+    given = sample.sentences
+    if not given:
+        return split_sentences(text)
+    bounds = [0, *[int(c) for c in given if 0 < int(c) < len(text)], len(text)]
+    bounds = sorted(set(bounds))
+    return [Sentence(k + 1, a, b, " ".join(text[a:b].split()))
+            for k, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False))]
 
 
 def _lower_follows(text: str, j: int) -> bool:

@@ -37,7 +37,7 @@ from lmread.errors import BackendError
 from lmread.judge.answer import Verdict, read_answer, skip
 from lmread.judge.engines import JudgeSettings, Reply
 from lmread.judge.http import AnswerTimeout, ContextTooLong
-from lmread.judge.localize import defang, numbered, split_sentences
+from lmread.judge.localize import defang, numbered, sample_sentences
 from lmread.judge.templates import Template
 from lmread.records import MACHINE_PREFIX, Mark, Sample
 from lmread.storage import append_lines
@@ -79,7 +79,7 @@ def model_key(identity: dict[str, Any]) -> dict[str, Any]:
 
 def judge_messages(template: Template, sample: Sample) -> tuple[list[dict[str, str]], list[Any]]:
     """The chat messages for ``sample`` under ``template``, and the sentences shown."""
-    sentences = split_sentences(sample.text)
+    sentences = sample_sentences(sample)
     prompt = str(sample.prompt.get("text", "")) if isinstance(sample.prompt, dict) else ""
     content = template.render(defang(prompt) if prompt.strip() else "(no prompt)", numbered(sentences),
                               len(sentences))
