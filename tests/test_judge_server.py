@@ -224,6 +224,13 @@ def test_context_too_long_skips_that_sample_and_goes_on(tmp_path: Path) -> None:
         report = run_judge(Study.open(st.path), engine, [SHIPPED["editor"]], JudgeSettings())
     rep = report.templates[0]
     assert rep.too_long == 1 and rep.no_falls == 1 and rep.skips == 2 and not report.errors
+    # any other 400 is the server refusing: the run ends with its message
+    with scripted_chat_server(lambda body: Reply(json={"error": {"message": "max_tokens must be at most 100"}},
+                                                 status=400)) as server:
+        engine = ChatServerJudge(ChatClient(server.base_url), _ident(server.base_url), "judge-model")
+        refused = run_judge(Study.open(st.path), engine, [SHIPPED["strict"]], JudgeSettings())
+    assert refused.templates[0].too_long == 0 and "HTTP 400" in refused.errors[0]
+    assert "max_tokens must be at most 100" in refused.errors[0]
     marks = {m["sample"]: m for m in marks_of(st.path, rep.annotator)}
     assert marks["s_a"]["kind"] == "skip" and "too long for the judge" in marks["s_a"]["note"]
 

@@ -22,7 +22,7 @@ from lmread.errors import BackendError, OptionError
 RETRY_STATUS = (429, 502, 503, 504)
 RETRY_BACKOFF_S = 0.5
 #: what servers say when a prompt does not fit (llama-server, vLLM, OpenAI)
-_CONTEXT_WORDS = re.compile(r"context (length|size|window)|too (long|many tokens)|exceed", re.IGNORECASE)
+_CONTEXT_WORDS = re.compile(r"context (length|size|window)|maximum context|context.{0,40}exceed", re.IGNORECASE)
 
 
 class ContextTooLong(BackendError):
