@@ -383,3 +383,27 @@ def test_empty_sample_is_a_skip_without_asking(tmp_path: Path) -> None:
     assert report.templates[0].skips == 2
     notes = {m["sample"]: m["note"] for m in marks_of(st.path, report.templates[0].annotator)}
     assert notes == {"s_empty": "judge: the sample has no text to judge", "s_space": "judge: the sample has no text to judge"}
+
+
+def test_ctrl_c_keeps_answers_and_does_not_wait_for_slow_ones(tmp_path: Path) -> None:
+    import _thread
+
+    st = make_study(tmp_path / "st", samples())
+
+    def slow(body: dict[str, Any]) -> Reply:
+        if "river had risen" in body["messages"][-1]["content"]:
+            time.sleep(15.0)
+        return scripted(body)
+
+    with scripted_chat_server(slow) as server:
+        engine = ChatServerJudge(ChatClient(server.base_url, read_timeout_s=60), _ident(server.base_url),
+                                 "judge-model", concurrency=2)
+        timer = threading.Timer(2.0, _thread.interrupt_main)
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            run_judge(Study.open(st.path), engine, [SHIPPED["first-wrong"]], JudgeSettings())
+        engine.close()  # as the command does: aborts the request in flight
+        assert time.monotonic() - started < 10.0
+    marked = {m["sample"] for m in marks_of(st.path, "auto-judge-judge-model-first-wrong")}
+    assert "s_b" not in marked and marked >= {"s_a"}  # answers received are kept, the slow one is not guessed

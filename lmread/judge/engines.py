@@ -96,6 +96,7 @@ class LlamaCppJudge:
 
     name = "llamacpp"
     max_concurrency = 1
+    interruptible = False
 
     def __init__(self, backend: LlamaCppBackend, owns: bool = False) -> None:
         import llama_cpp
@@ -252,6 +253,7 @@ class ChatServerJudge:
     """
 
     name = "openai"
+    interruptible = True
 
     def __init__(self, client: ChatClient, identity_backend: OpenAIBackend, model: str | None,
                  concurrency: int = 4, constrain: bool = True) -> None:

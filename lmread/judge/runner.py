@@ -16,7 +16,8 @@ Each mark's ``detector`` record is ``{"name": "judge", "version", "params", "ide
 text hash, sampling settings, localization rule) decide whether a standing mark is current, so
 a re-run asks only for what is missing; ``identity`` is the judge model's full identity and
 ``answer`` the raw answer, exactly.  Marks are appended one locked, fsynced line at a time as
-answers come in, so an interrupted run keeps every answer it got.
+answers come in, so an interrupted run keeps every answer it got (Ctrl-C does not wait for
+a server's answers in flight; closing the engine aborts them, and they are asked again next time).
 
 A request that fails for one sample (no answer within the read timeout) leaves that sample
 unmarked and counts it as failed; a server that is down or refuses ends the run.
@@ -54,6 +55,8 @@ class Engine(Protocol):
 
     name: str
     max_concurrency: int
+    #: whether closing the engine aborts a request in flight (so Ctrl-C need not wait for it)
+    interruptible: bool
 
     def identity(self) -> dict[str, Any]: ...
 
@@ -246,6 +249,7 @@ def run_judge(study: Study, engine: Engine, templates: list[Template], settings:
     pending: dict[Future[None], tuple[Sample, Template, str, dict[str, Any], TemplateReport]] = {}
     queue = list(reversed(work))
     fatal: BackendError | None = None
+    interrupted = False
     try:
         while queue or pending:
             while queue and len(pending) < max(1, engine.max_concurrency) and fatal is None \
@@ -272,11 +276,13 @@ def run_judge(study: Study, engine: Engine, templates: list[Template], settings:
             if fatal is not None or (cancel is not None and cancel.is_set()):
                 queue.clear()
     except KeyboardInterrupt:
-        report.interrupted = True
+        report.interrupted = interrupted = True
         queue.clear()
         raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        # Ctrl-C: a server request in flight is not waited for (closing the engine aborts it);
+        # an in-process answer finishes first (its model cannot be closed under it)
+        pool.shutdown(wait=not (interrupted and engine.interruptible), cancel_futures=True)
         report.seconds = time.perf_counter() - started
         study.refresh()
     if cancel is not None and cancel.is_set():
