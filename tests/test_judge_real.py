@@ -132,20 +132,42 @@ def gemma_server(tmp_path_factory: pytest.TempPathFactory, llama_home: Path) -> 
 
 
 def test_llama_server_judge_with_gemma(gemma_server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The issue's "done when": on a study with a control and human marks, every sample gets a
+    mark or a skip from each of three templates, and calibration and agreement show the judges
+    beside the human."""
     from lmread.cli import main
+    from lmread.records import Mark
 
     study = judge_study(tmp_path / "st")
+    study.add_samples([piece_sample("s_ctl", word_pieces("The kettle boiled. She poured the tea and sat down."),
+                                    control={"kind": "human", "onset": None, "category": None, "parts": [],
+                                             "seed": 1})])
+    study.append_mark(Mark(sample="s_0", annotator="alice", kind="fall", at=16, read_to=18, category="commonsense"))
+    study.append_mark(Mark(sample="s_1", annotator="alice", kind="no_fall", read_to=18))
+    study.append_mark(Mark(sample="s_ctl", annotator="alice", kind="no_fall", read_to=10))
     rc = main(["judge", "--study", str(study.path), "--backend", "openai", "--base-url", gemma_server.base_url,
-               "--model", "gemma3-270m", "--template", "editor,first-wrong", "--max-tokens", "64",
-               "--concurrency", "2", "--json"])
+               "--model", "gemma3-270m", "--template", "all", "--max-tokens", "64", "--concurrency", "2", "--json"])
     out = json.loads(capsys.readouterr().out)
     assert rc == 0, out
-    assert out["tokens_in"] > 200 and out["tokens_out"] > 0
+    assert out["tokens_in"] > 600 and out["tokens_out"] > 0 and len(out["templates"]) == 3
+    judges = []
     for t in out["templates"]:
-        assert t["added"] == 2
-        marks = check_marks(study, t["annotator"], {"s_0", "s_1"})
+        assert t["added"] == 3
+        marks = check_marks(Study.open(study.path), t["annotator"], {"s_0", "s_1", "s_ctl"})
         assert marks[0].detector["identity"]["backend"] == "openai"
         assert marks[0].detector["params"]["model"]["id"] == "gemma3-270m"
+        judges.append(t["annotator"])
+    assert main(["calibration", "--study", str(study.path), "--json"]) == 0
+    calibration = {a["annotator"]: a for a in json.loads(capsys.readouterr().out)["annotators"]}
+    assert "alice" in calibration
+    final = Study.open(study.path)
+    for j in judges:  # a judge that read the control (not a skip) is calibrated on it like a person
+        control_mark = final.current_marks(j)[(j, "s_ctl")]
+        if control_mark.kind != "skip":
+            assert calibration[j]["machine"] is True and calibration[j]["human_controls"]["read"] == 1
+    assert main(["agreement", "--study", str(study.path), "--json"]) == 0
+    agreement = json.loads(capsys.readouterr().out)
+    assert set(judges) | {"alice"} <= set(agreement["annotators"])
 
 
 def test_llama_server_too_long_sample_is_skipped(gemma_server: Any, tmp_path: Path) -> None:
