@@ -13,10 +13,34 @@ from typing import Any, TextIO
 
 import click
 
+from lmread.backends.openai import (
+    API_KEY_ENV,
+    BASE_URL,
+    CONCURRENCY,
+    CONNECT_TIMEOUT,
+    CONNECT_TIMEOUT_S,
+    READ_TIMEOUT,
+    READ_TIMEOUT_S,
+)
 from lmread.cli.common import emit_json, json_option, make_study_option, settings_from, study_path
 from lmread.errors import ModelError, OptionError
 
 BACKENDS = ("llamacpp", "openai")
+#: the server options, declared once by the openai backend (flags built from them)
+SERVER_OPTIONS = (BASE_URL, API_KEY_ENV, CONCURRENCY, CONNECT_TIMEOUT, READ_TIMEOUT)
+#: defaults of the server options (the backend's own; --read-timeout bounds a whole answer here)
+SERVER_DEFAULTS: dict[str, Any] = {"concurrency": 4, "connect_timeout_s": CONNECT_TIMEOUT_S,
+                                   "read_timeout_s": READ_TIMEOUT_S}
+
+
+def server_flags(command: Any) -> Any:
+    """Add the server options (:data:`SERVER_OPTIONS`) to ``command`` as flags."""
+    for opt in reversed(SERVER_OPTIONS):
+        default = SERVER_DEFAULTS.get(opt.name)
+        said = default is None or "default" in opt.help
+        suffix = " (openai)" if said else f" (openai; default {default:g})"
+        command = click.option(opt.flag, opt.name, type=opt.type, default=None, help=opt.help + suffix + ".")(command)
+    return command
 
 
 class JudgeProgressBar:
@@ -66,12 +90,7 @@ class JudgeProgressBar:
 @click.option("--retry-skips", is_flag=True, help="Ask again where the judge's standing mark is a skip.")
 @click.option("--temperature", type=float, default=0.0, show_default=True, help="Judge sampling temperature.")
 @click.option("--max-tokens", type=int, default=200, show_default=True, help="Longest answer in tokens.")
-@click.option("--base-url", default=None, help="Server URL (openai), e.g. http://127.0.0.1:8000.")
-@click.option("--api-key-env", default=None, help="Environment variable holding the server's API key (openai).")
-@click.option("--concurrency", type=int, default=4, show_default=True, help="Requests in flight at once (openai).")
-@click.option("--connect-timeout", type=float, default=10.0, show_default=True, help="Seconds to connect (openai).")
-@click.option("--read-timeout", type=float, default=300.0, show_default=True,
-              help="Seconds to wait for one answer (openai); a sample without an answer is left for a re-run.")
+@server_flags
 @click.option("--retries", type=int, default=3, show_default=True,
               help="Tries again after a failed connection or HTTP 429/502/503/504 (openai).")
 @click.option("--no-constrain", is_flag=True, help="Do not send a JSON schema (servers that reject response_format).")
@@ -83,9 +102,9 @@ class JudgeProgressBar:
 @click.pass_context
 def judge(ctx: click.Context, study: str | None, model: str, backend: str, templates: tuple[str, ...],
           template_files: tuple[str, ...], limit: int | None, share: float | None, seed: int, retry_skips: bool,
-          temperature: float, max_tokens: int, base_url: str | None, api_key_env: str | None, concurrency: int,
-          connect_timeout: float, read_timeout: float, retries: int, no_constrain: bool, threads: int | None,
-          judge_context: int, gpu_layers: int, as_json: bool) -> None:
+          temperature: float, max_tokens: int, base_url: str | None, api_key_env: str | None,
+          concurrency: int | None, connect_timeout_s: float | None, read_timeout_s: float | None, retries: int,
+          no_constrain: bool, threads: int | None, judge_context: int, gpu_layers: int, as_json: bool) -> None:
     """Let a language model read each sample blind and mark where it falls, as auto-judge-MODEL-TEMPLATE.
 
     The judge sees the prompt and the text (as numbered sentences), never the model, size, sample
@@ -102,18 +121,21 @@ def judge(ctx: click.Context, study: str | None, model: str, backend: str, templ
         raise OptionError(f"invalid option --limit {limit}: must be a whole number >= 1")
     if share is not None and not 0.0 < share <= 1.0:
         raise OptionError(f"invalid option --share {share}: must be in (0, 1]")
-    if concurrency < 1:
-        raise OptionError(f"invalid option --concurrency {concurrency}: must be a whole number >= 1")
+    given = {"base_url": base_url, "api_key_env": api_key_env, "concurrency": concurrency,
+             "connect_timeout_s": connect_timeout_s, "read_timeout_s": read_timeout_s}
+    for opt in SERVER_OPTIONS:
+        opt.check(given[opt.name])
+    server = {name: SERVER_DEFAULTS.get(name) if value is None else value for name, value in given.items()}
     if judge_context < 256:
         raise OptionError(f"invalid option --judge-context {judge_context}: must be at least 256")
     settings = JudgeSettings(temperature=temperature, max_tokens=max_tokens, seed=seed).check()
-    if backend == "llamacpp" and (base_url or api_key_env):
-        raise OptionError("--base-url and --api-key-env belong to --backend openai")
+    if backend == "llamacpp" and any(value is not None for value in given.values()):
+        flags = ", ".join(opt.flag for opt in SERVER_OPTIONS if given[opt.name] is not None)
+        raise OptionError(f"{flags} belong to --backend openai")
     if backend == "openai" and not base_url:
         raise OptionError("--backend openai needs --base-url http://HOST:PORT")
     st = Study.open(study_path(ctx, study), top_k=False)
-    engine = _engine(ctx, backend, model, base_url, api_key_env, concurrency, connect_timeout, read_timeout,
-                     retries, not no_constrain, threads, judge_context, gpu_layers)
+    engine = _engine(ctx, backend, model, server, retries, not no_constrain, threads, judge_context, gpu_layers)
     bar = JudgeProgressBar()
     cancel = threading.Event()
     try:
@@ -145,8 +167,7 @@ def judge(ctx: click.Context, study: str | None, model: str, backend: str, templ
         raise click.exceptions.Exit(2)
 
 
-def _engine(ctx: click.Context, backend: str, model: str, base_url: str | None, api_key_env: str | None,
-            concurrency: int, connect_timeout: float, read_timeout: float, retries: int, constrain: bool,
+def _engine(ctx: click.Context, backend: str, model: str, server: dict[str, Any], retries: int, constrain: bool,
             threads: int | None, judge_context: int, gpu_layers: int) -> Any:
     """The judge engine for the options (a model is loaded or a server is asked here)."""
     if backend == "openai":
@@ -154,13 +175,13 @@ def _engine(ctx: click.Context, backend: str, model: str, base_url: str | None, 
         from lmread.judge.engines import ChatServerJudge
         from lmread.judge.http import ChatClient
 
-        assert base_url is not None
-        client = ChatClient(base_url, api_key_env=api_key_env, concurrency=concurrency,
-                            connect_timeout_s=connect_timeout, read_timeout_s=read_timeout, retries=retries)
-        ident = OpenAIBackend(base_url, model, api_key_env=api_key_env, concurrency=1,
-                              connect_timeout_s=connect_timeout, read_timeout_s=min(read_timeout, 60.0),
-                              retries=retries)
-        return ChatServerJudge(client, ident, model, concurrency=concurrency, constrain=constrain)
+        url, key_env = str(server["base_url"]), server["api_key_env"]
+        connect_s, read_s = float(server["connect_timeout_s"]), float(server["read_timeout_s"])
+        client = ChatClient(url, api_key_env=key_env, concurrency=int(server["concurrency"]),
+                            connect_timeout_s=connect_s, read_timeout_s=read_s, retries=retries)
+        ident = OpenAIBackend(url, model, api_key_env=key_env, concurrency=1, connect_timeout_s=connect_s,
+                              read_timeout_s=min(read_s, 60.0), retries=retries)
+        return ChatServerJudge(client, ident, model, concurrency=int(server["concurrency"]), constrain=constrain)
     from lmread.backends.llamacpp import LlamaCppBackend
     from lmread.catalog import load_catalog
     from lmread.judge.engines import LlamaCppJudge
