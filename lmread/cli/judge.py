@@ -13,24 +13,24 @@ from typing import Any, TextIO
 
 import click
 
-from lmread.backends.openai import (
+from lmread.backends.openai.backend import (
     API_KEY_ENV,
     BASE_URL,
     CONCURRENCY,
     CONNECT_TIMEOUT,
-    CONNECT_TIMEOUT_S,
     READ_TIMEOUT,
-    READ_TIMEOUT_S,
+    RETRIES_OPTION,
 )
+from lmread.backends.openai.http import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, RETRIES
 from lmread.cli.common import emit_json, json_option, make_study_option, settings_from, study_path
 from lmread.errors import ModelError, OptionError
 
 BACKENDS = ("llamacpp", "openai")
 #: the server options, declared once by the openai backend (flags built from them)
-SERVER_OPTIONS = (BASE_URL, API_KEY_ENV, CONCURRENCY, CONNECT_TIMEOUT, READ_TIMEOUT)
+SERVER_OPTIONS = (BASE_URL, API_KEY_ENV, CONCURRENCY, CONNECT_TIMEOUT, READ_TIMEOUT, RETRIES_OPTION)
 #: defaults of the server options (the backend's own; --read-timeout bounds a whole answer here)
 SERVER_DEFAULTS: dict[str, Any] = {"concurrency": 4, "connect_timeout_s": CONNECT_TIMEOUT_S,
-                                   "read_timeout_s": READ_TIMEOUT_S}
+                                   "read_timeout_s": READ_TIMEOUT_S, "retries": RETRIES}
 
 
 def server_flags(command: Any) -> Any:
@@ -91,8 +91,6 @@ class JudgeProgressBar:
 @click.option("--temperature", type=float, default=0.0, show_default=True, help="Judge sampling temperature.")
 @click.option("--max-tokens", type=int, default=200, show_default=True, help="Longest answer in tokens.")
 @server_flags
-@click.option("--retries", type=int, default=3, show_default=True,
-              help="Tries again after a failed connection or HTTP 429/502/503/504 (openai).")
 @click.option("--no-constrain", is_flag=True, help="Do not send a JSON schema (servers that reject response_format).")
 @click.option("--threads", type=int, default=None, help="CPU threads (llamacpp; default: all cores).")
 @click.option("--judge-context", type=int, default=4096, show_default=True,
@@ -103,7 +101,7 @@ class JudgeProgressBar:
 def judge(ctx: click.Context, study: str | None, model: str, backend: str, templates: tuple[str, ...],
           template_files: tuple[str, ...], limit: int | None, share: float | None, seed: int, retry_skips: bool,
           temperature: float, max_tokens: int, base_url: str | None, api_key_env: str | None,
-          concurrency: int | None, connect_timeout_s: float | None, read_timeout_s: float | None, retries: int,
+          concurrency: int | None, connect_timeout_s: float | None, read_timeout_s: float | None, retries: int | None,
           no_constrain: bool, threads: int | None, judge_context: int, gpu_layers: int, as_json: bool) -> None:
     """Let a language model read each sample blind and mark where it falls, as auto-judge-MODEL-TEMPLATE.
 
@@ -122,7 +120,7 @@ def judge(ctx: click.Context, study: str | None, model: str, backend: str, templ
     if share is not None and not 0.0 < share <= 1.0:
         raise OptionError(f"invalid option --share {share}: must be in (0, 1]")
     given = {"base_url": base_url, "api_key_env": api_key_env, "concurrency": concurrency,
-             "connect_timeout_s": connect_timeout_s, "read_timeout_s": read_timeout_s}
+             "connect_timeout_s": connect_timeout_s, "read_timeout_s": read_timeout_s, "retries": retries}
     for opt in SERVER_OPTIONS:
         opt.check(given[opt.name])
     server = {name: SERVER_DEFAULTS.get(name) if value is None else value for name, value in given.items()}
@@ -135,7 +133,7 @@ def judge(ctx: click.Context, study: str | None, model: str, backend: str, templ
     if backend == "openai" and not base_url:
         raise OptionError("--backend openai needs --base-url http://HOST:PORT")
     st = Study.open(study_path(ctx, study), top_k=False)
-    engine = _engine(ctx, backend, model, server, retries, not no_constrain, threads, judge_context, gpu_layers)
+    engine = _engine(ctx, backend, model, server, not no_constrain, threads, judge_context, gpu_layers)
     bar = JudgeProgressBar()
     cancel = threading.Event()
     try:
@@ -167,7 +165,7 @@ def judge(ctx: click.Context, study: str | None, model: str, backend: str, templ
         raise click.exceptions.Exit(2)
 
 
-def _engine(ctx: click.Context, backend: str, model: str, server: dict[str, Any], retries: int, constrain: bool,
+def _engine(ctx: click.Context, backend: str, model: str, server: dict[str, Any], constrain: bool,
             threads: int | None, judge_context: int, gpu_layers: int) -> Any:
     """The judge engine for the options (a model is loaded or a server is asked here)."""
     if backend == "openai":
@@ -177,6 +175,7 @@ def _engine(ctx: click.Context, backend: str, model: str, server: dict[str, Any]
 
         url, key_env = str(server["base_url"]), server["api_key_env"]
         connect_s, read_s = float(server["connect_timeout_s"]), float(server["read_timeout_s"])
+        retries = int(server["retries"])
         client = ChatClient(url, api_key_env=key_env, concurrency=int(server["concurrency"]),
                             connect_timeout_s=connect_s, read_timeout_s=read_s, retries=retries)
         ident = OpenAIBackend(url, model, api_key_env=key_env, concurrency=1, connect_timeout_s=connect_s,
