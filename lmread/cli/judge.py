@@ -23,6 +23,7 @@ from lmread.backends.openai.backend import (
 )
 from lmread.backends.openai.http import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, RETRIES
 from lmread.cli.common import emit_json, json_option, make_study_option, settings_from, study_path
+from lmread.cli.options import click_option
 from lmread.errors import ModelError, OptionError
 
 BACKENDS = ("llamacpp", "openai")
@@ -39,7 +40,7 @@ def server_flags(command: Any) -> Any:
         default = SERVER_DEFAULTS.get(opt.name)
         said = default is None or "default" in opt.help
         suffix = " (openai)" if said else f" (openai; default {default:g})"
-        command = click.option(opt.flag, opt.name, type=opt.type, default=None, help=opt.help + suffix + ".")(command)
+        command = click_option(opt, opt.help + suffix + ".")(command)
     return command
 
 
