@@ -1,6 +1,6 @@
 """Running the benchmarks of ``lmread bench``: speed targets measured as ratios side by side in one run.
 
-Each benchmark module (``lmread.bench.llamacpp``, ``hf``, ``reader``, ``survival``) exposes
+Each benchmark module (``lmread.bench.llamacpp``, ``hf``, ``reader``, ``survival``, ``judge``...) exposes
 ``run(quick: bool) -> list[BenchResult]``; a module whose libraries are not installed is reported,
 not run.
 """
@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, str] = {
     "server": "lmread.bench.server",
     "plan": "lmread.bench.plan",
     "roft": "lmread.bench.roft",
+    "judge": "lmread.bench.judge",
 }
 
 

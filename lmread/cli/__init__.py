@@ -1,11 +1,11 @@
 """Command line: ``lmread`` (opens the reader), ``read``, ``models``, ``generate``, ``import``,
 ``mark``, ``study``, ``merge``, ``survival``, ``calibration``, ``agreement``, ``bench``, ``doctor``,
-``controls``.
+``controls``, ``judge``.
 
 One module per command group: :mod:`lmread.cli.study` (``import``, ``mark``, ``study``,
 ``merge``; registered here), and, imported only when run (:data:`LAZY_COMMANDS`), ``read``,
 ``models``, ``generate``, ``survival``, ``annotate``, ``calibration``, ``agreement``, ``bench``, ``doctor``,
-``controls``, ``probe`` (``lmread.cli.*``), so
+``controls``, ``probe``, ``judge`` (``lmread.cli.*``), so
 ``lmread --help`` and the annotator's commands start fast.  Shared options and helpers live in :mod:`lmread.cli.common`.
 Every :class:`LmreadError` and usage error is printed as one line ``lmread: error: ...`` with a
 non-zero exit, no traceback.
@@ -46,6 +46,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "calibration": ("lmread.cli.calibration", "calibration", "Per annotator: detection and delay on controls, speed."),
     "agreement": ("lmread.cli.agreement", "agreement", "Agreement between readers (kappa, distance, alpha)."),
     "plan": ("lmread.cli.plan", "plan", "Plan a study: samples, readings and reader-hours a comparison needs."),
+    "judge": ("lmread.cli.judge", "judge", "A language model reads the samples blind and marks where they fall."),
 }
 
 
