@@ -34,7 +34,7 @@ N_CTX = 2048
 def _samples(backend: Any, count: int) -> list[Any]:
     """``count`` samples of exactly :data:`SAMPLE_TOKENS` tokens cut from the built-in prompts."""
     from lmread.prompts import builtin_set
-    from lmread.records import Sample, TokenAssembler
+    from lmread.records import Prompt, Sample, TokenAssembler
 
     prompts = builtin_set("all")
     corpus = " ".join(p["text"] for p in prompts)
@@ -50,7 +50,7 @@ def _samples(backend: Any, count: int) -> list[Any]:
             asm.add(tid, backend.piece(tid))
         tokens, text, raw = asm.finish()
         out.append(Sample(id=f"s_bench{i:03d}", model={"id": "bench"}, backend="bench",
-                          prompt={"text": prompts[i % len(prompts)]["text"]}, settings={}, seed=0, text=text,
+                          prompt=Prompt.of({"text": prompts[i % len(prompts)]["text"]}), settings={}, seed=0, text=text,
                           tokens=tokens, finish_reason="length", raw=raw))
     return out
 
