@@ -197,6 +197,8 @@ class LlamaCppBackend(Backend):
         self._piece_buf = ctypes.create_string_buffer(256)
         self._logits_type = ctypes.POINTER(ctypes.c_float * self.n_vocab)
         self._parallel: ParallelDecoder | None = None
+        self._view_address = 0
+        self._view = np.empty(0, dtype=np.float32)
         self._closed = False
 
     # ---------------------------------------------------------------- construction helpers
@@ -329,11 +331,16 @@ class LlamaCppBackend(Backend):
         return int(self._lib.llama_decode(self._ctx, batch))
 
     def _logits(self, index: int) -> np.ndarray:
-        """The logits row ``index`` of the last decode, as a float32 view (no copy)."""
+        """The logits row ``index`` of the last decode, as a float32 view (no copy; the view of
+        the last address is kept, as llama.cpp writes each decode's row to the same place)."""
         ptr = self._lib.llama_get_logits_ith(self._ctx, index)
         if not ptr:
             raise BackendError(f"llama.cpp returned no logits for output row {index}")
-        return np.ctypeslib.as_array(ctypes.cast(ptr, self._logits_type).contents)
+        address = ctypes.addressof(ptr.contents)
+        if address != self._view_address:
+            self._view = np.ctypeslib.as_array(ctypes.cast(ptr, self._logits_type).contents)
+            self._view_address = address
+        return self._view
 
     def _reset(self) -> None:
         self._lib.llama_memory_clear(self._memory, True)

@@ -135,7 +135,6 @@ class ParallelDecoder:
         self._ctx = ctx
         self._memory = lib.llama_get_memory(ctx)
         self.n_vocab = int(lib.llama_vocab_n_tokens(vocab))
-        self._logits_type = ctypes.POINTER(ctypes.c_float * self.n_vocab)
         self._batch = lib.llama_batch_init(self.n_batch, 0, 1)
         self._lock = threading.Lock()
         self._epoch = 0
@@ -151,11 +150,14 @@ class ParallelDecoder:
             self._lib.llama_batch_free(self._batch)
             self._lib.llama_free(self._ctx)
 
-    def _row(self, index: int) -> np.ndarray:
-        ptr = self._lib.llama_get_logits_ith(self._ctx, index)
+    def _rows(self, n_outputs: int) -> np.ndarray:
+        """The ``n_outputs`` logits rows of the last decode (in batch order), as one float32
+        ``(n_outputs, n_vocab)`` view without a copy."""
+        ptr = self._lib.llama_get_logits(self._ctx)
         if not ptr:
-            raise BackendError(f"llama.cpp returned no logits for batch row {index}")
-        return np.ctypeslib.as_array(ctypes.cast(ptr, self._logits_type).contents)
+            raise BackendError("llama.cpp returned no logits")
+        flat = ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float * (n_outputs * self.n_vocab))).contents
+        return np.ctypeslib.as_array(flat).reshape(n_outputs, self.n_vocab)
 
     def _start(self, slot: _Slot, index: int, request: ParallelRequest) -> None:
         lib = self._lib
@@ -223,8 +225,9 @@ class ParallelDecoder:
             for slot in slots:
                 self._free(slot)
             return ends
-        for slot, row in outputs:
-            logits = self._row(row)
+        rows = self._rows(len(outputs))
+        for out, (slot, row) in enumerate(outputs):
+            logits = rows[out]
             if slot.pure:
                 assert slot.draw is not None
                 tid, lp, rank, ent, top_ids, top_lps = sample_unmodified(logits, slot.k, slot.draw())
