@@ -16,23 +16,26 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from lmread.backends.base import GenOptions, StreamEnd, TokenChunk
-from lmread.backends.hf.loading import one_line
+from lmread.backends.hf.loading import LoadedModel, one_line
 from lmread.errors import BackendError, OptionError
 
 
-class StreamingMixin:
-    """The generating half of :class:`~lmread.backends.hf.HFBackend`."""
+class Decoder:
+    """lmread's decoding loop over a :class:`~lmread.backends.hf.loading.LoadedModel`: streams,
+    batches and scoring (``model_id`` names the model in error messages)."""
 
-    _torch: Any
-    _cache_arg: str
-    _has_logits_to_keep: bool
-    model: Any
-    tokenizer: Any
-    device: Any
-    pieces: list[bytes]
-    eos_ids: set[int]
-    n_ctx: int
-    model_id: str
+    def __init__(self, loaded: LoadedModel, model_id: str) -> None:
+        self.loaded = loaded
+        self.model_id = model_id
+        self._torch = loaded.torch
+        self._cache_arg = loaded.cache_arg
+        self._has_logits_to_keep = loaded.has_logits_to_keep
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.device = loaded.device
+        self.pieces = loaded.pieces
+        self.eos_ids = loaded.eos_ids
+        self.n_ctx = loaded.n_ctx
 
     def tokenize(self, text: str, add_special: bool = True) -> list[int]:
         """Token ids of ``text``: as a prompt (``add_special``: the tokenizer's default BOS, and
