@@ -324,3 +324,33 @@ def test_cli_parallel_8_writes_the_samples_of_parallel_1(model_id: str, capsys: 
     # resuming with another N skips what is there
     code, out, err = cli(capsys, "--study", str(tmp_path / "p8"), *args, "--parallel", "4", "--json")
     assert code == 0 and '"skipped":12' in out.replace(" ", ""), err
+
+
+# --------------------------------------------------------------------------------------------
+# transformers: left-padded batches of different prompts
+
+
+@pytest.mark.slow
+def test_hf_parallel_left_padded_prompts_exact_and_reproducible(hf_smollm2: Any) -> None:
+    reqs = _requests(6, max_tokens=8)  # 4 different prompts: two batches of 4 and 2, padded on the left
+    first = {s.seed: s for s in generate_parallel(hf_smollm2, reqs, 4)}
+    again = {s.seed: s for s in generate_parallel(hf_smollm2, reqs, 4)}
+    assert [(s.tokens.ids, s.tokens.logprob) for s in first.values()] == [
+        (again[k].tokens.ids, again[k].tokens.logprob) for k in first]
+    compared = []
+    for prompt, opts in reqs:
+        alone = generate_sample(hf_smollm2, prompt, opts)
+        batched = first[opts.seed]
+        assert batched.id == alone.id and batched.times["parallel"] == 4
+        _exact_hf(batched, hf_smollm2)
+        n = 0
+        while n < min(len(batched.tokens.ids), len(alone.tokens.ids)) and batched.tokens.ids[n] == alone.tokens.ids[n]:
+            n += 1
+        compared += [abs(x - y) for x, y in zip(batched.tokens.logprob[:n], alone.tokens.logprob[:n], strict=True)]
+    assert len(compared) >= 6 and max(compared) <= BATCH_TOLERANCE
+
+
+def _exact_hf(sample: Any, backend: Any) -> None:
+    data = sample.raw if sample.raw is not None else sample.text.encode("utf-8")
+    assert b"".join(backend.pieces[t] for t in sample.tokens.ids) == data
+    assert sample.tokens.offsets[-1] == len(sample.text)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,7 @@ from lmread.backends.base import (
 )
 from lmread.backends.hf.loading import gguf_file_type, load_model, model_sha256
 from lmread.backends.hf.streaming import Decoder
-from lmread.errors import ModelError
+from lmread.errors import ModelError, OptionError
 
 if TYPE_CHECKING:  # pragma: no cover
     from lmread.catalog import ModelCard
@@ -58,6 +58,7 @@ class HFBackend(Backend):
     options = (THREADS, CONTEXT, DEVICE, ALLOW_PICKLE)
     supports_batch = True
     supports_score = True
+    supports_parallel = True
     max_concurrency = 1
 
     def __init__(
@@ -112,6 +113,10 @@ class HFBackend(Backend):
     def n_ctx(self) -> int:
         return self.loaded.n_ctx
 
+    @n_ctx.setter
+    def n_ctx(self, value: int) -> None:
+        self.loaded.n_ctx = value
+
     @property
     def vocab_size(self) -> int:
         return self.loaded.vocab_size
@@ -123,6 +128,10 @@ class HFBackend(Backend):
     @property
     def eos_ids(self) -> set[int]:
         return self.loaded.eos_ids
+
+    @eos_ids.setter
+    def eos_ids(self, value: set[int]) -> None:
+        self.loaded.eos_ids = value
 
     @property
     def n_params(self) -> int:
@@ -172,6 +181,29 @@ class HFBackend(Backend):
         """Draw ``len(options_list)`` samples of ``prompt`` in one batched forward per step
         (see :meth:`lmread.backends.hf.streaming.Decoder.stream_batch`)."""
         return self.decoder.stream_batch(prompt, options_list, cancel, done, ignore_eos=ignore_eos)
+
+    def prepare_parallel(self, prompts: Sequence[str], options: GenOptions, n_parallel: int) -> dict[str, str]:
+        """The prompts refused for ``--parallel`` (as long as the context or longer), with the reason."""
+        options.validate()
+        refused: dict[str, str] = {}
+        for text in dict.fromkeys(prompts):
+            try:
+                self.decoder._check_prompt(self.decoder._prompt_ids(text))
+            except OptionError as exc:
+                refused[text] = str(exc)
+        return refused
+
+    def stream_parallel(
+        self,
+        requests: Sequence[tuple[str, GenOptions]],
+        n_parallel: int,
+        cancel: threading.Event | None = None,
+        done: Sequence[threading.Event] | None = None,
+        started: Callable[[int], None] | None = None,
+    ) -> Iterator[tuple[int, TokenChunk | StreamEnd]]:
+        """One sample per request, ``n_parallel`` left-padded rows per batch (see
+        :meth:`lmread.backends.hf.streaming.Decoder.stream_parallel`)."""
+        return self.decoder.stream_parallel(requests, n_parallel, cancel, done, started)
 
     def score(self, text: str, prompt: str = "", top_logprobs: int = 5) -> list[TokenChunk]:
         """Teacher-forced pass over ``text`` after ``prompt``: one chunk per token of ``text``."""
