@@ -1,7 +1,8 @@
 """lmread's llama.cpp paths against llama.cpp's own tools, side by side in one run.
 
 For each bundled model (SmolLM2 135M, Gemma 3 270M), on the same threads and with the same
-attention settings as lmread's contexts (flash attention off, as llama-cpp-python sets it):
+attention settings as lmread's contexts (flash attention off, as llama-cpp-python sets it), the
+two sides taking turns trial by trial (medians reported):
 
 * ``native_single_vs_llama_bench``: lmread's instrumented stream (logprob, rank, entropy and
   top-5 of every token, the driver's limits) in tokens/s after the first token, over
@@ -123,26 +124,40 @@ def _bench_model(model_id: str, n_gen: int, trials: int, threads: int | None) ->
             raise RuntimeError(f"--parallel {n} produced {count} tokens instead of {n * tokens}")
         return count / seconds
 
-    try:
-        single()  # warm up: page in the weights
-        lm_single: list[float] = []
-        lm_par: dict[int, list[float]] = {n: [] for n in LEVELS}
-        load_before = _load()
-        for _ in range(trials):
-            lm_single.append(single())
-            for n in LEVELS:
-                parallel(n, 4)  # a context for n sequences, its first decodes done
-                lm_par[n].append(parallel(n))
-    finally:
-        backend.close()
-    native: float | None = None
-    batched: dict[int, float] = {}
     bench_bin = find_llama_binary("llama-bench")
     batched_bin = find_llama_binary("llama-batched-bench")
-    if bench_bin is not None:
-        native = llama_bench_tg(bench_bin, path, n_threads, n_gen, max(trials, 2))
-    if batched_bin is not None:
-        batched = batched_bench(batched_bin, path, n_threads, n_gen, LEVELS)
+    lm_single: list[float] = []
+    lm_par: dict[int, list[float]] = {n: [] for n in LEVELS}
+    natives: list[float] = []
+    batched_runs: list[dict[int, float]] = []
+
+    def lmread_side() -> None:
+        lm_single.append(single())
+        for n in LEVELS:
+            parallel(n, 4)  # a context for n sequences, its first decodes done
+            lm_par[n].append(parallel(n))
+
+    def native_side() -> None:
+        if bench_bin is not None:
+            rate = llama_bench_tg(bench_bin, path, n_threads, n_gen, 1)
+            if rate:
+                natives.append(rate)
+        if batched_bin is not None:
+            found = batched_bench(batched_bin, path, n_threads, n_gen, LEVELS)
+            if found:
+                batched_runs.append(found)
+
+    load_before = _load()
+    try:
+        single()  # warm up: page in the weights
+        for trial in range(trials):  # side by side: the two sides alternate which goes first
+            for side in ((lmread_side, native_side) if trial % 2 == 0 else (native_side, lmread_side)):
+                side()
+    finally:
+        backend.close()
+    native = statistics.median(natives) if natives else None
+    batched = {n: statistics.median(run[n] for run in batched_runs if n in run)
+               for n in LEVELS if any(n in run for run in batched_runs)}
     load_after = _load()
     single_med = statistics.median(lm_single)
     common = {"threads": n_threads, "n_gen": n_gen, "prompt_tokens": prompt_tokens, "native_pp": PP,
@@ -152,7 +167,8 @@ def _bench_model(model_id: str, n_gen: int, trials: int, threads: int | None) ->
         results.append(BenchResult(
             "native_single_vs_llama_bench", single_med / native, "ratio", target=TARGET, model=model_id,
             details={**common, "lmread_tokens_per_s": round(single_med, 2), "llama_bench_tg_tokens_per_s": round(native, 2),
-                     "lmread_all": [round(v, 2) for v in lm_single], "binary": str(bench_bin)}))
+                     "lmread_all": [round(v, 2) for v in lm_single], "llama_bench_all": [round(v, 2) for v in natives],
+                     "binary": str(bench_bin)}))
     else:
         results.append(BenchResult("native_single_tokens_per_s", single_med, "tokens/s", model=model_id,
                                    details={**common, "note": "no llama-bench binary: ratio not measured"}))
@@ -162,6 +178,7 @@ def _bench_model(model_id: str, n_gen: int, trials: int, threads: int | None) ->
                    "lmread_all": [round(v, 2) for v in lm_par[n]]}
         if n in batched:
             details["batched_bench_tokens_per_s"] = round(batched[n], 2)
+            details["batched_bench_all"] = [round(run[n], 2) for run in batched_runs if n in run]
             results.append(BenchResult(f"native_parallel_vs_batched_bench_n{n}", agg / batched[n], "ratio",
                                        target=TARGET if n in TARGET_LEVELS else None, model=model_id, details=details))
         else:
