@@ -7,6 +7,9 @@ Precedence: environment variables over the settings file over defaults.
 - ``LMREAD_CONFIG``: the settings file; default ``<user config dir>/lmread/config.toml``.
 - ``LMREAD_MODEL_DIRS``: extra folders searched for GGUF files (``os.pathsep``-separated).
 - ``LMREAD_ANNOTATOR``: the default annotator name.
+- ``reading_pace_wps`` (settings file): the reader's reading pace in words per second (default
+  4.5).  An older ``reading_pace_tps`` (tokens/s) is still read, as ``0.75`` words a token, and
+  :attr:`Settings.notes` says so.
 - ``LMREAD_RECORD_MODEL_PATH``: ``1`` records the full path of each model file in the samples it
   generates (setting ``record_model_path``; off by default: only the file name is recorded).
 """
@@ -37,9 +40,11 @@ class Settings:
     annotator: str = "reader"
     blind: bool = True
     reveal_after_mark: bool = True
-    reading_pace_tps: float = 12.0
+    reading_pace_wps: float = 4.5
     record_model_path: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    #: what the user should know about their settings file (e.g. an old setting read a new way)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def studies_dir(self) -> Path:
@@ -82,12 +87,26 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         annotator=env.get("LMREAD_ANNOTATOR") or data.get("annotator") or _default_annotator(),
         extra={k: v for k, v in data.items() if k not in {"data_dir", "model_dirs", "annotator"}},
     )
-    for key, kind in (("blind", bool), ("reveal_after_mark", bool), ("reading_pace_tps", (int, float)),
-                      ("record_model_path", bool)):
+    for key, kind in (("blind", bool), ("reveal_after_mark", bool), ("reading_pace_wps", (int, float)),
+                      ("reading_pace_tps", (int, float)), ("record_model_path", bool)):
         if key in data:
-            if not isinstance(data[key], kind):
+            if not isinstance(data[key], kind) or (kind is not bool and isinstance(data[key], bool)):
                 raise ConfigError(f"settings file {config_file}: '{key}' has the wrong type")
+            if key == "reading_pace_tps":
+                continue
             setattr(settings, key, data[key])
+    for key in ("reading_pace_wps", "reading_pace_tps"):
+        if key in data and not data[key] > 0:
+            raise ConfigError(f"settings file {config_file}: '{key}' must be a reading pace > 0")
+    if "reading_pace_tps" in data:
+        if "reading_pace_wps" in data:
+            settings.notes.append(f"settings file {config_file}: 'reading_pace_tps' is no longer used; "
+                                  "'reading_pace_wps' sets the pace")
+        else:
+            settings.reading_pace_wps = round(float(data["reading_pace_tps"]) * _WORDS_PER_TOKEN, 2)
+            settings.notes.append(
+                f"settings file {config_file}: reading_pace_tps = {data['reading_pace_tps']:g} tokens/s is read "
+                f"as reading_pace_wps = {settings.reading_pace_wps:g} words/s; set reading_pace_wps instead")
     flag = env.get("LMREAD_RECORD_MODEL_PATH")
     if flag:
         if flag.strip().lower() not in _TRUE | _FALSE:
@@ -95,6 +114,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         settings.record_model_path = flag.strip().lower() in _TRUE
     return settings
 
+
+#: words per token of English prose (lmread.analysis.reading_speed.WORDS_PER_TOKEN), to read an
+#: old ``reading_pace_tps``
+_WORDS_PER_TOKEN = 0.75
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})

@@ -28,6 +28,8 @@ SAMPLE_SCHEMA = "lmread.sample/1"
 #: schema of a control sample (a sample with a ``control`` field); ordinary samples stay at /1
 SAMPLE_SCHEMA_CONTROL = "lmread.sample/2"
 MARK_SCHEMA = "lmread.mark/1"
+#: schema of a ``prompt_fall`` mark (a fall marked in the human-written prompt); other marks stay at /1
+MARK_SCHEMA_PROMPT = "lmread.mark/2"
 STUDY_SCHEMA = "lmread.study/1"
 SURVIVAL_SCHEMA = "lmread.survival/1"
 
@@ -46,13 +48,14 @@ CATEGORIES: tuple[tuple[str, str], ...] = (
 )
 CATEGORY_KEYS = tuple(key for key, _ in CATEGORIES)
 
-MARK_KINDS = ("fall", "no_fall", "skip", "undo")
+MARK_KINDS = ("fall", "no_fall", "skip", "undo", "prompt_fall")
 
 #: kinds of control samples (known answer): splice and loop fall at a known token, human never falls
 CONTROL_KINDS = ("splice", "loop", "human")
 #: the failure category of each control kind's known fall (None: the right answer is no fall)
 CONTROL_CATEGORY: dict[str, str | None] = {"splice": "drift", "loop": "repetition", "human": None}
-#: annotator names of machine readers (deterministic detectors) start with this, e.g. auto-repetition
+#: annotator names of machine readers (detectors, judges) start with this, e.g. auto-repetition;
+#: only they may write under such a name (see :func:`check_person`)
 MACHINE_PREFIX = "auto-"
 
 _ANNOTATOR_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -91,6 +94,28 @@ def check_annotator(name: str) -> str:
         raise MarkError(
             f"annotator name {name!r} is not allowed: use 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
+        )
+    return name
+
+
+def is_machine(annotator: str) -> bool:
+    """Whether ``annotator`` names a machine reader (``auto-<detector>``, ``auto-<judge>``)."""
+    return annotator.startswith(MACHINE_PREFIX)
+
+
+def check_person(name: str, source: str = "annotator name") -> str:
+    """Return ``name`` if a person may mark under it, else raise a one-line :class:`MarkError`.
+
+    The name must be a valid annotator name (:func:`check_annotator`) and must not start with
+    :data:`MACHINE_PREFIX`: those names belong to machine readers, whose marks are compared with
+    people's as a separate reader.  ``source`` says where the name came from (``--annotator``,
+    ``LMREAD_ANNOTATOR``, ...) for the message.
+    """
+    check_annotator(name)
+    if is_machine(name):
+        raise MarkError(
+            f"{source} {name!r} is reserved: names starting {MACHINE_PREFIX!r} belong to machine readers "
+            "(lmread annotate); choose another name"
         )
     return name
 
@@ -297,8 +322,11 @@ class Sample:
     source: str = "generated"
     raw: bytes | None = None
     control: dict[str, Any] | None = None
-    #: what a server reported about the stream (optional; see lmread.backends.openai_payloads)
+    #: what a server reported about the stream (optional; see lmread.backends.openai.report)
     server: dict[str, Any] | None = None
+    #: where sentences start in ``text`` (character offsets) when the import gave them (see
+    #: :mod:`lmread.sentences`); None: the documented splitter decides
+    sentences: list[int] | None = None
 
     @property
     def n_tokens(self) -> int:
@@ -339,6 +367,8 @@ class Sample:
             out["control"] = self.control
         if self.server is not None:
             out["server"] = self.server
+        if self.sentences is not None:
+            out["sentences"] = self.sentences
         return out
 
     def dumps(self) -> bytes:
@@ -367,6 +397,7 @@ class Sample:
                 raw=base64.b64decode(data["raw_b64"]) if data.get("raw_b64") else None,
                 control=data.get("control"),
                 server=dict(data["server"]) if isinstance(data.get("server"), dict) else None,
+                sentences=None if data.get("sentences") is None else [int(x) for x in data["sentences"]],
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StudyError(f"{where}: malformed sample ({exc!r})") from None
@@ -374,6 +405,11 @@ class Sample:
             raise StudyError(f"{where}: token offsets do not cover the text")
         if sample.control is not None:
             check_control(sample.control, sample.n_tokens, where)
+        if sample.sentences:
+            starts = sample.sentences
+            ascending = all(a < b for a, b in zip(starts, starts[1:], strict=False))
+            if not ascending or starts[0] < 0 or starts[-1] >= len(sample.text):
+                raise StudyError(f"{where}: 'sentences' must be ascending character offsets inside the text")
         return sample
 
 
@@ -462,8 +498,14 @@ class Mark:
     """One event in an annotator's marks file.
 
     ``kind`` is ``fall`` (the text falls at token ``at``), ``no_fall`` (read to token ``read_to``
-    without a fall: censored there), ``skip`` (contributes nothing) or ``undo`` (withdraws mark
-    ``undoes``).  ``read_to`` counts tokens read; ``revealed`` counts tokens shown.
+    without a fall: censored there), ``skip`` (contributes nothing), ``undo`` (withdraws mark
+    ``undoes``) or ``prompt_fall``: the reader put the fall inside the sample's prompt, at
+    character ``prompt_at`` of ``prompt.text``, where the prompt is human-written text the reader
+    saw as the passage's beginning (imported RoFT-style passages, see :mod:`lmread.importer`).  A
+    prompt fall is an early mark: it never enters a model curve (the survival filters count it)
+    and calibration scores it as a guess before the boundary.  It is written with schema
+    ``lmread.mark/2``; every other mark stays ``lmread.mark/1``.  ``read_to`` counts tokens read;
+    ``revealed`` counts tokens shown.
     """
 
     sample: str
@@ -479,10 +521,14 @@ class Mark:
     elapsed_s: float | None = None
     client: str = "cli"
     queue_pos: int | None = None
+    #: tokens the reader revealed ahead of the reading pace (written by the reader)
+    forced: int | None = None
     id: str = field(default_factory=new_mark_id)
     time: str = field(default_factory=utc_now)
     #: machine readers only: ``{"name", "version", "params"}`` of the detector that wrote the mark
     detector: dict[str, Any] | None = None
+    #: ``prompt_fall`` marks only: the character of ``prompt.text`` where the reader put the fall
+    prompt_at: int | None = None
 
     def validate(self) -> Mark:
         """Raise :class:`MarkError` unless the mark is self-consistent; return it."""
@@ -495,14 +541,22 @@ class Mark:
             raise MarkError("a no-fall mark needs --read-to TOKENS (how many tokens were read)")
         if self.kind == "undo" and not self.undoes:
             raise MarkError("an undo event needs the id of the mark it withdraws")
+        if self.kind == "prompt_fall" and (not isinstance(self.prompt_at, int) or isinstance(self.prompt_at, bool)
+                                           or self.prompt_at < 0 or self.at is not None):
+            raise MarkError("a prompt_fall mark needs a character index prompt_at >= 0 in the prompt (and no --at)")
+        if self.kind != "prompt_fall" and self.prompt_at is not None:
+            raise MarkError("prompt_at belongs to a prompt_fall mark only")
         self.category = check_category(self.category)
-        if self.category is not None and self.kind != "fall":
+        if self.category is not None and self.kind not in ("fall", "prompt_fall"):
             raise MarkError("a category belongs to a fall mark only")
         if self.severity is not None and self.severity not in (1, 2, 3):
             raise MarkError(f"severity must be 1, 2 or 3, not {self.severity!r}")
         if self.queue_pos is not None and (not isinstance(self.queue_pos, int) or isinstance(self.queue_pos, bool)
                                            or self.queue_pos < 0):
             raise MarkError(f"queue_pos must be a whole number >= 0, not {self.queue_pos!r}")
+        if self.forced is not None and (not isinstance(self.forced, int) or isinstance(self.forced, bool)
+                                        or self.forced < 0):
+            raise MarkError(f"forced must be a whole number >= 0, not {self.forced!r}")
         if self.note is not None and ("\n" in self.note or len(self.note) > 4000):
             self.note = " ".join(self.note.split())[:4000]
         if self.detector is not None and not (
@@ -513,9 +567,11 @@ class Mark:
         return self
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"schema": MARK_SCHEMA, "id": self.id, "kind": self.kind}
+        schema = MARK_SCHEMA_PROMPT if self.kind == "prompt_fall" else MARK_SCHEMA
+        out: dict[str, Any] = {"schema": schema, "id": self.id, "kind": self.kind}
         for key in ("sample", "annotator", "time", "at", "read_to", "category", "severity",
-                    "note", "undoes", "revealed", "elapsed_s", "client", "queue_pos", "detector"):
+                    "note", "undoes", "revealed", "elapsed_s", "client", "queue_pos", "forced", "detector",
+                    "prompt_at"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -526,7 +582,9 @@ class Mark:
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> Mark:
-        schema_version(data, MARK_SCHEMA, where)
+        version = schema_version(data, MARK_SCHEMA_PROMPT, where)
+        if version < 2 and data.get("kind") == "prompt_fall":
+            raise StudyError(f"{where}: a prompt_fall mark needs schema {MARK_SCHEMA_PROMPT}")
         try:
             mark = cls(
                 id=str(data["id"]),
@@ -544,7 +602,9 @@ class Mark:
                 elapsed_s=data.get("elapsed_s"),
                 client=str(data.get("client", "cli")),
                 queue_pos=data.get("queue_pos"),
+                forced=data.get("forced"),
                 detector=data.get("detector"),
+                prompt_at=data.get("prompt_at"),
             )
         except (KeyError, TypeError) as exc:
             raise StudyError(f"{where}: malformed mark ({exc!r})") from None

@@ -79,37 +79,41 @@ def test_independent_random_readers_have_alpha_near_zero(tmp_path: Path, capsys:
         assert p["mean_abs_distance"]["tokens"]["value"] == pytest.approx(200 / 3, rel=0.15)
 
 
-def test_hand_computed_pair_and_the_censoring_rule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_hand_computed_pair_and_the_horizon_rule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import krippendorff
     from statsmodels.stats.inter_rater import cohens_kappa, fleiss_kappa
 
     w = StudyWriter(tmp_path / "st")
-    w.add(*(word_sample(f"s{i}", 100) for i in range(1, 8)))
+    w.add(*(word_sample(f"s{i}", 100) for i in range(1, 8)), word_sample("s8", 40))
     w.mark("A", "s1", at=10), w.mark("B", "s1", at=14)                # both fell, 4 apart
     w.mark("A", "s2", at=20), w.mark("B", "s2", at=20)                # both fell, same token
-    w.mark("A", "s3", read_to=100), w.mark("B", "s3", read_to=50)     # neither fell
-    w.mark("A", "s4", at=30), w.mark("B", "s4", read_to=80)           # B read past 30: disagreement
-    w.mark("A", "s5", at=70), w.mark("B", "s5", read_to=60)           # B stopped before 70: not comparable
-    w.mark("A", "s6", read_to=100), w.mark("B", "s6", at=90)          # A read past 90: disagreement
+    w.mark("A", "s3", read_to=100), w.mark("B", "s3", read_to=50)     # B stopped early: B unknown
+    w.mark("A", "s4", at=30), w.mark("B", "s4", read_to=80)           # B stopped early: B unknown
+    w.mark("A", "s5", at=70), w.mark("B", "s5", read_to=100)          # fell / read all: disagree
+    w.mark("A", "s6", read_to=100), w.mark("B", "s6", at=90)          # read all / fell: disagree
     m = w.mark("A", "s7", at=5)
     w.undo("A", m)                                                    # undone: A has no reading on s7
     w.mark("B", "s7", at=5)
+    w.mark("A", "s8", read_to=40), w.mark("B", "s8", read_to=40)      # a short text read to its end: no, no
     doc = agreement(tmp_path / "st", capsys)
+    assert doc["settings"]["horizon_tokens"] == 100 and doc["settings"]["horizon_source"] == "max_tokens"
     p = pair(doc, "A", "B")
-    assert (p["common"], p["comparable"], p["not_comparable"]) == (6, 5, 1)
+    assert (p["common"], p["answered"]) == (7, 5)
+    assert p["left_out"] == {"samples": 2, "a_unknown": 0, "b_unknown": 2}
     assert p["table"] == {"both_fell": 2, "a_only": 1, "b_only": 1, "neither": 1}
     # po = 3/5, pa = pb = 3/5, pe = 0.36 + 0.16 = 0.52: kappa = 0.08 / 0.48
     assert p["cohen_kappa"]["value"] == pytest.approx(0.08 / 0.48)
     assert p["percent_agreement"] == pytest.approx(0.6)
+    # positions are unchanged by the horizon: both fell on s1, s2 (s4's fall has no partner)
     assert p["mean_abs_distance"]["tokens"]["value"] == 2.0 and p["mean_abs_distance"]["n"] == 2
     # values 10, 14 | 20, 20: observed 2 * 4^2 = 32, all ordered pairs 576: 1 - 3 * 32 / 576
     assert p["alpha"]["value"] == pytest.approx(1 - 3 * 32 / 576)
     o = doc["overall"]
-    # s5 has no comparable pair and drops out of Fleiss' kappa; s7 has one reader
-    assert o["samples"] == 6 and o["fleiss_kappa"]["n"] == 5
-    assert o["fleiss_kappa"]["pairs_not_comparable"] == 1 and o["fleiss_kappa"]["readings_left_out"] == 2
+    assert o["samples"] == 7 and o["fleiss_kappa"]["n"] == 5 and o["fleiss_kappa"]["readings"] == 10
+    assert o["fleiss_kappa"]["readings_left_out"] == 2 and o["fleiss_kappa"]["readings_unpaired"] == 2
     assert o["fleiss_kappa"]["value"] == pytest.approx(0.08 / 0.48)
     assert o["alpha"]["n"] == 2 and o["alpha"]["value"] == pytest.approx(1 - 3 * 32 / 576)
+    assert any("2 of 14 readings stopped before the horizon of 100 tokens" in x for x in doc["warnings"])
 
     assert cohens_kappa(np.array([[2, 1], [1, 1]])).kappa == pytest.approx(p["cohen_kappa"]["value"])
     assert fleiss_kappa(np.array([[0, 2], [0, 2], [2, 0], [1, 1], [1, 1]])) == pytest.approx(o["fleiss_kappa"]["value"])
@@ -117,30 +121,196 @@ def test_hand_computed_pair_and_the_censoring_rule(tmp_path: Path, capsys: pytes
                              level_of_measurement="interval")
     assert ref == pytest.approx(p["alpha"]["value"])
 
+    # a horizon of 50: s3 and s4 are answered now (B read 50 and 80), s5's fall at 70 and s6's at 90
+    # are past the horizon (no)
+    short = pair(agreement(tmp_path / "st", capsys, "--horizon", "50"), "A", "B")
+    assert short["left_out"] == {"samples": 0, "a_unknown": 0, "b_unknown": 0} and short["answered"] == 7
+    assert short["table"] == {"both_fell": 2, "a_only": 1, "b_only": 0, "neither": 4}
 
-def test_a_short_no_fall_reading_does_not_hide_two_agreeing_falls(tmp_path: Path,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+
+def test_short_no_fall_readings_are_left_out_by_the_reader_alone(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
     w = StudyWriter(tmp_path / "st")
     w.add(word_sample("s", 300), word_sample("t", 300), word_sample("u", 300))
     w.mark("a", "s", read_to=10), w.mark("b", "s", at=200), w.mark("c", "s", at=210)
     w.mark("a", "t", read_to=300), w.mark("b", "t", at=100), w.mark("c", "t", read_to=300)
     w.mark("a", "u", at=50), w.mark("b", "u", read_to=100), w.mark("c", "u", read_to=40)
     doc = agreement(tmp_path / "st", capsys)
-    assert pair(doc, "a", "b")["not_comparable"] == 1 and pair(doc, "a", "c")["not_comparable"] == 2
-    assert pair(doc, "a", "b")["table"]["a_only"] == 1  # u: b read past a's fall
-    assert pair(doc, "b", "c")["table"] == {"both_fell": 1, "a_only": 1, "b_only": 0, "neither": 1}
+    # horizon 300: a on s, b and c on u stopped early
+    assert pair(doc, "a", "b")["left_out"] == {"samples": 2, "a_unknown": 1, "b_unknown": 1}
+    assert pair(doc, "a", "b")["table"] == {"both_fell": 0, "a_only": 0, "b_only": 1, "neither": 0}
+    assert pair(doc, "b", "c")["table"] == {"both_fell": 1, "a_only": 1, "b_only": 0, "neither": 0}
     o = doc["overall"]
-    # s: only b-c comparable (a is left out), they agree: P = 1 over 2 readings, 2 falls;
-    # t: all three pairs comparable, one agrees: P = 1/3, 1 fall in 3;
-    # u: a-b disagree, b-c agree, a-c not comparable: P = 1/2, 1 fall in 3
-    assert o["fleiss_kappa"]["readings_left_out"] == 1 and o["fleiss_kappa"]["pairs_not_comparable"] == 3
-    assert o["fleiss_kappa"]["n"] == 3
-    p_bar, p_fell = (1 + 1 / 3 + 1 / 2) / 3, 4 / 8
+    # s: b, c answer yes, yes: P = 1; t: yes among no, no: P = 1/3; u: only a answers (unpaired)
+    assert o["fleiss_kappa"]["readings_left_out"] == 3 and o["fleiss_kappa"]["readings_unpaired"] == 1
+    assert o["fleiss_kappa"]["n"] == 2 and o["fleiss_kappa"]["readings"] == 5
+    p_bar, p_fell = (1 + 1 / 3) / 2, 3 / 5
     pe = p_fell**2 + (1 - p_fell) ** 2
     assert o["fleiss_kappa"]["value"] == pytest.approx((p_bar - pe) / (1 - pe))
     assert o["mean_abs_distance"]["tokens"]["value"] == 10.0
 
 
+def simulated_readers(w: StudyWriter, n: int, seed: int, identical: bool, n_tokens: int = 100) -> None:
+    """Two readers on ``n`` samples: each reading falls at a uniform token with probability 0.5,
+    else stops at a uniform point (or reads to the end, with probability 0.3); identical readers
+    share one reading per sample."""
+    rng = np.random.default_rng(seed)
+    w.add(*(word_sample(f"x{i}", n_tokens) for i in range(n)))
+
+    def draw() -> dict[str, int]:
+        if rng.random() < 0.5:
+            return {"at": int(rng.integers(0, n_tokens))}
+        return {"read_to": n_tokens if rng.random() < 0.3 else int(rng.integers(0, n_tokens))}
+
+    for i in range(n):
+        first = draw()
+        w.mark("ann", f"x{i}", **first)
+        w.mark("bob", f"x{i}", **(first if identical else draw()))
+
+
+def test_independent_readers_who_stop_at_random_score_kappa_zero(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    w = StudyWriter(tmp_path / "st")
+    simulated_readers(w, 4000, seed=21, identical=False)
+    doc = agreement(tmp_path / "st", capsys, "--bootstrap", "0")
+    p = pair(doc, "ann", "bob")
+    assert abs(p["cohen_kappa"]["value"]) < 0.05
+    assert abs(doc["overall"]["fleiss_kappa"]["value"]) < 0.05
+    # about half of the no-fall readings stop early: roughly 0.5 * 0.7 of each reader's readings
+    assert 0.3 < p["left_out"]["a_unknown"] / 4000 < 0.4 and 0.3 < p["left_out"]["b_unknown"] / 4000 < 0.4
+    assert doc["overall"]["fleiss_kappa"]["readings_left_out"] == p["left_out"]["a_unknown"] + p["left_out"]["b_unknown"]
+    # the rule used before (a fall beyond the other's extent not comparable) scored these readers
+    # well above 0; recompute it here to show the difference is the rule
+    old = {"both": 0, "a": 0, "b": 0, "none": 0}
+    marks = {name: {json.loads(x)["sample"]: json.loads(x) for x in (tmp_path / "st" / "marks" / f"{name}.jsonl")
+                    .read_text().splitlines()} for name in ("ann", "bob")}
+    for sid, ma in marks["ann"].items():
+        mb = marks["bob"][sid]
+        fa, fb = ma["kind"] == "fall", mb["kind"] == "fall"
+        if (fa and not fb and ma["at"] >= mb["read_to"]) or (fb and not fa and mb["at"] >= ma["read_to"]):
+            continue
+        old["both" if fa and fb else "a" if fa else "b" if fb else "none"] += 1
+    from lmread.analysis.agreement import kappa_from_counts
+    assert kappa_from_counts(old["both"], old["a"], old["b"], old["none"]) > 0.15
+
+
+def test_identical_readers_who_stop_at_random_score_kappa_one(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    w = StudyWriter(tmp_path / "st")
+    simulated_readers(w, 500, seed=22, identical=True)
+    doc = agreement(tmp_path / "st", capsys, "--bootstrap", "50")
+    p = pair(doc, "ann", "bob")
+    assert p["cohen_kappa"]["value"] == pytest.approx(1.0) and p["cohen_kappa"]["ci_low"] == pytest.approx(1.0)
+    assert doc["overall"]["fleiss_kappa"]["value"] == pytest.approx(1.0)
+    assert p["left_out"]["a_unknown"] == p["left_out"]["b_unknown"] > 0
+
+
+def test_what_the_fall_is_matches_statsmodels_and_krippendorff(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import krippendorff
+    from statsmodels.stats.inter_rater import cohens_kappa
+
+    from lmread.records import CATEGORY_KEYS
+
+    rng = np.random.default_rng(31)
+    w = StudyWriter(tmp_path / "st")
+    n = 150
+    w.add(*(word_sample(f"c{i}", 200) for i in range(n)))
+    cats = {"r1": [], "r2": []}  # type: dict[str, list[str | None]]
+    sevs = {"r1": [], "r2": []}  # type: dict[str, list[int | None]]
+    within = []
+    for i in range(n):
+        at = int(rng.integers(20, 150))
+        gap = int(rng.choice([0, 3, 10, 11, 40]))           # 11 and 40 lie beyond the tolerance of 10
+        true_cat = str(rng.choice(CATEGORY_KEYS[:4]))
+        true_sev = int(rng.integers(1, 4))
+        for name, pos in (("r1", at), ("r2", at + gap)):
+            cat = true_cat if rng.random() < 0.6 else str(rng.choice(CATEGORY_KEYS))
+            sev = int(np.clip(true_sev + rng.choice([-1, 0, 0, 1]), 1, 3))
+            cat_given = None if rng.random() < 0.1 else cat
+            sev_given = None if rng.random() < 0.1 else sev
+            w.mark(name, f"c{i}", at=pos, category=cat_given, severity=sev_given)
+            cats[name].append(cat_given)
+            sevs[name].append(sev_given)
+        within.append(gap <= 10)
+    doc = agreement(tmp_path / "st", capsys, "--bootstrap", "200")
+    wf = pair(doc, "r1", "r2")["what_fell"]
+    assert wf["n"] == sum(within)
+    keys = list(CATEGORY_KEYS)
+    both_cat = [i for i in range(n) if within[i] and cats["r1"][i] and cats["r2"][i]]
+    table = np.zeros((len(keys), len(keys)))
+    for i in both_cat:
+        table[keys.index(str(cats["r1"][i])), keys.index(str(cats["r2"][i]))] += 1
+    assert wf["category"]["n"] == len(both_cat)
+    assert wf["category"]["kappa"]["value"] == pytest.approx(cohens_kappa(table).kappa, abs=1e-12)
+    both_sev = [i for i in range(n) if within[i] and sevs["r1"][i] and sevs["r2"][i]]
+    sev_table = np.zeros((3, 3))
+    for i in both_sev:
+        sev_table[int(sevs["r1"][i] or 0) - 1, int(sevs["r2"][i] or 0) - 1] += 1
+    assert wf["severity"]["n"] == len(both_sev)
+    assert wf["severity"]["weighted_kappa"]["value"] == pytest.approx(cohens_kappa(sev_table, wt="linear").kappa,
+                                                                      abs=1e-12)
+    data = np.array([[sevs[name][i] for i in both_sev] for name in ("r1", "r2")], dtype=float)
+    ref = krippendorff.alpha(reliability_data=data, level_of_measurement="ordinal", value_domain=[1, 2, 3])
+    assert wf["severity"]["alpha_ordinal"]["value"] == pytest.approx(ref, abs=1e-10)
+    for est in (wf["category"]["kappa"], wf["severity"]["weighted_kappa"], wf["severity"]["alpha_ordinal"]):
+        assert est["ci_low"] <= est["value"] <= est["ci_high"] and est["n_boot_used"] == 200
+    # two readers: the overall block is the pair's
+    assert doc["overall"]["what_fell"]["severity"]["weighted_kappa"]["value"] == pytest.approx(
+        wf["severity"]["weighted_kappa"]["value"])
+    assert 0.2 < wf["severity"]["weighted_kappa"]["value"] < 0.9  # noisy but related ratings
+    capsys.readouterr()
+    assert main(["agreement", "--study", str(tmp_path / "st"), "--bootstrap", "20"]) == 0
+    text = capsys.readouterr().out
+    assert f"what the fall is ({sum(within)} pairs of falls within 10 tokens): category kappa" in text
+    assert main(["survival", "--study", str(tmp_path / "st"), "--bootstrap", "20"]) == 0
+    text = capsys.readouterr().out
+    assert f"severity agreement between readers ({len(both_sev)} falls rated by two readers within 10 tokens): " \
+           f"weighted kappa {wf['severity']['weighted_kappa']['value']:.2f}" in text
+
+
+def test_ordinal_alpha_matches_krippendorff_with_several_coders() -> None:
+    import krippendorff
+
+    from lmread.analysis.agreement import ordinal_alpha_from_coincidences
+
+    rng = np.random.default_rng(6)
+    for trial in range(20):
+        coders, units = int(rng.integers(2, 5)), int(rng.integers(4, 40))
+        data = np.clip(rng.integers(1, 4, units)[None, :] + rng.integers(-1, 2, (coders, units)), 1, 3).astype(float)
+        data[rng.random((coders, units)) < 0.3] = np.nan
+        coin = np.zeros((3, 3))
+        for col in data.T:
+            vals = col[~np.isnan(col)].astype(int) - 1
+            if vals.size < 2:
+                continue
+            for i in range(vals.size):
+                for j in range(vals.size):
+                    if i != j:
+                        coin[vals[i], vals[j]] += 1 / (vals.size - 1)
+        ours = ordinal_alpha_from_coincidences(coin[None])[0]
+        if np.isnan(ours):
+            continue
+        ref = krippendorff.alpha(reliability_data=data, level_of_measurement="ordinal", value_domain=[1, 2, 3])
+        assert ours == pytest.approx(ref, abs=1e-10), trial
+
+
+def test_table_columns_line_up_with_long_annotator_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    w = StudyWriter(tmp_path / "st")
+    random_readings(w, ["auto-improbable-run", "auto-special-token", "al"], 30, seed=4, shared=0.6)
+    capsys.readouterr()
+    assert main(["agreement", "--study", str(tmp_path / "st"), "--bootstrap", "30"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, x in enumerate(lines) if x.lstrip().startswith("pair "))
+    table = lines[start:start + 4]
+    assert "auto-improbable-run / auto-special-token" in "\n".join(table)
+    head = table[0]
+    # every right-aligned column ends where its header ends
+    ends = [head.index(h) + len(h) for h in ("common", "answered", "agree", "kappa [95% CI]", "distance tok",
+                                               "alpha [95% CI]")]
+    for row in table[1:]:
+        for end in ends:
+            assert row[end - 1] != " " and (end == len(row) or row[end] == " "), (row, end)
 def test_machine_vs_human(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     w = StudyWriter(tmp_path / "st")
     w.add(*(word_sample(f"s{i}", 100) for i in range(13)))

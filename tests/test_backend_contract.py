@@ -49,7 +49,7 @@ def test_stream_is_chunks_then_one_end(backend: Backend) -> None:
     assert chunks, "the first 8 tokens of a story should not all be end-of-text"
     for c in chunks:
         # a server may not report token ids: -1 marks an unknown id (openai only)
-        assert isinstance(c.id, int) and (c.id >= 0 or (backend.name == "openai" and c.id == -1))
+        assert isinstance(c.id, int) and (c.id >= 0 or (not backend.knows_token_ids and c.id == -1))
         assert isinstance(c.piece, bytes)
 
 
@@ -86,7 +86,7 @@ def test_distribution_fields_are_consistent(backend: Backend) -> None:
     chunks, _ = run(backend, GenOptions(max_tokens=8, temperature=1.0, seed=11, top_logprobs=k))
     # A server reports only the top k: entropy is unknown, a rank beyond k may be unknown (None),
     # and ids may be unknown (-1), in which case the chosen token is found among the top by bytes.
-    exact_rank = backend.name != "openai"
+    exact_rank = backend.full_distribution
     for c in chunks:
         assert c.logprob is not None and math.isfinite(c.logprob) and c.logprob <= 1e-6
         assert 1 <= len(c.top_ids) <= k
@@ -157,7 +157,7 @@ def test_backend_does_not_end_on_max_tokens_itself(backend: Backend) -> None:
     # max_tokens and stop strings are the driver's; a server backend sends them with the request
     chunks, end = run(backend, GenOptions(max_tokens=3, temperature=0.0))
     assert end.reason in {"length", "eos"} and len(chunks) <= 3
-    if backend.name != "openai":
+    if not backend.sends_limits:
         cancel = threading.Event()
         raw: list[Any] = []
         for item in backend.stream(PROMPT, GenOptions(max_tokens=1, temperature=0.0), cancel):
@@ -176,6 +176,8 @@ def test_registered_backends_declare_the_contract(name: str) -> None:
         assert opt.flag.startswith("--") and opt.help and not opt.help.endswith(".")
         assert opt.check(None) is None
     assert isinstance(cls.supports_batch, bool) and isinstance(cls.supports_score, bool)
+    for ability in ("scores_spans", "needs_local_model", "knows_token_ids", "full_distribution", "sends_limits"):
+        assert isinstance(getattr(cls, ability), bool), ability
 
 
 @pytest.mark.parametrize(

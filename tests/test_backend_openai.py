@@ -325,7 +325,7 @@ def test_score_aligned_echo_and_unsupported() -> None:
 
 @pytest.mark.server
 def test_e2e_stream_pieces_match_server_text(openai_smollm2: OpenAIBackend, monkeypatch: pytest.MonkeyPatch) -> None:
-    import lmread.backends.openai as mod
+    import lmread.backends.openai.completions as mod  # the module whose stream parser calls it
 
     texts: list[str] = []
     real = mod.parse_choice

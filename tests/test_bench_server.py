@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from lmread.backends.base import GenOptions, TokenChunk
-from lmread.backends.openai_payloads import ServerStreamEnd
+from lmread.backends.base import GenOptions, StreamEnd, TokenChunk
 from lmread.bench import server as bench_server
 
 
@@ -28,7 +27,7 @@ class PacedBackend:
             time.sleep(self.gap_s)
             yield TokenChunk(id=i, piece=b"x")
         timings = {"predicted_n": n, "predicted_ms": 1000.0 * n / self.claimed_tps, "prompt_ms": 0.0}
-        yield ServerStreamEnd("length", "", {"timings": timings})
+        yield StreamEnd("length", "", {"timings": timings})
 
 
 @pytest.mark.parametrize("claimed", [100.0, 25.0])
@@ -45,7 +44,7 @@ def test_missing_timings_is_an_error() -> None:
     class NoTimings(PacedBackend):
         def stream(self, prompt: str, options: GenOptions, cancel: Any = None) -> Iterator[Any]:
             yield TokenChunk(id=0, piece=b"x")
-            yield ServerStreamEnd("length", "", {})
+            yield StreamEnd("length", "", {})
 
     with pytest.raises(RuntimeError, match="no generation timings"):
         bench_server._level(NoTimings(0.0, 1.0), 1, 1)

@@ -1,9 +1,14 @@
 """The same bundled GGUF through llama.cpp and through transformers agrees.
 
 Token ids of an English text must be identical, the byte pieces of the whole vocabulary too, and
-teacher-forced logprobs must agree within 0.1 nats mean absolute difference (llama.cpp quantizes
-activations to 8 bits for its quantized matmuls, so small differences are expected: about 0.05
-nats were measured on SmolLM2 Q4_1 and 0.07 on Gemma 3 270M Q4_K_M).
+teacher-forced logprobs must agree within MAX_MEAN_ABS_NATS mean absolute difference.  llama.cpp
+quantizes activations to 8 bits for its quantized matmuls, so differences are expected, and they
+depend on the CPU's kernels: on an AMD EPYC (AVX-512) 0.054 / 0.063 nats (SmolLM2 Q4_1, without
+/ with the prompt) and 0.081 / 0.073 (Gemma 3 270M Q4_K_M); with the same llama.cpp's kernels
+built for AVX2 only 0.059 / 0.062 and 0.090 / 0.066 (the two kernel classes differ from each
+other by 0.04-0.06).  The limit, 0.15, leaves room for that spread; the same scores one token
+off give 2.8-3.4 nats, which the test checks too.  Entropies: 0.04-0.05 measured, 1.6-1.7 one
+token off, limit 2 x 0.15.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ TEXT = (
     "a schooner that had lost its way in the fog."
 )
 PROMPT = "A story:"
-MAX_MEAN_ABS_NATS = 0.1
+MAX_MEAN_ABS_NATS = 0.15
 
 
 @pytest.fixture(params=["smollm2", "gemma"])
@@ -82,5 +87,8 @@ def test_teacher_forced_logprobs_agree(pair: tuple[LlamaCppBackend, HFBackend], 
     confident = [i for i, c in enumerate(scored_hf) if c.logprob > -0.5]
     assert confident
     assert all(scored_llama[i].rank == 1 for i in confident if scored_hf[i].rank == 1 and scored_hf[i].logprob > -0.2)
-    ent = np.abs(np.array([c.entropy for c in scored_hf]) - np.array([c.entropy for c in scored_llama]))
-    assert ent.mean() < 2 * MAX_MEAN_ABS_NATS
+    ent_hf, ent_llama = np.array([c.entropy for c in scored_hf]), np.array([c.entropy for c in scored_llama])
+    assert np.abs(ent_hf - ent_llama).mean() < 2 * MAX_MEAN_ABS_NATS
+    # the limits tell a broken backend apart: the same scores one token off fail them
+    assert np.abs(lp_hf[1:] - lp_llama[:-1]).mean() > 5 * MAX_MEAN_ABS_NATS
+    assert np.abs(ent_hf[1:] - ent_llama[:-1]).mean() > 2 * MAX_MEAN_ABS_NATS

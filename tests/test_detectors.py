@@ -372,3 +372,86 @@ def test_survival_all_means_humans_machines_by_name(study: Path, capsys: pytest.
     assert main(["survival", "--study", str(study), "--annotator", "auto-repetition", "--json", "-",
                  "--bootstrap", "0"]) == 0
     assert json.loads(capsys.readouterr().out)["n"] == 4
+
+
+# --------------------------------------------------------------------------------------------
+# imported text (issue 16, defect 4): tokens without ids are compared by their text
+
+_VOCAB = ("the a harbour town old river market bridge winter summer people boats fish salt rope stone "
+          "church bell tower street house window door lamp night morning rain wind sea ship captain "
+          "merchant child mother father road hill field farmer horse cart wheel bread cheese wine letter "
+          "story song dance year century king queen law war peace trade coin silver gold iron wood fire "
+          "smoke ash quiet loud slow quick bright dark narrow wide new small large early late long short "
+          "walked carried built sold bought watched heard told sang remembered forgot opened closed "
+          "crossed waited returned left found lost kept gave took made ran stood fell rose and but then "
+          "while because after before under over near far from into with without of to in on at by").split()
+
+
+def _prose(rng: np.random.Generator, n: int) -> list[str]:
+    """``n`` words of seeded prose-like text (sentences of 5-14 words, capitalised, full stops)."""
+    out: list[str] = []
+    while len(out) < n:
+        sentence = [str(w) for w in rng.choice(_VOCAB, size=int(rng.integers(5, 15)))]
+        sentence[0] = sentence[0].capitalize()
+        sentence[-1] += "."
+        out.extend(sentence)
+    return out[:n]
+
+
+def test_annotate_repetition_on_imported_words_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Imported texts carry token id -1: the detector must compare the words, not the ids (on ids
+    every imported text fell at token 1)."""
+    rng = np.random.default_rng(16)
+    rows, onsets = [], {}
+    for i in range(10):  # a 25-word span looped from a known word (the onset) to the end
+        onset = int(rng.integers(40, 160))
+        text = _prose(rng, onset)
+        span = text[onset - 25:onset]
+        while len(text) < onset + 110:
+            text.extend(span)
+        text = text[:onset + 110]
+        rows.append({"id": f"loop{i}", "model": "m", "text": " ".join(text)})
+        onsets[f"loop{i}"] = onset
+    for i in range(5):  # loop-free texts
+        rows.append({"id": f"clean{i}", "model": "m", "text": " ".join(_prose(rng, int(rng.integers(150, 300))))})
+    src = tmp_path / "texts.jsonl"
+    src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    study = tmp_path / "st"
+    assert main(["import", "--study", str(study), str(src), "--tokenizer", "words"]) == 0
+    assert all(i == -1 for s in Study.open(study).samples.values() for i in s.tokens.ids)
+    capsys.readouterr()
+    assert main(["annotate", "--study", str(study), "--detector", "repetition", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)["detectors"][0]
+    assert (report["falls"], report["no_falls"]) == (10, 5)
+    samples = Study.open(study).samples
+    for mark in marks_of(study, "auto-repetition"):
+        sample = samples[mark["sample"]]
+        if mark["sample"].startswith("clean"):
+            assert mark["kind"] == "no_fall" and mark["read_to"] == sample.n_tokens
+            continue
+        assert mark["kind"] == "fall" and mark["category"] == "repetition"
+        # the fall token's word: words are counted in the text up to the token's first letter
+        start = sample.tokens.offsets[mark["at"]]
+        start += len(sample.text[start:]) - len(sample.text[start:].lstrip())
+        word = len(sample.text[:start].split())
+        assert abs(word - onsets[mark["sample"]]) <= 3, (mark, onsets[mark["sample"]])
+
+
+def test_token_codes_ids_where_real_else_exact_bytes() -> None:
+    from lmread.records import TokenAssembler
+
+    pieces = [b"A", b" \xe6", b"\x97\xa5", b" \xe6", b"\x9c\xac", b"A", b" \xe6", b"\x97\xa5"]  # A 日 本 A 日
+    for ids, basis in (([3, 7, 8, 7, 9, 3, 7, 8], "ids"), ([-1] * 8, "text"), ([3, 7, -1, 7, 9, 3, 7, 8], "text")):
+        asm = TokenAssembler(with_distribution=False)
+        for tid, piece in zip(ids, pieces, strict=True):
+            asm.add(tid, piece)
+        tokens, text, raw = asm.finish()
+        sample = Sample(id="s", model={"id": "m"}, backend="x", prompt={"text": ""}, settings={}, seed=0,
+                        text=text, tokens=tokens, finish_reason="length", raw=raw)
+        codes, got = SampleView(sample).token_codes
+        assert got == basis
+        if basis == "ids":
+            assert codes.tolist() == ids
+        else:  # equal codes exactly for equal bytes
+            assert [[a == b for b in codes.tolist()] for a in codes.tolist()] == [
+                [p == q for q in pieces] for p in pieces]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lmread.backends import probe as probe_mod
+from lmread.backends import buildcheck as probe_mod
 from lmread.cli import main
 from lmread.errors import ModelError
 from tests.fixtures.llamacpp import bundled_model_path

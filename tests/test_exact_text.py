@@ -7,7 +7,10 @@ byte, and the sample survives a JSON round trip.  Invalid UTF-8 keeps its raw by
 
 from __future__ import annotations
 
+import base64
+
 import orjson
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -122,3 +125,79 @@ def test_split_at_helper() -> None:
     assert split_at(b"", [1]) == []
     # the helper itself: a 4-byte emoji split in the middle, the completing token carries it
     assert expected_offsets("a👍", [b"a\xf0\x9f", b"\x91\x8d"]) == [0, 1, 2]
+
+
+# --------------------------------------------------------------------------------------------
+# A stream that stops inside a character (issue 16): max_tokens, end of text or a stop string
+# after a token that only starts a multi-byte character.
+#
+# The rule: the text ends in ONE U+FFFD standing for the incomplete bytes (what a UTF-8 decoder
+# with errors="replace" writes, and what llama-server's `content` holds), that U+FFFD belongs to
+# the last token, and the exact bytes are kept in the sample's `raw` (`raw_b64`), so no byte is lost.
+
+SPLIT_CHARS = ["é", "日", "👍", "👍🏽"]  # 2, 3 and 4 bytes, and an emoji whose skin-tone modifier is cut
+
+
+def _cut_cases() -> list[tuple[str, str, int, bool]]:
+    """(how the stream ends, character, bytes of it that were generated, whether the bytes of
+    the cut character came in two tokens)."""
+    out = []
+    for ch in SPLIT_CHARS:
+        n = len(ch.encode("utf-8"))
+        first = n - len(ch[-1].encode("utf-8"))  # bytes of the complete leading characters, if any
+        for k in range(first + 1, n):
+            out.extend([("length", ch, k, False), ("eos", ch, k, False), ("stop", ch, k, False)])
+            if k - first >= 2:
+                out.extend([("length", ch, k, True), ("eos", ch, k, True)])
+    return out
+
+
+@pytest.mark.parametrize(("end", "char", "kept", "two_tokens"), _cut_cases())
+def test_a_stream_that_stops_inside_a_character(char: str, kept: int, two_tokens: bool, end: str) -> None:
+    head = "Bonjour, " if end != "stop" else "Bonjour, STOP"
+    data = char.encode("utf-8")
+    cut = data[:kept]
+    complete = cut.decode("utf-8", errors="ignore")  # a complete leading character (👍 of 👍🏽) stays
+    tail_start = len(complete.encode("utf-8"))
+    partial = cut[tail_start:]
+    if two_tokens:
+        pieces = [head.encode(), cut[:tail_start + 1], cut[tail_start + 1:]]
+    else:
+        pieces = [head.encode(), cut]
+    if end == "stop":  # the stop string and the partial character arrive in the last token
+        pieces = [b"Bonjour, ", b"ST", b"OP" + b"".join(pieces[1:])]
+    script = pieces + ([b" and more text"] if end != "eos" else [])
+    backend = ScriptedBackend(pieces=script, model_id="scripted-exact")
+    opts = GenOptions(max_tokens=len(pieces) if end != "stop" else 50, seed=7, stop=["STOP"] if end == "stop" else [])
+    sample = generate_sample(backend, PROMPT, opts)
+
+    raw = b"".join(pieces)
+    assert sample.finish_reason == end and sample.n_tokens == len(pieces)
+    assert raw == head.encode() + cut
+    # the text: every complete character, then one U+FFFD for the incomplete bytes
+    assert sample.text == head + complete + "\ufffd"
+    assert sample.text == raw.decode("utf-8", errors="replace")  # as a server's replacing decoder writes it
+    assert partial and sample.text.count("\ufffd") == 1
+    # no byte is lost: the raw bytes are kept, the byte counts add up to them
+    assert sample.raw == raw and sum(sample.tokens.nbytes) == len(raw)
+    assert sample.tokens.nbytes == [len(p) for p in pieces]
+    # spans tile the text; the U+FFFD belongs to the last token; a token that only starts the cut
+    # character has an empty span
+    offs = sample.tokens.offsets
+    assert offs[0] == 0 and offs[-1] == len(sample.text) and all(a <= b for a, b in zip(offs, offs[1:], strict=False))
+    assert sample.piece(sample.n_tokens - 1).endswith("\ufffd")
+    assert offs[:-1] == expected_offsets(head + complete, pieces)[:-1]
+    if two_tokens and not complete:
+        assert sample.piece(sample.n_tokens - 2) == ""  # it holds only the leading byte
+    # the JSON line holds the bytes and reads back the same
+    line = orjson.loads(sample.dumps())
+    assert base64.b64decode(line["raw_b64"]) == raw
+    again = Sample.from_json(line, "roundtrip")
+    assert (again.text, again.raw, again.tokens.offsets, again.id) == (sample.text, raw, offs, sample.id)
+
+
+def test_a_stream_that_ends_on_a_whole_character_keeps_no_raw_bytes() -> None:
+    pieces = [b"Bonjour ", "👍".encode()[:2], "👍".encode()[2:]]
+    sample = _generate(pieces)
+    assert sample.text == "Bonjour 👍" and sample.raw is None and "raw_b64" not in orjson.loads(sample.dumps())
+    assert sample.tokens.offsets == [0, 8, 8, 9]

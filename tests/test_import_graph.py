@@ -213,6 +213,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "lmread.backends": ("lmread.study", "lmread.analysis", "lmread.cli", "lmread.generate", "lmread.tui",
                         "lmread.bench"),
     "lmread.analysis": ("lmread.cli", "lmread.tui", "lmread.bench", "lmread.backends", "lmread.generate"),
+    "lmread.tui": ("lmread.cli", "lmread.bench"),
 }
 
 

@@ -19,7 +19,7 @@ from lmread.backends.openai import OpenAIBackend
 from lmread.catalog import ModelCard
 from lmread.catalog.gguf import gguf_info
 from lmread.errors import BackendError
-from lmread.generate import GenerationPlan, ModelJob, run_generation
+from lmread.generate import GenerationPlan, ModelJob, generate_sample, run_generation
 from tests.fixtures.llama_server import start_llama_server
 from tests.fixtures.openai import stop_server
 from tests.test_generate import read_samples
@@ -56,21 +56,61 @@ def test_cjk_emoji_samples_are_exact_and_counted(llama_server: Any, tmp_path: Pa
         assert s["model"]["n_ctx"] in (1024, 4096) and s["model"]["server"] == "llama-server"
 
 
+def _completion(server: Any, n: int) -> dict[str, Any]:
+    """One non-streamed greedy /completion of ``n`` tokens with every token id."""
+    return httpx.post(f"{server.base_url}/completion", json={
+        "prompt": CJK, "n_predict": n, "temperature": 0.0, "return_tokens": True, "cache_prompt": False,
+        "top_k": 0, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0}, timeout=120, trust_env=False).json()
+
+
 def test_greedy_ids_and_text_match_the_servers_own(llama_server_backend: OpenAIBackend, llama_server: Any) -> None:
-    """The streamed tokens against one non-streamed /completion with return_tokens (all ids)."""
+    """The streamed tokens against one non-streamed /completion with return_tokens (all ids).
+
+    Which greedy path a CPU takes differs between CPUs (other SIMD kernels), and so does whether
+    40 tokens end inside a multi-byte character.  The comparison holds either way under lmread's
+    rule for a server stream (README, File formats -> Sample): llama-server holds back a token
+    that ends inside a character and never sends it when generation stops there, so the sample
+    counts it without bytes (``server.unsent``) and its text ends at the last whole character,
+    where the server's own non-streamed ``content`` has one U+FFFD for the incomplete bytes.  The
+    stop inside a character is then tested on purpose: at the first token of this path that the
+    server held back (the first of a merged group).
+    """
     opts = GenOptions(max_tokens=40, temperature=0.0, top_logprobs=2)
     items = list(llama_server_backend.stream(CJK, opts))
     chunks = [c for c in items if isinstance(c, TokenChunk)]
     end = items[-1]
     assert isinstance(end, StreamEnd)
-    whole = httpx.post(f"{llama_server.base_url}/completion", json={
-        "prompt": CJK, "n_predict": 40, "temperature": 0.0, "return_tokens": True, "cache_prompt": False,
-        "top_k": 0, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0}, timeout=120, trust_env=False).json()
+    whole = _completion(llama_server, 40)
     assert len(chunks) == len(whole["tokens"]) == whole["tokens_predicted"]
-    assert b"".join(c.piece for c in chunks).decode("utf-8") == whole["content"]
     for c, tid in zip(chunks, whole["tokens"], strict=True):
         assert c.id in (-1, tid)  # an id is the token's own, or unknown (-1), never another's
     assert end.server["completion_tokens"] == len(chunks)  # type: ignore[attr-defined]
+    sample = generate_sample(llama_server_backend, {"text": CJK}, opts)
+    check_against_content(sample, whole["content"])
+    # on purpose: stop at the first token the server held back (it ends inside a character)
+    merged = sample.server["merged"] if sample.server else []
+    assert merged, "no token of this path ended inside a character; the cut case was not exercised"
+    cut = merged[0][0] + 1
+    short = generate_sample(llama_server_backend, {"text": CJK}, GenOptions(max_tokens=cut, temperature=0.0))
+    assert short.n_tokens == cut and short.finish_reason == "length"
+    assert short.server is not None and short.server["unsent"] == [cut - 1, 1]
+    assert short.tokens.nbytes[-1] == 0 and short.tokens.ids[-1] == -1 and short.tokens.logprob[-1] is None
+    check_against_content(short, _completion(llama_server, cut)["content"])
+    assert short.text == sample.text[: len(short.text)]
+
+
+def check_against_content(sample: Any, content: str) -> None:
+    """``sample`` (streamed) against the server's non-streamed ``content`` of the same tokens."""
+    unsent = (sample.server or {}).get("unsent")
+    assert sample.raw is None  # the server sends whole characters only
+    assert sum(sample.tokens.nbytes) == len(sample.text.encode("utf-8"))
+    assert sample.tokens.offsets[-1] == len(sample.text)
+    if unsent:  # held back at the end, never sent: no bytes; the server's content has U+FFFD there
+        first, count = unsent
+        assert first + count == sample.n_tokens and not any(sample.tokens.nbytes[first:])
+        assert content == sample.text + "\ufffd"
+    else:
+        assert content == sample.text
 
 
 def test_four_concurrent_streams(llama_server_backend: OpenAIBackend) -> None:

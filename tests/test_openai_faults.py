@@ -152,7 +152,7 @@ def test_timeout_options_are_checked() -> None:
         with pytest.raises(OptionError, match=f"^invalid option {flag}"):
             OpenAIBackend("http://127.0.0.1:9", "m", **kw)
     b = OpenAIBackend("http://127.0.0.1:9", "m", connect_timeout_s=2, read_timeout_s=7)
-    assert (b._client.timeout.connect, b._client.timeout.read) == (2.0, 7.0)
+    assert (b.http.client.timeout.connect, b.http.client.timeout.read) == (2.0, 7.0)
     b.close()
 
 

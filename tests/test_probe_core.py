@@ -115,11 +115,11 @@ class ContextLimited(ScriptedBackend):
 
     n_ctx = 8
 
-    def score(self, text: str, prompt: str = "") -> list[Any]:
+    def score(self, text: str, prompt: str = "", top_logprobs: int = 5) -> list[Any]:
         n = len(split_text(text, self.tokenizer))
         if n > self.n_ctx:
             raise OptionError(f"prompt and text have {n} tokens, the context holds {self.n_ctx}; shorten them or raise --ctx")
-        return super().score(text, prompt)
+        return super().score(text, prompt, top_logprobs)
 
 
 def test_a_list_longer_than_the_context_names_both_lengths() -> None:

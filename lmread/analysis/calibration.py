@@ -24,6 +24,21 @@ RoFT-style score
     20 words, ..., 0 from 50 words on), an early or missed reading 0, a human-control reading 5
     for no fall and 0 for a fall.  The score is the mean points per scored reading (0-5).
 
+RoFT's own score (``unit="sentences"``)
+    RoFT's rule exactly, in sentences: a reader's answer is the sentence they marked as the first
+    machine-written one; ``n`` sentences after the true first one earns ``max(5 - n, 0)`` points,
+    any sentence before it 0.  Scored are the passages with a known boundary: imported boundary
+    passages (``prompt.human``: the machine text starts at the sample's first sentence; a
+    ``prompt_fall`` mark is a guess before it), splice and loop controls (the onset's sentence)
+    and human controls (5 for no fall, 0 for a fall).  The sentence of a fall is the sentence
+    holding the fall token; a no-fall reading is an "all human" answer and is scored as a guess
+    one past the last sentence read (RoFT's "last sentence" rule: on a fully read passage ``n``
+    is the number of machine sentences), or left unscored when it stopped before the boundary.
+    Reported per annotator (mean points, exact hits and their share: RoFT's headline measure,
+    against 10% by chance with ten sentences) and per group (``by``: model, model+decoding,
+    prompt set; controls in their own groups), as RoFT published.  On an imported RoFT file each
+    reader's mean equals the mean of the file's ``points`` over their rows.
+
 Reading speed
     Per reading, :func:`lmread.analysis.reading_speed.reading_speed` (words read over the mark's
     ``elapsed_s``; unknown when no clock ran), the very measure the survival filter
@@ -49,10 +64,12 @@ import numpy as np
 from scipy import stats as sps
 
 from lmread import __version__
-from lmread.analysis.observations import study_read_speed_limits
+from lmread.analysis.observations import check_grouping, group_label, study_read_speed_limits
 from lmread.analysis.reading_speed import DEFAULT_MAX_WPS, reading_speed
 from lmread.analysis.readings import Reading, WordCounter, is_machine, readings_of
-from lmread.records import control_kind, control_onset
+from lmread.errors import OptionError
+from lmread.records import Sample, control_kind, control_onset
+from lmread.sentences import sentence_starts
 from lmread.study import Study
 
 CALIBRATION_SCHEMA = "lmread.calibration/1"
@@ -114,6 +131,81 @@ def roft_points(delay_words: int) -> int:
     return max(0, SCORE_MAX_POINTS - max(0, int(delay_words)) // SCORE_STEP_WORDS)
 
 
+CALIBRATION_UNITS = ("words", "sentences")
+
+
+def _marked_sentence(starts: np.ndarray, sample: Sample, token: int) -> int:
+    """The sentence holding token ``token`` (its last character; 0 before the first sentence)."""
+    end = sample.tokens.offsets[min(token + 1, sample.n_tokens)]
+    return max(int(np.searchsorted(starts, end - 1, side="right")) - 1, 0)
+
+
+def roft_sentence_score(r: Reading, cache: dict[str, np.ndarray] | None = None) -> tuple[int, int | None] | None:
+    """RoFT's ``(points, delay in sentences)`` of a reading (delay None on a human control), or
+    None when the reading is not scored (see the module notes).  ``cache``: sentence starts by
+    sample id, shared between calls."""
+    sample = r.sample
+    kind = control_kind(sample)
+    if kind == "human":
+        return (0 if r.fell or r.prompt_fall else SCORE_MAX_POINTS), None
+    if kind is None and not sample.prompt.get("human"):
+        return None  # no known boundary
+    starts = None if cache is None else cache.get(sample.id)
+    if starts is None:
+        starts = sentence_starts(sample)
+        if cache is not None:
+            cache[sample.id] = starts
+    onset = 0
+    if kind is not None:
+        known = control_onset(sample)
+        if known is None:
+            return None
+        onset = _marked_sentence(starts, sample, known)
+    if r.prompt_fall:
+        return 0, -1
+    if r.at is not None:
+        delay = _marked_sentence(starts, sample, r.at) - onset
+    else:
+        cut = sample.tokens.offsets[max(0, min(r.read_to, sample.n_tokens))]
+        guess = int(np.searchsorted(starts, cut, side="left"))  # one past the last sentence begun
+        if guess <= onset:
+            return None  # stopped before the boundary: never saw it
+        delay = guess - onset
+    return (0 if delay < 0 else max(SCORE_MAX_POINTS - delay, 0)), delay
+
+
+def _score_block(scored: list[tuple[int, int | None]]) -> dict[str, Any]:
+    points = [p for p, _ in scored]
+    exact = sum(p == SCORE_MAX_POINTS for p in points)
+    early = sum(d is not None and d < 0 for _, d in scored)
+    return {"n": len(points), "points": sum(points), "mean": (sum(points) / len(points)) if points else None,
+            "exact": exact, "exact_share": _rate(exact, len(points)), "early": early,
+            "max_points": SCORE_MAX_POINTS, "rule": "roft", "unit": "sentences"}
+
+
+def roft_scores_by_group(readings: list[Reading], by: str = "model") -> list[dict[str, Any]]:
+    """RoFT's score per group of samples (``by``: model, model+decoding, prompt-set; controls in
+    groups ``control:<kind>``), over every annotator's scored readings."""
+    check_grouping(by)
+    groups: dict[str, list[tuple[int, int | None]]] = {}
+    meta: dict[str, dict[str, Any]] = {}
+    cache: dict[str, np.ndarray] = {}
+    for r in readings:
+        score = roft_sentence_score(r, cache)
+        if score is None:
+            continue
+        kind = control_kind(r.sample)
+        label = f"control:{kind}" if kind is not None else group_label(r.sample, by)
+        groups.setdefault(label, []).append(score)
+        if label not in meta:
+            n_params = None if kind is not None else r.sample.model.get("n_params")
+            top_p = None if kind is not None else r.sample.settings.get("top_p")
+            meta[label] = {"group": label, "n_params": n_params, "top_p": top_p if by == "model+decoding" else None}
+    out = [{**meta[label], **_score_block(rows)} for label, rows in groups.items()]
+    out.sort(key=lambda g: (g["group"].startswith("control:"), g["n_params"] is None, g["n_params"] or 0, g["group"]))
+    return out
+
+
 def _onset_block(rows: list[dict[str, Any]]) -> dict[str, Any]:
     detected = [r for r in rows if r["outcome"] == "detected"]
     early = [r for r in rows if r["outcome"] == "early"]
@@ -169,14 +261,18 @@ def annotator_calibration(
     max_read_speed: float = DEFAULT_MAX_READ_SPEED,
     warn_miss_share: float = DEFAULT_WARN_MISS_SHARE,
     warn_late_words: float = DEFAULT_WARN_LATE_WORDS,
+    unit: str = "words",
 ) -> dict[str, Any]:
-    """The calibration block of one annotator from their readings (see the module notes)."""
+    """The calibration block of one annotator from their readings (see the module notes);
+    ``unit="sentences"`` scores by RoFT's own rule."""
     onset_rows: list[dict[str, Any]] = []
     human_reads = human_falls = 0
     points: list[int] = []
     ordinary_falls: list[tuple[int, int]] = []
     for r in readings:
         kind = control_kind(r.sample)
+        if r.prompt_fall:
+            continue  # scored below (RoFT's rule); no position in the sample's own text
         if kind is None:
             if r.at is not None:
                 ordinary_falls.append((r.queue_pos, r.at))
@@ -194,6 +290,10 @@ def annotator_calibration(
         if at is not None:
             row["delay_tokens"] = at - known
             row["delay_words"] = words.before(r.sample, at) - words.before(r.sample, known)
+            if unit == "sentences":
+                starts = sentence_starts(r.sample)
+                row["delay_sentences"] = (_marked_sentence(starts, r.sample, at)
+                                          - _marked_sentence(starts, r.sample, known))
             row["outcome"] = "detected" if at >= known else "early"
         else:
             row["outcome"] = "missed" if r.read_to > known else "not_reached"
@@ -204,6 +304,9 @@ def annotator_calibration(
         onset_rows.append(row)
 
     onset = _onset_block(onset_rows)
+    if unit == "sentences":  # the sentence of the mark minus the sentence of the onset (RoFT's n)
+        onset["delay_sentences"] = distribution([r["delay_sentences"] for r in onset_rows
+                                                 if r["outcome"] == "detected"])
     onset["by_kind"] = {kind: _onset_block([r for r in onset_rows if r["kind"] == kind]) for kind in ("splice", "loop")}
     for block in onset["by_kind"].values():
         block.pop("early_by_tokens")
@@ -228,14 +331,19 @@ def annotator_calibration(
             f"annotator {annotator} marks controls late: median delay {med:g} words after the known fall "
             f"(more than {warn_late_words:g})"
         )
+    if unit == "sentences":
+        cache: dict[str, np.ndarray] = {}
+        score = _score_block([sc for sc in (roft_sentence_score(r, cache) for r in readings) if sc is not None])
+    else:
+        score = {"n": len(points), "points": sum(points), "mean": (sum(points) / len(points)) if points else None,
+                 "max_points": SCORE_MAX_POINTS, "step_words": SCORE_STEP_WORDS}
     return {
         "annotator": annotator,
         "machine": is_machine(annotator),
         "onset_controls": onset,
         "human_controls": {"read": human_reads, "false_falls": human_falls,
                            "false_fall_rate": _rate(human_falls, human_reads)},
-        "score": {"n": len(points), "points": sum(points), "mean": (sum(points) / len(points)) if points else None,
-                  "max_points": SCORE_MAX_POINTS, "step_words": SCORE_STEP_WORDS},
+        "score": score,
         "reading_speed": _speed_block(readings, max_read_speed),
         "order": order,
         "warnings": warnings,
@@ -250,17 +358,28 @@ def calibration_from_readings(
     warn_late_words: float = DEFAULT_WARN_LATE_WORDS,
     study: dict[str, Any] | None = None,
     controls: dict[str, int] | None = None,
+    unit: str = "words",
+    by: str = "model",
 ) -> dict[str, Any]:
-    """The calibration document (schema ``lmread.calibration/1``) of a list of readings."""
+    """The calibration document (schema ``lmread.calibration/1``) of a list of readings.
+
+    ``unit="sentences"`` scores by RoFT's rule and adds ``unit``, ``by`` and ``groups`` (the score
+    per group); pass readings with the prompt falls then (``readings_of(study, prompt_falls=True)``).
+    """
+    check_calibration_unit(unit)
+    check_grouping(by)
     words = WordCounter()
     by_annotator: dict[str, list[Reading]] = {}
     for r in readings:
         by_annotator.setdefault(r.annotator, []).append(r)
     annotators = [
         annotator_calibration(name, rows, words, max_read_speed=max_read_speed,
-                              warn_miss_share=warn_miss_share, warn_late_words=warn_late_words)
+                              warn_miss_share=warn_miss_share, warn_late_words=warn_late_words, unit=unit)
         for name, rows in sorted(by_annotator.items())
     ]
+    extra: dict[str, Any] = {}
+    if unit == "sentences":
+        extra = {"unit": unit, "by": by, "groups": roft_scores_by_group(readings, by)}
     return {
         "schema": CALIBRATION_SCHEMA,
         "lmread_version": __version__,
@@ -272,7 +391,15 @@ def calibration_from_readings(
         "controls": controls or {kind: 0 for kind in ("splice", "loop", "human")},
         "annotators": annotators,
         "warnings": [w for a in annotators for w in a["warnings"]],
+        **extra,
     }
+
+
+def check_calibration_unit(unit: str) -> str:
+    """Return ``unit`` if calibration scores in it (words: lmread's score; sentences: RoFT's)."""
+    if unit not in CALIBRATION_UNITS:
+        raise OptionError(f"unknown unit {unit!r} for calibration: use {' or '.join(CALIBRATION_UNITS)}")
+    return unit
 
 
 def calibration_of_study(study: Study, readings: list[Reading] | None = None, **options: Any) -> dict[str, Any]:
@@ -287,5 +414,8 @@ def calibration_of_study(study: Study, readings: list[Reading] | None = None, **
     info = {"path": str(study.path), "name": study.name, "samples": len(study.samples)}
     if options.get("max_read_speed") is None:
         options["max_read_speed"] = study_read_speed_limits(study)[1] or DEFAULT_MAX_READ_SPEED
-    rows = readings_of(study) if readings is None else readings
+    if readings is None:
+        rows = readings_of(study, prompt_falls=options.get("unit") == "sentences")
+    else:
+        rows = readings
     return calibration_from_readings(rows, study=info, controls=counts, **options)

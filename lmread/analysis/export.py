@@ -48,9 +48,10 @@ def render_csv(obs: Observations) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-def render_plot(doc: dict[str, Any], fmt: str) -> bytes:
-    """Step curves with CI bands per group, the per-unit hazard by size and the severity mix by
-    size (three panels), as ``fmt`` (png, svg or pdf) bytes; needs matplotlib."""
+def render_plot(doc: dict[str, Any], fmt: str, annotators: list[str] | None = None) -> bytes:
+    """Step curves with CI bands and censoring ticks per group, the per-unit hazard by size and
+    the severity mix by size (three panels), as ``fmt`` (png, svg or pdf) bytes; ``annotators``
+    (whose marks the curves are) go into the title.  Needs matplotlib."""
     try:
         import matplotlib
 
@@ -58,25 +59,10 @@ def render_plot(doc: dict[str, Any], fmt: str) -> bytes:
         from matplotlib.figure import Figure
     except ImportError:
         raise LmreadError("plotting needs matplotlib, which is not installed: pip install 'lmread[plot]'") from None
-    from lmread.analysis.plots import draw_hazard, draw_severity
+    from lmread.analysis.plots import draw_hazard, draw_severity, draw_survival
 
     fig = Figure(figsize=(8, 14), dpi=120)
-    ax = fig.add_subplot(3, 1, 1)
-    for group in doc["groups"]:
-        pts = group["curve"]
-        t = [p["t"] for p in pts]
-        (line,) = ax.step(t, [p["survival"] for p in pts], where="post",
-                          label=f"{group['label']} (n={group['n']})")
-        ax.fill_between(t, [p["ci_low"] for p in pts], [p["ci_high"] for p in pts], step="post",
-                        alpha=0.2, color=line.get_color(), linewidth=0)
-    ax.set_xlabel(f"coherent length ({doc['unit']})")
-    ax.set_ylabel("S(t): still coherent")
-    ax.set_ylim(0, 1.02)
-    ax.set_xlim(left=0)
-    ax.axhline(0.5, color="grey", linewidth=0.6, linestyle=":")
-    ax.set_title(f"Survival of coherent length - {doc['study'].get('name', '')}".rstrip(" -"))
-    ax.legend(loc="upper right", fontsize="small")
-    ax.grid(alpha=0.3)
+    draw_survival(fig.add_subplot(3, 1, 1), doc, annotators)
     draw_hazard(fig.add_subplot(3, 1, 2), doc)
     draw_severity(fig.add_subplot(3, 1, 3), doc)
     fig.tight_layout()

@@ -8,10 +8,16 @@ Coherent length of a marked sample:
 * a **skip** contributes nothing, and undone marks are withdrawn (the latest standing mark of
   each annotator on each sample counts, see :meth:`lmread.study.Study.current_marks`).
 
-Durations come in three units.  ``tokens`` as above; ``chars`` is the number of characters
+Durations come in four units.  ``tokens`` as above; ``chars`` is the number of characters
 before the cut (``offsets[i]``, the characters of tokens ``0..i-1``); ``words`` is the number of
 words in ``text[:offsets[i]]``, where a word is a maximal run of non-whitespace characters and a
-word is counted when it *starts* before the cut (so a word the fall token cuts in half counts).
+word is counted when it *starts* before the cut (so a word the fall token cuts in half counts);
+``sentences`` counts sentences the same way, with the sentence starts the import recorded, else
+the splitter of :mod:`lmread.sentences`.
+
+A ``prompt_fall`` mark (a fall the reader put in the human-written prompt of an imported
+passage, see :class:`lmread.records.Mark`) is an early mark: it never enters a curve and is
+counted in ``filters["left_out"]["prompt_falls"]`` (present only when there are some).
 
 Several annotators on one sample (``consensus``):
 
@@ -35,9 +41,10 @@ from lmread.analysis.reading_speed import speed_verdict, words_per_second
 from lmread.analysis.severity import fall_token_measures
 from lmread.errors import OptionError, StudyError
 from lmread.records import MACHINE_PREFIX, Mark, Sample
+from lmread.sentences import sentence_starts
 from lmread.study import Study
 
-UNITS = ("tokens", "words", "chars")
+UNITS = ("tokens", "words", "chars", "sentences")
 GROUPINGS = ("model", "model+decoding", "prompt-set")
 CONSENSUS = ("each", "earliest", "median")
 DECODING_KEYS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
@@ -87,13 +94,19 @@ class Observations:
     #: per row (falls only, else nan): logprob and rank at the fall token and the medians of the
     #: tokens before it (:func:`lmread.analysis.severity.fall_token_measures`)
     fall_measures: np.ndarray | None = None
+    #: durations in sentences (:mod:`lmread.sentences`)
+    sentences: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.group.size)
 
     def duration(self, unit: str) -> np.ndarray:
-        """Durations in ``unit`` (tokens, words or chars)."""
+        """Durations in ``unit`` (tokens, words, chars or sentences)."""
         check_unit(unit)
+        if unit == "sentences":
+            if self.sentences is None:
+                raise OptionError("these observations were built without sentence counts")
+            return self.sentences
         return {"tokens": self.tokens, "words": self.words, "chars": self.chars}[unit]
 
     def category(self, row: int) -> str:
@@ -135,6 +148,11 @@ def model_identity(sample: Sample) -> dict[str, Any]:
 def decoding_of(sample: Sample) -> dict[str, Any]:
     """The sampling settings that define a decoding group."""
     return {k: sample.settings[k] for k in DECODING_KEYS if sample.settings.get(k) is not None}
+
+
+def group_label(sample: Sample, by: str) -> str:
+    """The label of the group ``sample`` belongs to under grouping ``by`` (controls aside)."""
+    return _group_key(sample, check_grouping(by))[0]
 
 
 def _group_key(sample: Sample, by: str) -> tuple[str, dict[str, Any] | None, str | None]:
@@ -205,6 +223,9 @@ def observations_from_marks(
     missing = 0
     left_out = {"controls": 0, "too_fast": 0, "too_slow": 0}
     for mark in marks:
+        if mark.kind == "prompt_fall" and mark.sample in samples:  # the key appears only when there are some
+            left_out["prompt_falls"] = left_out.get("prompt_falls", 0) + 1
+            continue
         if mark.kind not in ("fall", "no_fall"):
             continue
         sample = samples.get(mark.sample)
@@ -238,6 +259,7 @@ def observations_from_marks(
     tokens = np.empty(len(chosen), dtype=np.int64)
     words = np.empty(len(chosen), dtype=np.int64)
     chars = np.empty(len(chosen), dtype=np.int64)
+    sentences = np.empty(len(chosen), dtype=np.int64)
     event = np.empty(len(chosen), dtype=bool)
     n_ann = np.empty(len(chosen), dtype=np.int64)
     category_code = np.full(len(chosen), -1, dtype=np.int64)
@@ -248,6 +270,7 @@ def observations_from_marks(
     annotators: list[str] = []
     ends: list[str] = []
     starts_cache: dict[str, np.ndarray] = {}
+    sentence_cache: dict[str, np.ndarray] = {}
     for i, (row, count) in enumerate(chosen):
         s = row.sample
         label, dec, prompt_set = _group_key(s, by)
@@ -270,6 +293,10 @@ def observations_from_marks(
         tokens[i] = row.tokens
         chars[i] = cut
         words[i] = int(np.searchsorted(starts, cut, side="left"))
+        sent = sentence_cache.get(s.id)
+        if sent is None:
+            sent = sentence_cache[s.id] = sentence_starts(s)
+        sentences[i] = int(np.searchsorted(sent, cut, side="left"))
         event[i] = row.event
         n_ann[i] = count
         if row.event:
@@ -293,7 +320,7 @@ def observations_from_marks(
                         if sample_ids else np.zeros(0, dtype=np.int64), annotators, ends, n_ann,
                         {"by": by, "consensus": consensus, "controls": controls,
                          "min_read_speed_wps": min_read_speed, "max_read_speed_wps": max_read_speed,
-                         "left_out": left_out}, warnings, severity, measures)
+                         "left_out": left_out}, warnings, severity, measures, sentences)
 
 
 def study_read_speed_limits(study: Study) -> tuple[float | None, float | None]:

@@ -8,11 +8,20 @@ is a maximal run of non-whitespace characters, the rule of the ``words`` unit of
 A reading faster than a few words a second is not a reading: people read prose at about 4-5
 words/s, fast readers 6-8.  ``DEFAULT_MAX_WPS`` is the limit above which the reader says so and
 ``lmread survival --max-read-speed`` (or the study's ``max_read_speed_wps``) can leave it out.
+
+The reader's reading pace is a speed in the same words (``DEFAULT_PACE_WPS``, well below the
+limit), and its paced reveal counts words by the same rule (:func:`tokens_within_words`): text
+revealed by the pace alone never reads faster than the pace, so a reading at the default pace is
+never flagged.  What can make a reading fast is what the reader did: reveals forced ahead of the
+pace (space; recorded on the mark as ``forced``), a faster pace they chose, or a mark made without
+looking long.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lmread.records import Mark, Sample
@@ -20,7 +29,38 @@ from lmread.records import Mark, Sample
 #: Readings faster than this many words per second are flagged as too fast to be readings.
 DEFAULT_MAX_WPS = 8.0
 
+#: The reader's default reading pace, words per second: people read prose at about 4-5 words/s,
+#: and the pace sits well below :data:`DEFAULT_MAX_WPS`.
+DEFAULT_PACE_WPS = 4.5
+#: Bounds of the reading pace (``lmread read --pace``, the settings, the pace keys), words/s.
+PACE_MIN_WPS, PACE_MAX_WPS = 0.5, 300.0
+#: Words per token of English prose under the bundled models' tokenizers: how an old
+#: ``reading_pace_tps`` setting (tokens/s) is read as words/s.
+WORDS_PER_TOKEN = 0.75
+
 _WORD = re.compile(r"\S+")
+
+
+def word_starts(text: str) -> list[int]:
+    """Character positions where the words of ``text`` start (the word rule of this module)."""
+    return [m.start() for m in _WORD.finditer(text)]
+
+
+def words_before(starts: Sequence[int], end: int) -> int:
+    """Words (given by their ``starts``) that start before character ``end``."""
+    return bisect_right(starts, end - 1) if end > 0 else 0
+
+
+def tokens_within_words(offsets: Sequence[int], starts: Sequence[int], words: int) -> int:
+    """The most tokens (``offsets`` has ``n + 1`` entries) whose text holds at most ``words``
+    words by the rule of :func:`words_in_tokens`: every token up to the one where word
+    ``words + 1`` starts (all tokens when the text has no more words)."""
+    n = len(offsets) - 1
+    if words < 0:
+        return 0
+    if words >= len(starts):
+        return n
+    return max(0, bisect_right(offsets, starts[words]) - 1)
 
 
 def tokens_read(mark: Mark, sample: Sample) -> int | None:
@@ -53,6 +93,8 @@ class ReadingSpeed:
     words: int
     tokens: int
     elapsed_s: float
+    #: tokens the reader revealed ahead of the reading pace (None: not recorded)
+    forced: int | None = None
 
     @property
     def wps(self) -> float:
@@ -67,7 +109,8 @@ def reading_speed(mark: Mark, sample: Sample) -> ReadingSpeed | None:
     n = tokens_read(mark, sample)
     if n is None or mark.elapsed_s is None or not mark.elapsed_s > 0:
         return None
-    return ReadingSpeed(words=words_in_tokens(sample, n), tokens=n, elapsed_s=float(mark.elapsed_s))
+    return ReadingSpeed(words=words_in_tokens(sample, n), tokens=n, elapsed_s=float(mark.elapsed_s),
+                        forced=mark.forced)
 
 
 def words_per_second(mark: Mark, sample: Sample) -> float | None:

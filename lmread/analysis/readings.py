@@ -17,24 +17,26 @@ For each reading:
   (``queue_pos_recorded`` says which).
 
 Words are counted as in the ``words`` unit of survival: the words of ``text[:offsets[i]]`` (a
-word is a maximal run of non-whitespace characters, counted when it starts before the cut).
+word is a maximal run of non-whitespace characters, counted when it starts before the cut);
+sentences likewise (:mod:`lmread.sentences`).
+
+A ``prompt_fall`` mark (an early mark in the human-written prompt of an imported passage) is a
+reading only when asked for (``prompt_falls=True``, as RoFT's scoring in calibration does):
+``fell`` is False, ``prompt_fall`` True, ``at`` None and ``read_to`` 0.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from lmread.analysis.reading_speed import tokens_read, words_in_tokens
-from lmread.records import Mark, Sample
+from lmread.records import Mark, Sample, is_machine
+from lmread.sentences import sentence_starts, sentences_before_char
 from lmread.study import Study
 
-#: annotator names of machine readers (deterministic detectors, issue 11) start with this
-MACHINE_PREFIX = "auto-"
-
-
-def is_machine(annotator: str) -> bool:
-    """Whether ``annotator`` is a machine reader (``auto-<detector>``)."""
-    return annotator.startswith(MACHINE_PREFIX)
+__all__ = ["Reading", "WordCounter", "is_machine", "readings_of"]
 
 
 @dataclass
@@ -67,25 +69,48 @@ class Reading:
     def fell(self) -> bool:
         return self.at is not None
 
+    @property
+    def prompt_fall(self) -> bool:
+        """Whether the reader put the fall in the human-written prompt (an early mark)."""
+        return self.mark.kind == "prompt_fall"
+
+
+#: units a :class:`WordCounter` counts in besides tokens
+COUNT_UNITS = ("words", "sentences")
+
 
 class WordCounter:
     """Words before a token index (:func:`lmread.analysis.reading_speed.words_in_tokens`: the
-    words starting before the token's first character), cached per (sample, token)."""
+    words starting before the token's first character), cached per (sample, token); with
+    ``unit="sentences"`` sentences instead (:func:`lmread.sentences.sentences_before`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, unit: str = "words") -> None:
+        if unit not in COUNT_UNITS:
+            raise ValueError(f"unit {unit!r} is not one of {COUNT_UNITS}")
+        self.unit = unit
         self._cache: dict[tuple[str, int], int] = {}
+        self._starts: dict[str, np.ndarray] = {}
 
     def before(self, sample: Sample, token: int) -> int:
-        """Words of ``text[:offsets[token]]`` (``token`` clipped to the sample)."""
+        """Words (or sentences) of ``text[:offsets[token]]`` (``token`` clipped to the sample)."""
         key = (sample.id, int(token))
         count = self._cache.get(key)
         if count is None:
-            count = self._cache[key] = words_in_tokens(sample, int(token))
+            if self.unit == "words":
+                count = words_in_tokens(sample, int(token))
+            else:
+                starts = self._starts.get(sample.id)
+                if starts is None:
+                    starts = self._starts[sample.id] = sentence_starts(sample)
+                cut = sample.tokens.offsets[max(0, min(int(token), sample.n_tokens))]
+                count = sentences_before_char(starts, cut)
+            self._cache[key] = count
         return count
 
 
-def readings_of(study: Study) -> list[Reading]:
-    """Every reading of a study (annotators in name order, then the reader's queue order)."""
+def readings_of(study: Study, prompt_falls: bool = False) -> list[Reading]:
+    """Every reading of a study (annotators in name order, then the reader's queue order);
+    ``prompt_falls``: include the early marks put in a prompt (see the module notes)."""
     samples: dict[str, Sample] = study.samples
     first_seen: dict[str, dict[str, int]] = {}
     for mark in study.marks():
@@ -95,7 +120,8 @@ def readings_of(study: Study) -> list[Reading]:
         order.setdefault(mark.sample, len(order))
     out: list[Reading] = []
     for (annotator, sid), mark in study.current_marks().items():
-        if mark.kind not in ("fall", "no_fall") or sid not in samples:
+        if (mark.kind not in ("fall", "no_fall") and not (prompt_falls and mark.kind == "prompt_fall")) \
+                or sid not in samples:
             continue
         recorded = mark.queue_pos
         if isinstance(recorded, int) and not isinstance(recorded, bool):

@@ -88,6 +88,7 @@ def severity_lines(doc: dict[str, Any]) -> list[str]:
                      f"normal p = {_p(t['p_value_asymptotic'])} ({t['direction']})")
     else:
         lines.append(f"  severity trend across sizes: {sev['trend_note']}")
+    lines.extend(severity_agreement_lines(doc))
     chi = sev["chi_square"]
     lines.append(f"  severity x size chi-square: chi2 = {chi['statistic']:.3g} on {chi['df']} df, p = {_p(chi['p_value'])}"
                  if chi else f"  severity x size chi-square: {sev['chi_square_note']}")
@@ -95,3 +96,26 @@ def severity_lines(doc: dict[str, Any]) -> list[str]:
     lines.append(f"  category x group chi-square: chi2 = {cat['statistic']:.3g} on {cat['df']} df, p = {_p(cat['p_value'])}"
                  if cat else f"  category x group chi-square: {sev['categories_chi_square_note']}")
     return lines
+
+
+def _est(block: dict[str, Any]) -> str:
+    if block["value"] is None:
+        return "-"
+    ci = f" [{block['ci_low']:.2f}, {block['ci_high']:.2f}]" if block.get("ci_low") is not None else ""
+    return f"{block['value']:.2f}{ci}"
+
+
+def severity_agreement_lines(doc: dict[str, Any]) -> list[str]:
+    """How noisy the severity ratings are: the readers' agreement on severity (and category) of
+    falls they placed within the tolerance, from the document's ``agreement`` block."""
+    ag = doc.get("agreement")
+    if not ag:
+        return []
+    wf = ag["overall"]["what_fell"]
+    sev, cat = wf["severity"], wf["category"]
+    if not sev["n"]:
+        return ["  severity agreement between readers: no fall rated by two readers within "
+                f"{ag['settings']['tolerance_tokens']} tokens of each other yet, so how noisy the ratings are is unknown"]
+    return [f"  severity agreement between readers ({sev['n']} falls rated by two readers within "
+            f"{ag['settings']['tolerance_tokens']} tokens): weighted kappa {_est(sev['weighted_kappa'])}, "
+            f"ordinal alpha {_est(sev['alpha_ordinal'])}; category kappa {_est(cat['kappa'])} ({cat['n']} falls)"]

@@ -1,7 +1,9 @@
 """Backends: adapters that stream tokens from a model.  See :mod:`lmread.backends.base`.
 
 The registry :data:`BACKENDS` names every backend (the ``--backend`` choices); each class
-declares the options it takes (:func:`option_table`).  :func:`open_backend` turns a model card
+declares the options it takes (:func:`option_table`; declarations in
+:mod:`lmread.backends.options`) and its abilities (class attributes of
+:class:`~lmread.backends.base.Backend`).  :func:`open_backend` turns a model card
 from the catalogue into a loaded backend; the heavy libraries (llama_cpp, torch, httpx) are
 imported only when a model is loaded.
 """

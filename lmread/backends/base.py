@@ -12,40 +12,45 @@ from the *unmodified* next-token distribution (temperature 1, before top-k/top-p
 repetition penalty) from the logits the token was sampled from.
 
 Every backend says who it is with a :class:`ModelIdentity` (the same typed fields from every
-backend) and declares the options it takes as :class:`BackendOption` values, from which the
-command line builds its flags; seeds and context sizes are checked here, once.
+backend), declares the options it takes as :class:`~lmread.backends.options.Option` values, from
+which the command line builds its flags and the checks (:mod:`lmread.backends.options`, which
+also declares the sampling options, :class:`GenOptions`), and declares its abilities as class
+attributes (never found by its name or by probing).
 """
 
 from __future__ import annotations
 
 import abc
-import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from lmread.backends.distribution import distribution_fields, sample_token, sample_unmodified
-from lmread.errors import BackendError, OptionError
+from lmread.backends.options import (
+    CONTEXT,
+    MIN_CTX,
+    SEED_LIMIT,
+    THREADS,
+    BackendOption,
+    GenOptions,
+    Option,
+    check_seed,
+)
+from lmread.errors import BackendError
 
 if TYPE_CHECKING:
     from lmread.catalog import ModelCard
 
 __all__ = [
-    "CONTEXT", "FINISH_REASONS", "MIN_CTX", "THREADS", "Backend", "BackendOption", "GenOptions", "LinkedEvent",
-    "ModelIdentity", "StreamEnd", "TokenChunk", "check_seed", "distribution_fields", "sample_token",
-    "sample_unmodified", "stream_many",
+    "CONTEXT", "FINISH_REASONS", "MIN_CTX", "SEED_LIMIT", "THREADS", "Backend", "BackendOption", "GenOptions",
+    "LinkedEvent", "ModelIdentity", "Option", "StreamEnd", "TokenChunk", "check_seed", "distribution_fields",
+    "sample_token", "sample_unmodified", "stream_many",
 ]
 
 #: Finish reasons a stream can end with.
 FINISH_REASONS = ("length", "eos", "stop", "context", "cancelled", "error")
-
-#: The smallest context (in tokens) any backend accepts.
-MIN_CTX = 16
-
-#: Seeds are unsigned 32-bit numbers on every backend.
-SEED_LIMIT = 2**32
 
 
 @dataclass(slots=True)
@@ -64,130 +69,17 @@ class TokenChunk:
 
 @dataclass(slots=True)
 class StreamEnd:
-    """The last item of a stream: why generation stopped (one of :data:`FINISH_REASONS`)."""
+    """The last item of a stream: why generation stopped (one of :data:`FINISH_REASONS`).
+
+    ``server`` is what a server backend reports about the stream (its own finish reason and
+    token count, tokens merged or without a distribution; see
+    :class:`lmread.backends.openai.report.StreamReport`), recorded by the driver as the
+    sample's ``server`` object; None for local backends.
+    """
 
     reason: str
     detail: str = ""
-
-
-# --------------------------------------------------------------------------------------------
-# Checks shared by every backend and the command line
-
-
-def check_seed(value: Any, flag: str = "--seed") -> int | None:
-    """``value`` if it is None or a whole number in [0, 2^32); else :class:`OptionError`."""
-    if value is not None and (not _is_int(value) or not 0 <= value < SEED_LIMIT):
-        raise OptionError(f"invalid option {flag} {value!r}: must be a whole number in [0, 2^32)")
-    return value
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-@dataclass(frozen=True)
-class BackendOption:
-    """One option a backend takes when it loads a model, declared once on the backend class.
-
-    ``name`` is the keyword of ``from_card`` (``n_threads``), ``flag`` the command-line flag
-    (``--threads``).  ``type`` is ``int``, ``str`` or ``bool`` (a flag that is off by default).
-    ``help`` is one phrase without a final period (the command line adds which backends take
-    it).  ``minimum`` bounds whole numbers; ``prefixes`` lists the allowed beginnings of a string;
-    ``rule`` is what an error message says the value must be.  ``default`` None means the
-    backend's own default.  Which backends take an option is read from the classes that
-    declare it (:func:`lmread.backends.option_table`).
-    """
-
-    name: str
-    flag: str
-    type: type
-    help: str
-    default: Any = None
-    minimum: int | None = None
-    prefixes: tuple[str, ...] = ()
-    rule: str = ""
-
-    def check(self, value: Any) -> Any:
-        """``value`` if it is valid for this option (None: not set); else :class:`OptionError`
-        naming the flag."""
-        if value is None:
-            return None
-        ok = True
-        if self.type is bool:
-            ok = isinstance(value, bool)
-        elif self.type is int:
-            ok = _is_int(value) and (self.minimum is None or value >= self.minimum)
-        elif self.type is str:
-            ok = isinstance(value, str) and bool(value.strip()) and (
-                not self.prefixes or value.startswith(self.prefixes))
-        if not ok:
-            raise OptionError(f"invalid option {self.flag} {value!r}: {self.rule or self._default_rule()}")
-        return value
-
-    def _default_rule(self) -> str:
-        if self.type is int:
-            return "must be a whole number" + (f" >= {self.minimum}" if self.minimum is not None else "")
-        if self.type is bool:
-            return "must be true or false"
-        return "must not be empty"
-
-
-#: Options shared by several backends (each backend lists the ones it takes).
-THREADS = BackendOption("n_threads", "--threads", int, "CPU threads", minimum=1)
-CONTEXT = BackendOption("n_ctx", "--ctx", int, "Context size in tokens", minimum=MIN_CTX)
-
-
-# --------------------------------------------------------------------------------------------
-# Generation options
-
-
-@dataclass
-class GenOptions:
-    """Sampling options shared by every backend.  ``top_k=0``, ``top_p=1``, ``min_p=0`` and
-    ``repetition_penalty=1`` mean "off"; ``temperature=0`` means greedy.  ``max_tokens`` and
-    ``stop`` are applied by the driver (a server backend also sends them with its request)."""
-
-    max_tokens: int = 256
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    min_p: float = 0.0
-    repetition_penalty: float = 1.0
-    seed: int | None = None
-    stop: list[str] = field(default_factory=list)
-    top_logprobs: int = 5
-
-    def validate(self) -> GenOptions:
-        """Raise :class:`OptionError` naming the first invalid option; return self."""
-
-        def bad(name: str, value: Any, rule: str) -> OptionError:
-            return OptionError(f"invalid option --{name.replace('_', '-')} {value!r}: {rule}")
-
-        if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
-            raise bad("max_tokens", self.max_tokens, "must be a whole number >= 1")
-        for name, lo, hi in (("temperature", 0.0, 100.0), ("top_p", 0.0, 1.0), ("min_p", 0.0, 1.0),
-                             ("repetition_penalty", 0.0, 100.0)):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or not lo <= value <= hi:
-                raise bad(name, value, f"must be a number in [{lo:g}, {hi:g}]")
-        if self.top_p <= 0.0:
-            raise bad("top_p", self.top_p, "must be > 0 (1 turns it off)")
-        if self.repetition_penalty <= 0.0:
-            raise bad("repetition_penalty", self.repetition_penalty, "must be > 0 (1 turns it off)")
-        if not isinstance(self.top_k, int) or self.top_k < 0:
-            raise bad("top_k", self.top_k, "must be a whole number >= 0 (0 turns it off)")
-        check_seed(self.seed)
-        if not isinstance(self.top_logprobs, int) or not 0 <= self.top_logprobs <= 20:
-            raise bad("top_logprobs", self.top_logprobs, "must be a whole number in [0, 20]")
-        if any(not isinstance(s, str) or not s for s in self.stop):
-            raise bad("stop", self.stop, "stop strings must be non-empty")
-        return self
-
-    def settings(self) -> dict[str, Any]:
-        """The options as recorded in a sample (without the seed, which is recorded apart)."""
-        out = asdict(self)
-        out.pop("seed")
-        return out
+    server: dict[str, Any] | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -297,12 +189,19 @@ class LinkedEvent(threading.Event):
 class Backend(abc.ABC):
     """What every model adapter is.  See the module docstring for the stream contract.
 
-    Abilities beyond one stream are declared, never probed: ``supports_batch`` (``stream_batch``
-    draws several samples in one batched call), ``supports_score`` (``score`` works),
-    ``max_concurrency`` (streams the driver may run at once from threads) and
-    ``max_batch_size`` (samples per batch when the user gives no ``--batch-size``),
-    ``supports_parallel`` (``stream_parallel`` decodes several samples, of any prompts, in one
-    batch per step: ``lmread generate --parallel N``).
+    Abilities beyond one stream are declared as class attributes, never probed or read from the
+    backend's name: ``supports_batch`` (``stream_batch`` draws several samples in one batched
+    call), ``supports_score`` (``score`` works), ``scores_spans`` (``score`` takes ``spans``:
+    character ranges outside which tokens may come without a distribution),
+    ``needs_local_model`` (False for a client of a server elsewhere: nothing to load or check
+    on this machine, a model may be named by the server alone), ``knows_token_ids`` (False
+    where a token's id may be unknown, recorded as ``-1``), ``full_distribution`` (False where
+    only the top k is known: no entropy, a rank beyond k unknown), ``sends_limits`` (True where
+    ``max_tokens`` and stop strings go with the request to a server, which may end the stream
+    on them itself), ``max_concurrency`` (streams the
+    driver may run at once from threads), ``max_batch_size`` (samples per batch when the
+    user gives no ``--batch-size``) and ``supports_parallel`` (``stream_parallel`` decodes several
+    samples, of any prompts, in one batch per step: ``lmread generate --parallel N``).
     """
 
     #: the backend's registry name (``llamacpp``, ``hf``, ``openai``, ``scripted``)
@@ -311,6 +210,11 @@ class Backend(abc.ABC):
     options: ClassVar[tuple[BackendOption, ...]] = ()
     supports_batch: ClassVar[bool] = False
     supports_score: ClassVar[bool] = False
+    scores_spans: ClassVar[bool] = False
+    needs_local_model: ClassVar[bool] = True
+    knows_token_ids: ClassVar[bool] = True
+    full_distribution: ClassVar[bool] = True
+    sends_limits: ClassVar[bool] = False
     supports_parallel: ClassVar[bool] = False
     max_concurrency: int = 1
     max_batch_size: int = 8

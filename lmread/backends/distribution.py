@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from lmread.backends.base import GenOptions
+    from lmread.backends.options import GenOptions
 
 #: Top-k candidates are first looked for within this many nats of the best logit (one cheap
 #: comparison pass), falling back to a partition of the whole vocabulary when fewer are found.

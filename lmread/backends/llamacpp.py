@@ -60,6 +60,7 @@ from lmread.backends.base import (
     distribution_fields,
     sample_unmodified,
 )
+from lmread.backends.buildcheck import ensure_llama_build
 from lmread.backends.llamacpp_parallel import (
     MAX_SEQ,
     ParallelDecoder,
@@ -68,7 +69,6 @@ from lmread.backends.llamacpp_parallel import (
     sampler_chain,
     sampling_mode,
 )
-from lmread.backends.probe import ensure_llama_build
 from lmread.catalog.gguf import read_gguf
 from lmread.errors import BackendError, ModelError, OptionError
 
@@ -118,6 +118,7 @@ class LlamaCppBackend(Backend):
     name = "llamacpp"
     options = (THREADS, GPU_LAYERS, CONTEXT)
     supports_score = True
+    scores_spans = True
     supports_parallel = True
     max_concurrency = 1
 

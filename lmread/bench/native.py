@@ -97,7 +97,7 @@ def batched_bench(binary: Path, model: Path, threads: int, n_gen: int, levels: t
 def _bench_model(model_id: str, n_gen: int, trials: int, threads: int | None) -> list[BenchResult]:
     from lmread.backends.base import GenOptions, TokenChunk
     from lmread.backends.llamacpp import LlamaCppBackend
-    from lmread.backends.openai_llamaserver import find_llama_binary
+    from lmread.bench.binaries import find_llama_binary
     from lmread.catalog import load_catalog
     from lmread.config import load_settings
     from lmread.generate import limited_parallel, limited_stream

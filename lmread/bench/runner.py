@@ -26,6 +26,8 @@ BENCHMARKS: dict[str, str] = {
     "detectors": "lmread.bench.detectors",
     "parametric": "lmread.bench.parametric",
     "server": "lmread.bench.server",
+    "plan": "lmread.bench.plan",
+    "roft": "lmread.bench.roft",
 }
 
 

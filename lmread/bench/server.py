@@ -80,7 +80,7 @@ def _one_stream(backend: Any, n_tokens: int, seed: int) -> dict[str, Any]:
             if n == 1:
                 first = last
         elif isinstance(item, StreamEnd):
-            server = getattr(item, "server", None) or {}
+            server = item.server or {}
     return {"n": n, "t0": t0, "first": first, "last": last, "server": server}
 
 
@@ -136,7 +136,7 @@ def _llama_bench(binary: Path, model: Path, threads: int, n_tokens: int) -> floa
 def run(quick: bool = False) -> list[BenchResult]:
     """Measure lmread's streaming rate against llama-server's own, at 1, 4 and 16 streams."""
     from lmread.backends.openai import OpenAIBackend
-    from lmread.backends.openai_llamaserver import find_llama_binary
+    from lmread.bench.binaries import find_llama_binary
     from lmread.catalog import load_catalog
     from lmread.config import load_settings
 

@@ -45,6 +45,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "probe": ("lmread.cli.probe", "probe", "Rank lens: teacher-forced rank of each list item's first token per model."),
     "calibration": ("lmread.cli.calibration", "calibration", "Per annotator: detection and delay on controls, speed."),
     "agreement": ("lmread.cli.agreement", "agreement", "Agreement between readers (kappa, distance, alpha)."),
+    "plan": ("lmread.cli.plan", "plan", "Plan a study: samples, readings and reader-hours a comparison needs."),
 }
 
 

@@ -12,8 +12,10 @@ from lmread.analysis.calibration import (
     DEFAULT_WARN_LATE_WORDS,
     DEFAULT_WARN_MISS_SHARE,
 )
+from lmread.analysis.observations import GROUPINGS
 from lmread.cli.common import emit_json, json_option, study_option, study_path
 from lmread.errors import OptionError
+from lmread.units import format_params
 
 
 def _pct(value: float | None) -> str:
@@ -56,9 +58,37 @@ def format_calibration(doc: dict[str, Any]) -> str:
         o = a["order"]
         lines.append(f"    {a['annotator']:<20} fall position {_rho(o['fall_position'])}; "
                      f"control delay {_rho(o['control_delay'])}")
+    if doc.get("unit") == "sentences":
+        lines.extend(_roft_lines(doc))
     for w in doc["warnings"]:
         lines.append(f"  warning: {w}")
     return "\n".join(lines)
+
+
+def _roft_lines(doc: dict[str, Any]) -> list[str]:
+    lines = ["", "  RoFT's score (sentences: 5 for the exact boundary, max(5 - n, 0) for n sentences late, "
+             "0 before it; 'all human' on a machine passage counts as a guess at the last sentence):",
+             f"    {'annotator':<20} {'n':>6} {'mean':>6} {'exact':>6} {'exact %':>8} {'early':>6}"]
+    for a in doc["annotators"]:
+        sc = a["score"]
+        lines.append(f"    {a['annotator']:<20} {sc['n']:>6} {_num(sc['mean'], 2):>6} {sc['exact']:>6} "
+                     f"{_pct(sc['exact_share']):>8} {sc['early']:>6}")
+    rows = [a["score"] for a in doc["annotators"]]
+    n = sum(r["n"] for r in rows)
+    if n:
+        exact = sum(r["exact"] for r in rows)
+        lines.append(f"    {'all readings':<20} {n:>6} {sum(r['points'] for r in rows) / n:>6.2f} {exact:>6} "
+                     f"{_pct(exact / n):>8} {sum(r['early'] for r in rows):>6}")
+    else:
+        lines.append("    no reading has a known boundary to score (imported boundary passages such as RoFT's, or "
+                     "controls)")
+        return lines
+    lines.append("")
+    lines.append(f"    {'group (' + doc['by'] + ')':<32} {'params':>7} {'n':>6} {'mean':>6} {'exact %':>8} {'early':>6}")
+    for g in doc["groups"]:
+        lines.append(f"    {g['group']:<32} {format_params(g['n_params']):>7} {g['n']:>6} {_num(g['mean'], 2):>6} "
+                     f"{_pct(g['exact_share']):>8} {g['early']:>6}")
+    return lines
 
 
 @click.command("calibration")
@@ -71,12 +101,21 @@ def format_calibration(doc: dict[str, Any]) -> str:
               help="Warn when an annotator fails to detect more than this share of known falls.")
 @click.option("--warn-late-words", type=float, default=DEFAULT_WARN_LATE_WORDS, show_default=True,
               help="Warn when an annotator's median delay on controls exceeds this many words.")
+@click.option("--unit", type=click.Choice(["words", "sentences"]), default="words", show_default=True,
+              help="Score unit: words (lmread's RoFT-style score, one point per 10 words late) or sentences "
+                   "(RoFT's own rule, with the exact-hit share and the score per group).")
+@click.option("--by", type=click.Choice(list(GROUPINGS)), default="model", show_default=True,
+              help="With --unit sentences: the groups of the score table (model+decoding separates top-p).")
+@click.option("--prompt-set", "prompt_set", default=None, metavar="NAME",
+              help="With --unit sentences: score only readings of samples in this prompt set (RoFT: the dataset, "
+                   "e.g. 'Short Stories').")
 @click.pass_context
 def calibration(ctx: click.Context, study: str | None, as_json: bool, max_read_speed: float | None,
-                warn_miss_share: float, warn_late_words: float) -> None:
+                warn_miss_share: float, warn_late_words: float, unit: str, by: str, prompt_set: str | None) -> None:
     """Per annotator: detection rate and delay on spliced and looped controls, false falls on
     human controls, a RoFT-style score, reading speed with too-fast readings, and whether
-    readings drift with queue position."""
+    readings drift with queue position.  With --unit sentences, RoFT's own score per annotator
+    and per group (on imported RoFT data it reproduces the file's points)."""
     from lmread.analysis.calibration import calibration_of_study
     from lmread.study import Study
 
@@ -85,8 +124,18 @@ def calibration(ctx: click.Context, study: str | None, as_json: bool, max_read_s
     if not 0 <= warn_miss_share <= 1:
         raise OptionError(f"--warn-miss-share {warn_miss_share:g} must be between 0 and 1")
     st = Study.open(study_path(ctx, study))
+    if (by != "model" or prompt_set is not None) and unit != "sentences":
+        raise OptionError("--by and --prompt-set belong to --unit sentences (the RoFT score per group)")
+    options: dict[str, Any] = {"unit": unit, "by": by} if unit == "sentences" else {}
+    if prompt_set is not None:
+        from lmread.analysis.readings import readings_of
+
+        sets = sorted({str(s.prompt.get("set")) for s in st.samples.values() if s.prompt.get("set")})
+        if prompt_set not in sets:
+            raise OptionError(f"no sample of prompt set {prompt_set!r} in this study (sets: {', '.join(sets) or 'none'})")
+        options["readings"] = [r for r in readings_of(st, prompt_falls=True) if r.sample.prompt.get("set") == prompt_set]
     doc = calibration_of_study(st, max_read_speed=max_read_speed, warn_miss_share=warn_miss_share,
-                               warn_late_words=warn_late_words)
+                               warn_late_words=warn_late_words, **options)
     for warning in st.warnings:
         click.echo(f"lmread: warning: {warning}", err=True)
     if as_json:

@@ -3,6 +3,7 @@ here once), the settings of a run, the study folder, and JSON output."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,28 @@ def settings_from(ctx: click.Context) -> Any:
     if "settings" not in obj:
         obj["settings"] = load_settings()
     return obj["settings"]
+
+
+def person_annotator(settings: Any, annotator: str | None) -> str:
+    """The name a person marks under: ``--annotator``, else the ``annotator`` setting
+    (``$LMREAD_ANNOTATOR``, the settings file, or the login name).
+
+    Raises a one-line :class:`~lmread.errors.MarkError` naming where the name came from when it
+    is not a valid name or is a machine reader's (``auto-...``: only ``lmread annotate`` and
+    judges write under those).
+    """
+    from lmread.records import check_person
+
+    if annotator is not None:
+        return check_person(annotator, "--annotator")
+    name = str(settings.annotator)
+    if os.environ.get("LMREAD_ANNOTATOR") == name:
+        source = "LMREAD_ANNOTATOR"
+    elif Path(settings.config_file).exists():
+        source = f"the annotator setting (settings file {settings.config_file})"
+    else:
+        source = "the default annotator name (your login)"
+    return check_person(name, source)
 
 
 def study_path(ctx: click.Context, study: str | None) -> Path:

@@ -84,7 +84,8 @@ def doctor(ctx: click.Context, as_json: bool, only_backends: tuple[str, ...], on
     this CPU cannot run) is named, with the fix.  Exits non-zero when a model's default backend
     fails.
     """
-    from lmread.backends.probe import probe, record_llama_verdict
+    from lmread.backends import backend_class
+    from lmread.backends.buildcheck import probe, record_llama_verdict
     from lmread.catalog import bundled_model_dirs, load_catalog
 
     settings = settings_from(ctx)
@@ -113,7 +114,7 @@ def doctor(ctx: click.Context, as_json: bool, only_backends: tuple[str, ...], on
             checks.append({"backend": backend, "model": None, "status": "not installed", "ok": None,
                            "default": False, "message": f"install it with: pip install 'lmread[{backend}]'"})
             continue
-        if backend == "openai":  # a client of a server elsewhere: nothing local to load
+        if not backend_class(backend).needs_local_model:  # a client of a server elsewhere: nothing to load
             checks.append({"backend": backend, "model": None, "status": "ok", "ok": True, "default": False,
                            "message": "client installed; point it at a server with --base-url"})
             continue
@@ -123,8 +124,7 @@ def doctor(ctx: click.Context, as_json: bool, only_backends: tuple[str, ...], on
             label = f"{backend:<9} {card.id:<16}"
             result = _run_with_progress(label, lambda b=backend, c=card.id: probe(b, model=c, timeout=timeout),
                                         quiet=as_json)
-            if backend == "llamacpp":
-                record_llama_verdict(result)
+            record_llama_verdict(result)  # a llama.cpp check's verdict on the build is cached
             entry = result.to_json() | {"status": "ok" if result.ok else "failed",
                                         "default": card.backends[0] == backend}
             checks.append(entry)

@@ -10,14 +10,13 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from lmread.backends import backend_names, check_backend_options, option_table
-from lmread.backends.base import GenOptions
+from lmread.backends import backend_class, backend_names, check_backend_options, option_table
 from lmread.cli.common import emit_json, settings_from, study_path
+from lmread.cli.options import backend_flags, gen_options_from, sampling_flags
 from lmread.errors import ModelError, OptionError
 from lmread.generate import GenerationPlan, ModelJob, Progress, StudySink, run_generation, sigint_cancels
 
@@ -76,14 +75,15 @@ def backend_options(values: dict[str, Any]) -> dict[str, Any]:
 
 def resolve_job(catalog: Catalog, model_id: str, backend: str | None, options: dict[str, Any]) -> ModelJob:
     """A :class:`ModelJob` for ``model_id``: its card (or an ad-hoc remote card with
-    ``--backend openai --base-url``), the backend checked to be installed and to take ``options``."""
+    ``--backend openai --base-url``: a backend that needs no local model, given a server URL), the
+    backend checked to be installed and to take ``options``."""
     from lmread.catalog import ModelCard
 
     try:
         card = catalog.get(model_id)
     except ModelError:
-        if backend == "openai" and options.get("base_url"):
-            card = ModelCard(id=model_id, name=model_id, family="remote", backends=["openai"],
+        if backend is not None and not backend_class(backend).needs_local_model and options.get("base_url"):
+            card = ModelCard(id=model_id, name=model_id, family="remote", backends=[backend],
                              source={"url": options["base_url"], "model": model_id})
         else:
             raise
@@ -93,17 +93,6 @@ def resolve_job(catalog: Catalog, model_id: str, backend: str | None, options: d
                          "choose one with --backend")
     checked = check_backend_options(name, options, card.id)
     return ModelJob(card=card, backend=name, options=checked)
-
-
-def backend_flags(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Add one flag per declared backend option (:func:`lmread.backends.option_table`)."""
-    for opt, names in reversed(option_table()):
-        help_text = f"{opt.help} ({', '.join(names)})."
-        if opt.type is bool:
-            command = click.option(opt.flag, opt.name, is_flag=True, help=help_text)(command)
-        else:
-            command = click.option(opt.flag, opt.name, type=opt.type, default=None, help=help_text)(command)
-    return command
 
 
 def format_eta(seconds: float) -> str:
@@ -166,17 +155,9 @@ class ProgressBar:
               help="A built-in prompt set: encyclopedia, news, story, list, letter, dialogue, howto, all.")
 @click.option("--prompt", "prompt_texts", multiple=True, help="A single prompt text (repeatable).")
 @click.option("--samples", type=int, default=1, show_default=True, help="Samples per prompt and model.")
-@click.option("--max-tokens", type=int, default=256, show_default=True, help="Tokens per sample at most.")
-@click.option("--temperature", type=float, default=1.0, show_default=True, help="Sampling temperature (0 = greedy).")
-@click.option("--top-p", type=float, default=1.0, show_default=True, help="Nucleus sampling (1 = off).")
-@click.option("--top-k", type=int, default=0, show_default=True, help="Top-k sampling (0 = off).")
-@click.option("--min-p", type=float, default=0.0, show_default=True, help="Min-p sampling (0 = off).")
-@click.option("--repetition-penalty", type=float, default=1.0, show_default=True, help="Repetition penalty (1 = off).")
-@click.option("--top-logprobs", type=int, default=5, show_default=True, help="Alternatives recorded per token (0-20).")
+@sampling_flags
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Base seed; each sample's seed is derived from it, the model, the prompt and the sample index.")
-@click.option("--stop", "stops", multiple=True,
-              help="Stop string (repeatable; \\n and \\t are understood). The sample ends once its text contains it.")
 @click.option("--backend", type=click.Choice(backend_names()), default=None,
               help="Backend (default: the model card's first).")
 @click.option("--shard", default=None,
@@ -184,15 +165,15 @@ class ProgressBar:
 @backend_flags
 @click.option("--batch-size", type=int, default=None, help="Samples of one prompt drawn per batch (hf).")
 @click.option("--parallel", type=int, default=1, show_default=True,
-              help="Samples decoded together, one batch per step (llamacpp; hf: the batch size). "
-                   "Each sample's context is its prompt plus --max-tokens; N of them must fit in memory.")
+              help="Samples decoded together, one batch per step (llamacpp: as one ends the next enters; "
+                   "hf: left-padded batches). Each sample's context is its prompt plus --max-tokens; "
+                   "N of them must fit in memory.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.pass_context
 def generate(ctx: click.Context, study: str | None, models: tuple[str, ...], prompt_file: str | None,
-             prompt_sets: tuple[str, ...], prompt_texts: tuple[str, ...], samples: int, max_tokens: int,
-             temperature: float, top_p: float, top_k: int, min_p: float, repetition_penalty: float,
-             top_logprobs: int, seed: int, stops: tuple[str, ...], backend: str | None, batch_size: int | None,
-             parallel: int, as_json: bool, shard: str | None, **backend_values: Any) -> None:
+             prompt_sets: tuple[str, ...], prompt_texts: tuple[str, ...], samples: int, seed: int,
+             backend: str | None, batch_size: int | None, parallel: int,
+             as_json: bool, shard: str | None, **values: Any) -> None:
     """Generate --samples samples per prompt from each --model into a study, headless.
 
     Samples get seeds derived from --seed, so the same command gives the same samples;
@@ -205,12 +186,10 @@ def generate(ctx: click.Context, study: str | None, models: tuple[str, ...], pro
     settings = settings_from(ctx)
     shard_spec = parse_shard(shard)
     path = study_path(ctx, study)
-    options = GenOptions(max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
-                         repetition_penalty=repetition_penalty, seed=None, stop=[unescape(s) for s in stops],
-                         top_logprobs=top_logprobs).validate()
+    options = gen_options_from(values, unescape)  # the sampling flags; the rest are the backend's
     GenerationPlan.check_settings(samples, seed, batch_size, parallel)
     prompts = collect_prompts(prompt_file, prompt_sets, prompt_texts)
-    bopts = backend_options(backend_values)
+    bopts = backend_options(values)
     catalog = load_catalog(settings)
     jobs: list[ModelJob] = []
     for model_id in dict.fromkeys(models):

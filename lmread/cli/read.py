@@ -12,10 +12,10 @@ from typing import Any
 
 import click
 
-from lmread.cli.common import make_annotator_option, make_study_option
+from lmread.analysis.reading_speed import PACE_MAX_WPS as PACE_MAX
+from lmread.analysis.reading_speed import PACE_MIN_WPS as PACE_MIN
+from lmread.cli.common import make_annotator_option, make_study_option, person_annotator
 from lmread.errors import OptionError, StudyError
-
-PACE_MIN, PACE_MAX = 1.0, 400.0
 
 
 def _split_models(values: tuple[str, ...]) -> list[str]:
@@ -29,12 +29,12 @@ def _split_models(values: tuple[str, ...]) -> list[str]:
 
 def preflight(study: Path, annotator: str, pace: float | None) -> None:
     """Check what the reader needs before the terminal is taken over; raise LmreadError."""
-    from lmread.records import check_annotator
+    from lmread.records import check_person
     from lmread.study import META_FILE, Study
 
-    check_annotator(annotator)
+    check_person(annotator)
     if pace is not None and not PACE_MIN <= pace <= PACE_MAX:
-        raise OptionError(f"invalid option --pace {pace:g}: give a reading pace in tokens/s between "
+        raise OptionError(f"invalid option --pace {pace:g}: give a reading pace in words/s between "
                           f"{PACE_MIN:g} and {PACE_MAX:g}")
     if study.exists() and not study.is_dir():
         raise StudyError(f"study {study} is a file, not a folder; give a study folder with --study")
@@ -52,7 +52,7 @@ def preflight(study: Path, annotator: str, pace: float | None) -> None:
 @make_annotator_option()
 @click.option("--no-blind", is_flag=True, help="Show the model of each sample while reading.")
 @click.option("--no-reveal", is_flag=True, help="Do not reveal the model after a sample is marked.")
-@click.option("--pace", type=float, default=None, help="Reading pace of pre-generated samples, tokens/s.")
+@click.option("--pace", type=float, default=None, help="Reading pace of pre-generated samples, words/s (default: the setting reading_pace_wps, else 4.5).")
 @click.option("--overlap", type=float, default=None,
               help="Share of samples every annotator reads, interleaved in the same places of each queue "
                    "(default: the study's 'overlap' setting; unset: one order for everyone).")
@@ -69,7 +69,7 @@ def read(ctx: click.Context, study: str | None, annotator: str | None = None, no
     obj = ctx.ensure_object(dict) if ctx is not None else {}
     settings: Any = obj.get("settings") or load_settings()
     path = Path(study).expanduser() if study else settings.default_study
-    who = annotator or settings.annotator
+    who = person_annotator(settings, annotator or None)
     preflight(path, who, pace)
     if overlap is not None:
         from lmread.study.order import check_overlap

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from lmread.cli.common import annotator_option, emit_json, json_option, settings_from, study_option, study_path
+from lmread.cli.common import (
+    annotator_option,
+    emit_json,
+    json_option,
+    person_annotator,
+    settings_from,
+    study_option,
+    study_path,
+)
 from lmread.errors import StudyError
 from lmread.units import format_params
 
@@ -17,23 +25,49 @@ from lmread.units import format_params
 @click.command("import")
 @study_option
 @click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "roft", "boundary"]), default="jsonl", show_default=True,
+              help="jsonl: generations or controls (one JSON object a line); roft: RoFT's roft.csv (or JSONL with "
+                   "its fields); boundary: passages with a human-to-machine boundary and reader guesses (JSONL).")
 @click.option("--tokenizer", default="words", show_default=True,
-              help="How to split text into tokens: words, chars, or a model id from 'lmread models'.")
+              help="How to split text into tokens: words, chars, or a model id from 'lmread models' (jsonl format).")
 @click.option("--control", "control", type=click.Choice(["human"]), default=None,
               help="Import the texts as human controls (right answer: no fall); 'lmread controls make' "
-                   "picks them into the queue.")
+                   "picks them into the queue (jsonl format).")
+@click.option("--n-params", "n_params", multiple=True, metavar="NAME=N",
+              help="Parameter count of a generator named in the file (e.g. gpt2-xl=1.5B); repeatable. RoFT's "
+                   "generators carry their public sizes; others are unsized without this (roft, boundary).")
+@click.option("--models", "models", default=None, metavar="NAME,NAME",
+              help="roft: import only these generators' passages (all-human and spliced ones are kept), e.g. "
+                   "gpt2,gpt2-xl for one family's size ladder.")
+@click.option("--as", "layout", type=click.Choice(["samples", "controls"]), default=None,
+              help="boundary: 'samples' (default): the human part is the prompt and the machine part a model's "
+                   "sample; 'controls': each passage is a splice-like control with its boundary as the known onset.")
 @json_option("Print a JSON summary.")
 @click.pass_context
-def import_cmd(ctx: click.Context, study: str | None, file: str, tokenizer: str, control: str | None,
-               as_json: bool) -> None:
-    """Import generations made elsewhere (or human-written controls) from a JSONL FILE.
+def import_cmd(ctx: click.Context, study: str | None, file: str, fmt: str, tokenizer: str, control: str | None,
+               n_params: tuple[str, ...], models: str | None, layout: str | None, as_json: bool) -> None:
+    """Import texts and readings made elsewhere from FILE.
 
-    Each line: {"text": ..., "model": LABEL, "prompt": optional, "n_params": optional, "id": optional}.
+    jsonl: each line {"text": ..., "model": LABEL, "prompt": optional, "n_params": optional, "id": optional}.
+    roft: RoFT's roft.csv; one sample per passage, one mark per row under reader roft-<annotator>.
+    boundary: see the README ("Public human data").
     All lines are checked first; on any error nothing is written.
     """
+    path = study_path(ctx, study)
+    if fmt != "jsonl":
+        if control is not None or tokenizer != "words":
+            raise click.UsageError("--control and --tokenizer belong to --format jsonl")
+        if models is not None and fmt != "roft":
+            raise click.UsageError("--models belongs to --format roft")
+        if layout is not None and fmt != "boundary":
+            raise click.UsageError("--as belongs to --format boundary")
+        _import_passages(path, Path(file), fmt, n_params, models.split(",") if models else None, layout or "samples",
+                         as_json)
+        return
+    if n_params or models or layout:
+        raise click.UsageError("--n-params, --models and --as belong to --format roft or boundary")
     from lmread.importer import import_jsonl
 
-    path = study_path(ctx, study)
     added = import_jsonl(path, Path(file), tokenizer=tokenizer, settings=settings_from(ctx), control=control)
     if as_json:
         emit_json({"study": str(path), "imported": len(added), "ids": [s.id for s in added]})
@@ -42,6 +76,54 @@ def import_cmd(ctx: click.Context, study: str | None, file: str, tokenizer: str,
     if control and any(not s.prompt.get("text") for s in added):
         click.echo("lmread: warning: some human controls have no prompt; in the reader their empty prompt line "
                    "sets them apart from generated samples (give each line a 'prompt')", err=True)
+
+
+def _import_passages(path: Path, file: Path, fmt: str, n_params: tuple[str, ...], models: list[str] | None,
+                     layout: str, as_json: bool) -> None:
+    from lmread.importer.roft import parse_n_params
+
+    sizes = parse_n_params(n_params)
+
+    def progress(text: str) -> None:
+        if not as_json:
+            click.echo(f"  {text}", err=True)
+
+    if fmt == "roft":
+        from lmread.importer.roft import import_roft
+
+        summary = import_roft(path, file, n_params=sizes, progress=progress, models=models)
+    else:
+        from lmread.importer.boundary import import_boundary
+
+        summary = import_boundary(path, file, n_params=sizes, progress=progress, layout=layout)
+    if as_json:
+        emit_json(summary)
+        return
+    p = summary["passages"]
+    kinds = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in summary["mark_kinds"].items())
+    click.echo(f"imported {summary['rows']} readings by {summary['readers']} readers into {path}: "
+               f"{p['machine']} machine passages, {p['human']} all-human, {p['splice']} spliced "
+               f"({summary['samples_written']} new samples); marks: {kinds}")
+    if summary["unsized_models"]:
+        click.echo(f"lmread: warning: no parameter count for {', '.join(summary['unsized_models'])} "
+                   "(give --n-params NAME=N)", err=True)
+    bad = summary.get("points_disagree")
+    if bad and bad["n"]:
+        click.echo(f"lmread: warning: {bad['n']} rows' points differ from RoFT's rule (lines "
+                   f"{', '.join(map(str, bad['lines'][:10]))}{', ...' if bad['n'] > 10 else ''})", err=True)
+    if summary.get("readers_with_differing_answers"):
+        click.echo(f"lmread: warning: {len(summary['readers_with_differing_answers'])} readers' group or survey answers "
+                   "differ between rows; the first row's were kept", err=True)
+    if summary.get("short_passages"):
+        click.echo(f"lmread: warning: {summary['short_passages']} passages have fewer than 10 sentences; an 'all human' "
+                   "answer there is censored (and scored) at the sentences present", err=True)
+    if summary.get("repeated_readings"):
+        click.echo(f"lmread: warning: {summary['repeated_readings']} rows repeat a reader's reading of a passage; the "
+                   "later one stands (one reading per reader and sample), so those readers' scores can differ from "
+                   "the file's points", err=True)
+    if summary.get("unparsed_dates"):
+        click.echo(f"lmread: warning: {summary['unparsed_dates']} dates could not be read; those marks carry the "
+                   "import time", err=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -70,7 +152,7 @@ def mark_cmd(ctx: click.Context, study: str | None, sample_id: str | None, at: i
     from lmread.records import Mark
     from lmread.study import Study
 
-    who = annotator if annotator is not None else settings_from(ctx).annotator
+    who = person_annotator(settings_from(ctx), annotator)
     st = Study.open(study_path(ctx, study))
     if undo:
         if at is not None or no_fall or skip:
@@ -111,11 +193,13 @@ def study_group() -> None:
 def study_info(ctx: click.Context, directory: str | None, as_json: bool) -> None:
     """Samples per model, how many are marked, fallen or censored, per annotator."""
     from lmread.analysis.agreement import agreement_summary
+    from lmread.analysis.plan import progress
     from lmread.study import Study
 
     st = Study.open(study_path(ctx, directory))
     info = st.info()
     info["agreement"] = agreement_summary(st)
+    info["plan"] = progress(st).to_json()
     for warning in info["warnings"]:
         click.echo(f"lmread: warning: {warning}", err=True)
     if as_json:
@@ -137,9 +221,14 @@ def study_info(ctx: click.Context, directory: str | None, as_json: bool) -> None
         def num(v: float | None) -> str:
             return "-" if v is None else f"{v:.2f}"
 
-        click.echo(f"  agreement: {ag['samples']} samples read by 2+ annotators; Fleiss' kappa {num(ag['fleiss_kappa'])}, "
-                   f"alpha {num(ag['alpha'])}, mean distance {num(ag['mean_abs_distance_tokens'])} tokens "
-                   "(see 'lmread agreement')")
+        click.echo(f"  agreement: {ag['samples']} samples read by 2+ annotators; Fleiss' kappa {num(ag['fleiss_kappa'])} "
+                   f"on falling within {ag['horizon_tokens']} tokens ({ag['readings_left_out']} readings left out), "
+                   f"alpha {num(ag['alpha'])}, mean distance {num(ag['mean_abs_distance_tokens'])} tokens, "
+                   f"severity weighted kappa {num(ag['severity_weighted_kappa'])} (see 'lmread agreement')")
+    from lmread.cli.plan import progress_lines
+
+    for line in progress_lines(info["plan"]):
+        click.echo(line)
 
 
 @study_group.command("create")

@@ -41,7 +41,9 @@ def format_table(doc: dict[str, Any]) -> str:
     left_out = doc["filters"].get("left_out") or {}
     parts = [f"{n} {what}" for n, what in ((left_out.get("controls", 0), "control readings (--controls shows them)"),
                                            (left_out.get("too_fast", 0), "readings too fast"),
-                                           (left_out.get("too_slow", 0), "readings too slow")) if n]
+                                           (left_out.get("too_slow", 0), "readings too slow"),
+                                           (left_out.get("prompt_falls", 0),
+                                            "early marks in the human-written prompt")) if n]
     if parts:
         lines.append("  left out: " + ", ".join(parts))
     horizon = doc["horizon"]
@@ -154,6 +156,11 @@ def survival(ctx: click.Context, study: str | None, unit: str, by: str, annotato
     doc, obs = compute(study_path(ctx, study), unit=unit, by=by, annotator=annotator, consensus=consensus,
                        horizon=horizon, n_boot=n_boot, seed=seed, controls=controls,
                        min_read_speed=min_read_speed, max_read_speed=max_read_speed)
+    from lmread.analysis.plan import interim_lines, samples_read
+    from lmread.study import Study
+
+    doc["warnings"].extend(interim_lines(Study.open(study_path(ctx, study), top_k=False).meta.get("plan"), doc,
+                                         samples_read(obs)))
     for warning in doc["warnings"]:
         click.echo(f"lmread: warning: {warning}", err=True)
     outputs: list[tuple[Path, bytes, str]] = []
@@ -166,7 +173,7 @@ def survival(ctx: click.Context, study: str | None, unit: str, by: str, annotato
     if csv_path is not None:
         outputs.append((Path(csv_path), render_csv(obs), "--csv"))
     if plot_path is not None:
-        outputs.append((Path(plot_path), render_plot(doc, plot_format(Path(plot_path))), "--plot"))
+        outputs.append((Path(plot_path), render_plot(doc, plot_format(Path(plot_path)), sorted(set(obs.annotator))), "--plot"))
     for target, data, option in outputs:
         write_file(target, data, option)
         if json_path != "-":

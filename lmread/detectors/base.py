@@ -75,6 +75,25 @@ class SampleView:
         return np.asarray(self.sample.tokens.ids, dtype=np.int64)
 
     @cached_property
+    def token_codes(self) -> tuple[np.ndarray, str]:
+        """``(codes, basis)``: one integer per token, equal exactly when the tokens are equal.
+
+        Where every token has a real id (``>= 0``), the codes are the ids (``basis`` ``"ids"``).
+        Imported text (``--tokenizer words`` / ``chars``) and tokens a server sent without an id
+        carry id ``-1``, which says nothing about the token; then every token is coded by its
+        exact bytes (``basis`` ``"text"``), cut from the sample's bytes by the recorded byte
+        counts, so a token that only starts a multi-byte character is told apart too.
+        """
+        ids = self.ids
+        if ids.size == 0 or int(ids.min()) >= 0:
+            return ids, "ids"
+        data = self.sample.raw if self.sample.raw is not None else self.text.encode("utf-8")
+        ends = np.cumsum(np.asarray(self.sample.tokens.nbytes, dtype=np.int64)).tolist()
+        vocab: dict[bytes, int] = {}
+        codes = [vocab.setdefault(data[a:b], len(vocab)) for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+        return np.asarray(codes, dtype=np.int64), "text"
+
+    @cached_property
     def offsets(self) -> np.ndarray:
         return np.asarray(self.sample.tokens.offsets, dtype=np.int64)
 

@@ -2,8 +2,12 @@
 
 Two rules; the fall is the earlier of the two (category ``repetition``).
 
+Tokens are compared by id where the sample has real ids, and by their exact text (bytes) where
+it has none (imported text and tokens a server sent without an id carry id -1; comparing those
+ids would find the whole text one loop).
+
 **Window rule** (the rule of kvguard).  Slide a window of ``window`` tokens over the sample (one
-window starting at every token).  When the same window (the same token ids in the same order)
+window starting at every token).  When the same window (the same tokens in the same order)
 occurs at least ``repeats`` times (occurrences may overlap, so a loop with a period shorter than
 the window counts too), the text fell at the window's *second* occurrence: the first occurrence
 was still new text, the second is where the repetition begins.  Among several such windows the
@@ -120,7 +124,7 @@ def tail_onset(seq: np.ndarray, max_period: int, min_repeats: int, min_units: in
 
 class Repetition(Detector):
     name = "repetition"
-    version = "1"
+    version = "2"  # 2: tokens without ids (imported text) compared by their text, not by id -1
     category = "repetition"
     params = (
         Param("unit", "tokens", "compare tokens or words", choices=("tokens", "words")),
@@ -138,7 +142,8 @@ class Repetition(Detector):
             seq, to_token = view.words
             window = int(params["word_window"])
         else:
-            seq, to_token = view.ids, None
+            seq, _ = view.token_codes
+            to_token = None
             window = int(params["window"])
         unit = "words" if words else "tokens"
         candidates: list[tuple[int, str]] = []

@@ -123,7 +123,7 @@ def generate_sample(
     with closing(limited_stream(backend, prompt["text"], options, cancel)) as items:
         for item in items:
             if isinstance(item, StreamEnd):
-                run.end(item.reason, item.detail, getattr(item, "server", None))
+                run.end(item.reason, item.detail, item.server)
                 break
             run.add(item)
             if on_tokens is not None:
@@ -159,7 +159,7 @@ def generate_batch(
         for index, item in items:
             run = runs[index]
             if isinstance(item, StreamEnd):
-                run.end(item.reason, item.detail, getattr(item, "server", None))
+                run.end(item.reason, item.detail, item.server)
                 continue
             run.add(item)
             if on_tokens is not None:

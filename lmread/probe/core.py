@@ -24,18 +24,20 @@ the word's split into pieces, so that models whose tokenizers split it different
 from __future__ import annotations
 
 import bisect
-import inspect
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lmread.errors import BackendError, ModelError, OptionError
 from lmread.probe.items import Item
 from lmread.records import TokenAssembler
+
+if TYPE_CHECKING:
+    from lmread.backends.base import Backend
 
 #: alternatives recorded at each item start (where the backend can give that many)
 TOP_K = 10
@@ -135,22 +137,7 @@ class ModelProbe:
         }
 
 
-def _score_kwargs(backend: Any, top_k: int, spans: Sequence[tuple[int, int]] | None) -> dict[str, Any]:
-    """The optional ``score`` arguments the backend takes: ``top_logprobs`` (llama.cpp,
-    transformers) and ``spans`` (llama.cpp: distributions only where they are read)."""
-    try:
-        params = inspect.signature(backend.score).parameters
-    except (TypeError, ValueError):
-        return {}
-    out: dict[str, Any] = {}
-    if "top_logprobs" in params:
-        out["top_logprobs"] = top_k
-    if spans is not None and "spans" in params:
-        out["spans"] = list(spans)
-    return out
-
-
-def score_text(backend: Any, text: str, top_k: int = TOP_K, label: str = "the model",
+def score_text(backend: Backend, text: str, top_k: int = TOP_K, label: str = "the model",
                spans: Sequence[tuple[int, int]] | None = None) -> ScoredText:
     """Score ``text`` with one teacher-forced pass of ``backend`` and assemble exact offsets.
 
@@ -160,10 +147,12 @@ def score_text(backend: Any, text: str, top_k: int = TOP_K, label: str = "the mo
     Raises :class:`ModelError` when the backend cannot score at all, :class:`BackendError`
     when its tokens do not add up to ``text`` or carry no log-probabilities.
     """
-    score = getattr(backend, "score", None)
-    if score is None or getattr(backend, "supports_score", True) is False:
+    if not backend.supports_score:
         raise ModelError(f"{label} cannot score texts (its backend has no teacher-forced pass); use another backend")
-    chunks = score(text, prompt="", **_score_kwargs(backend, top_k, spans))
+    if spans is not None and backend.scores_spans:
+        chunks = backend.score(text, prompt="", top_logprobs=top_k, spans=list(spans))  # type: ignore[call-arg]
+    else:
+        chunks = backend.score(text, prompt="", top_logprobs=top_k)
     asm = TokenAssembler()
     for c in chunks:
         asm.add(c.id, c.piece, c.logprob, c.rank, c.entropy, c.top_ids, c.top_logprobs, c.top_pieces)
@@ -230,7 +219,7 @@ def read_items(scored: ScoredText, items: Sequence[Item], top_k: int = TOP_K) ->
     return [read_item(scored, item, top_k) for item in items[1:]]
 
 
-def probe_backend(backend: Any, text: str, items: Sequence[Item], *, model: str, backend_name: str,
+def probe_backend(backend: Backend, text: str, items: Sequence[Item], *, model: str, backend_name: str,
                   source: str = "the list", top_k: int = TOP_K, record_model_path: bool = False) -> ModelProbe:
     """Score ``text`` with ``backend`` once and read every item after the first.
 
@@ -251,8 +240,7 @@ def probe_backend(backend: Any, text: str, items: Sequence[Item], *, model: str,
         raise BackendError(f"{label} cannot probe {source}: {exc}") from None
     elapsed = time.perf_counter() - start
     # the model file's name and identity, not its path (unless the user asks: record_model_path)
-    identity_of = getattr(backend, "identity", None)
-    identity = dict(identity_of().record(include_path=record_model_path)) if identity_of is not None else {"id": model}
+    identity = dict(backend.identity().record(include_path=record_model_path))
     probe = ModelProbe(model=model, backend=backend_name, identity=identity, n_tokens=len(scored),
                        readings=read_items(scored, items, top_k), score_s=elapsed)
     return probe
@@ -267,7 +255,7 @@ def word_splits(probes: Sequence[ModelProbe]) -> dict[int, dict[str, list[str]]]
     return out
 
 
-def run_probe(models: Sequence[str], open_model: Callable[[str], Any], text: str, items: Sequence[Item], *,
+def run_probe(models: Sequence[str], open_model: Callable[[str], Backend], text: str, items: Sequence[Item], *,
               source: str = "the list", progress: Callable[[str], None] | None = None,
               top_k: int = TOP_K, record_model_path: bool = False) -> list[ModelProbe]:
     """Load each model in turn with ``open_model(model_id)``, probe ``text`` once, close it.
@@ -282,16 +270,14 @@ def run_probe(models: Sequence[str], open_model: Callable[[str], Any], text: str
         start = time.perf_counter()
         backend = open_model(model)
         load_s = time.perf_counter() - start
-        name = str(getattr(backend, "name", "?"))
+        name = backend.name
         try:
             say(f"[{i}/{len(models)}] scoring {source} ({len(text):,} characters, {len(items)} items) "
                 f"with {model} ({name}), loaded in {load_s:.1f} s ...")
             probe = probe_backend(backend, text, items, model=model, backend_name=name, source=source, top_k=top_k,
                                   record_model_path=record_model_path)
         finally:
-            close = getattr(backend, "close", None)
-            if close is not None:
-                close()
+            backend.close()
         probe.load_s = load_s
         say(f"[{i}/{len(models)}] {model}: {probe.n_tokens:,} tokens scored in {probe.score_s:.1f} s")
         out.append(probe)

@@ -6,6 +6,7 @@ Layout::
       study.toml            name, creation time, reading-order seed, settings (written atomically)
       samples.jsonl         one sample per line (lmread.sample/1)
       marks/NAME.jsonl      one append-only event file per annotator (lmread.mark/1)
+      readers.jsonl         optional: reader metadata from imports (lmread.reader/1)
 
 Files are written only through :mod:`lmread.storage` (locked fsynced appends of whole lines,
 atomic whole-file writes); loading tolerates a torn last line (see there).
@@ -25,13 +26,26 @@ import orjson
 
 from lmread import __version__
 from lmread.errors import MarkError, MergeConflict, StudyError
-from lmread.records import STUDY_SCHEMA, Mark, Sample, check_annotator, schema_version, utc_now, without_top_k
+from lmread.records import (
+    MACHINE_PREFIX,
+    STUDY_SCHEMA,
+    Mark,
+    Sample,
+    check_annotator,
+    check_person,
+    is_machine,
+    schema_version,
+    utc_now,
+    without_top_k,
+)
 from lmread.storage import JsonlReader, append_lines, write_atomic
 from lmread.study.order import reading_order
 
 SAMPLES_FILE = "samples.jsonl"
 MARKS_DIR = "marks"
 META_FILE = "study.toml"
+#: what imports know about their readers (lmread.reader/1, see lmread.importer), merged line by line
+READERS_FILE = "readers.jsonl"
 
 
 
@@ -265,25 +279,53 @@ class Study:
             raise MarkError(f"token index {mark.at} is outside sample {sample.id} (it has {n} tokens: 0..{n - 1})")
         if mark.read_to is not None and not 0 <= mark.read_to <= n:
             raise MarkError(f"--read-to {mark.read_to} is outside sample {sample.id} (it has {n} tokens)")
+        if mark.prompt_at is not None and not 0 <= mark.prompt_at < len(str(sample.prompt.get("text") or "")):
+            raise MarkError(f"prompt character {mark.prompt_at} is outside the prompt of sample {sample.id}")
         if mark.kind == "fall" and mark.read_to is not None and mark.read_to <= mark.at:  # type: ignore[operator]
             mark.read_to = mark.at + 1  # type: ignore[operator]
         return mark
 
-    def append_mark(self, mark: Mark) -> Mark:
-        """Validate, append with one write + fsync, and return the mark once it is on disk."""
+    def append_mark(self, mark: Mark, *, machine: bool = False) -> Mark:
+        """Validate, append with one write + fsync, and return the mark once it is on disk.
+
+        A person's mark (the default) may not use a machine reader's ``auto-`` name; a machine
+        reader (``machine=True``) must use one.
+        """
+        _check_writer(mark.annotator, machine)
         self.refresh()
         self.check_mark(mark)
-        check_annotator(mark.annotator)
         (self.path / MARKS_DIR).mkdir(exist_ok=True)
         append_lines(self.path / MARKS_DIR / f"{mark.annotator}.jsonl", mark.dumps())
         self._mark_readers.setdefault(mark.annotator, JsonlReader(self.path / MARKS_DIR / f"{mark.annotator}.jsonl"))
         self.refresh()
         return mark
 
-    def undo(self, annotator: str, mark_id: str | None = None, sample: str | None = None) -> Mark:
+    def append_marks(self, marks: list[Mark]) -> list[Mark]:
+        """Validate every mark, then append them with one write per annotator file (an import).
+
+        Nothing is written when any mark is invalid or its id is already in the study."""
+        self.refresh()
+        by_annotator: dict[str, list[Mark]] = {}
+        for mark in marks:
+            if mark.kind == "undo":
+                raise MarkError("undo events are appended one at a time (Study.undo)")
+            self.check_mark(mark)
+            if mark.id in self._mark_ids:
+                raise MergeConflict(f"mark {mark.id} is already in the study")
+            by_annotator.setdefault(mark.annotator, []).append(mark)
+        (self.path / MARKS_DIR).mkdir(exist_ok=True)
+        for annotator, own in by_annotator.items():
+            file = self.path / MARKS_DIR / f"{annotator}.jsonl"
+            append_lines(file, b"".join(m.dumps() for m in own))
+            self._mark_readers.setdefault(annotator, JsonlReader(file))
+        self.refresh()
+        return marks
+
+    def undo(self, annotator: str, mark_id: str | None = None, sample: str | None = None, *,
+             machine: bool = False) -> Mark:
         """Withdraw ``mark_id``, or the annotator's latest standing mark (on ``sample`` if given),
-        by appending an undo event.  Returns the undo event."""
-        check_annotator(annotator)
+        by appending an undo event.  Returns the undo event.  ``machine``: as in :meth:`append_mark`."""
+        _check_writer(annotator, machine)
         self.refresh()
         if mark_id is None:
             sample_id = self.sample(sample).id if sample else None
@@ -296,7 +338,8 @@ class Study:
             mark_id = standing[-1].id
         elif mark_id in self._marks.undone:
             raise MarkError(f"mark {mark_id} is already undone")
-        return self.append_mark(Mark(sample="", annotator=annotator, kind="undo", undoes=mark_id))
+        return self.append_mark(Mark(sample="", annotator=annotator, kind="undo", undoes=mark_id), machine=machine)
+
 
     # -- summaries ---------------------------------------------------------------------------
 
@@ -321,7 +364,7 @@ class Study:
                 continue
             counts = per_annotator[annotator]
             counts["marked"] += 1
-            counts[{"fall": "fallen", "no_fall": "censored", "skip": "skipped"}[mark.kind]] += 1
+            counts[{"fall": "fallen", "no_fall": "censored", "skip": "skipped", "prompt_fall": "fallen"}[mark.kind]] += 1
             if mark.kind != "skip":
                 marked_samples.add(sid)
             model = samples[sid].model_id
@@ -375,3 +418,12 @@ def _toml_dumps(data: dict[str, Any]) -> str:
             lines.append(f"\n[{key}]")
             lines.extend(f"{k} = {_toml_value(v)}" for k, v in value.items())
     return "\n".join(lines) + "\n"
+
+
+def _check_writer(annotator: str, machine: bool) -> None:
+    """A person may not write under a machine reader's ``auto-`` name, nor a machine reader
+    under any other name (one-line :class:`MarkError`)."""
+    if not machine:
+        check_person(annotator)
+    elif not (check_annotator(annotator) and is_machine(annotator)):
+        raise MarkError(f"machine reader {annotator!r}: machine readers write under names starting {MACHINE_PREFIX!r}")

@@ -9,7 +9,7 @@ from typing import Any
 
 from lmread.records import Mark, Sample
 from lmread.storage import append_lines
-from lmread.study.folder import MARKS_DIR, META_FILE, SAMPLES_FILE, Study, same_content
+from lmread.study.folder import MARKS_DIR, META_FILE, READERS_FILE, SAMPLES_FILE, Study, same_content
 
 
 @dataclass
@@ -68,4 +68,19 @@ def merge_studies(sources: list[Path], dest: Path, dry_run: bool = False) -> Mer
     (target.path / MARKS_DIR).mkdir(exist_ok=True)
     for annotator, marks in new_marks.items():
         append_lines(target.path / MARKS_DIR / f"{annotator}.jsonl", b"".join(m.dumps() for m in marks))
+    _merge_readers(sources, target.path)
     return report
+
+
+def _merge_readers(sources: list[Path], dest: Path) -> None:
+    """Append the sources' reader records (``readers.jsonl``) that ``dest`` lacks, line by line."""
+    have = set((dest / READERS_FILE).read_bytes().splitlines()) if (dest / READERS_FILE).exists() else set()
+    new: list[bytes] = []
+    for src in sources:
+        path = src / READERS_FILE
+        for line in path.read_bytes().splitlines() if path.exists() else []:
+            if line.strip() and line not in have:
+                have.add(line)
+                new.append(line + b"\n")
+    if new:
+        append_lines(dest / READERS_FILE, b"".join(new))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,7 +25,7 @@ from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.events import Resize
 
-from lmread.backends.base import Backend, GenOptions
+from lmread.backends.base import Backend
 from lmread.catalog import load_catalog
 from lmread.config import Settings, load_settings
 from lmread.errors import LmreadError
@@ -32,12 +33,13 @@ from lmread.generate import GenerationPlan
 from lmread.prompts import builtin_set, prompt_set_names
 from lmread.study import Study
 from lmread.tui.live import LiveStream, one_line
+from lmread.tui.live_jobs import LiveJob, live_order_seed, plan_live_jobs, shuffled_jobs
 from lmread.tui.messages import BUNDLED_MODELS, LiveConfig
 from lmread.tui.screens.dialogs import MIN_HEIGHT, MIN_WIDTH, LiveDialog, TooSmallScreen
 from lmread.tui.screens.help import HelpScreen
 from lmread.tui.screens.home import HomeScreen
 from lmread.tui.screens.reader import ReaderScreen
-from lmread.tui.session import LiveJob, ReadingSession, live_order_seed, plan_live_jobs, shuffled_jobs
+from lmread.tui.session import ReadingSession
 from lmread.tui.widgets.token_view import new_document
 from lmread.units import format_params
 
@@ -121,7 +123,8 @@ class LmreadApp(App[None]):
         self.annotator = annotator or self.settings.annotator
         self.blind = self.settings.blind if blind is None else blind
         self.reveal_after_mark = self.settings.reveal_after_mark if reveal_after_mark is None else reveal_after_mark
-        self.pace = float(pace if pace is not None else self.settings.reading_pace_tps)
+        #: reading pace of pre-generated samples, words per second
+        self.pace = float(pace if pace is not None else self.settings.reading_pace_wps)
         self.start_live = live
         self.models = list(models or [])
         self.backend_factory = backend_factory or self.default_backend_factory
@@ -139,6 +142,8 @@ class LmreadApp(App[None]):
         rows = self.model_rows()
         self.push_screen(HomeScreen(self.settings.studies_dir, self.study_path, rows, self.catalog_error))
         self._check_size()
+        for note in self.settings.notes:
+            self.notify(note, title="settings", timeout=12)
         try:
             study = Study.open_or_create(self.study_path)
             empty = not study.samples
@@ -214,7 +219,7 @@ class LmreadApp(App[None]):
         study = Study.open(path)
         study.refresh()
         return ReadingSession(study, self.annotator, blind=self.blind, reveal_after_mark=self.reveal_after_mark,
-                              pace_tps=self.pace, clock=self.clock, new_document=new_document,
+                              pace_wps=self.pace, clock=self.clock, new_document=new_document,
                               overlap=self.overlap, max_read_speed_wps=self.settings.extra.get("max_read_speed_wps"))
 
     def reader_title(self, session: ReadingSession, live: bool = False) -> str:
@@ -269,7 +274,7 @@ class LmreadApp(App[None]):
             Study.open_or_create(self.study_path)
             session = self.new_session(self.study_path)
             prompts = builtin_set(config.prompt_set)
-            options = GenOptions(max_tokens=config.max_tokens, temperature=config.temperature).validate()
+            options = replace(config.options).validate()
         except LmreadError as exc:
             self.notify(one_line(str(exc)), severity="error", timeout=15)
             return

@@ -1,6 +1,6 @@
-"""Reader benchmarks: streaming ingest into the token view, first paint of a long sample, and the
-cost of one cursor keypress at the end of a long sample.  All run in a headless Textual app
-(``App.run_test``).
+"""Reader measurements for the benchmarks of :mod:`lmread.bench.reader`: streaming ingest into the
+token view, first paint of a long sample, and the cost of one cursor keypress at the end of a long
+sample.  All run in a headless Textual app (``App.run_test``).
 
 Methods.  Each drives the product's own code.
 - ``reader_ingest_tokens_per_s``: the reader app (:class:`lmread.tui.app.LmreadApp`) runs a live
@@ -27,8 +27,6 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-from lmread.bench import BenchResult
 
 _WORDS = (
     "the keeper wrote in the log that the storm came early this year and the boats stayed in the "
@@ -96,6 +94,7 @@ class _RankedScript:
 
 
 async def _ingest(n_tokens: int) -> dict[str, Any]:
+    from lmread.backends.options import GenOptions
     from lmread.config import Settings
     from lmread.tui.app import LmreadApp
     from lmread.tui.messages import LiveConfig
@@ -109,18 +108,18 @@ async def _ingest(n_tokens: int) -> dict[str, Any]:
                         offer_first_run=False)
         async with app.run_test(size=(100, 40)) as pilot:
             await pilot.pause()
-            app.begin_live(LiveConfig(models=["bench-reader"], n=1, max_tokens=n_tokens + 1, prompt_set="story",
-                                      seed=0))
+            app.begin_live(LiveConfig(models=["bench-reader"], n=1, options=GenOptions(max_tokens=n_tokens + 1),
+                                      prompt_set="story", seed=0))
             end = None
             while end is None:
                 await asyncio.sleep(0.002)
                 screen = app.screen
                 cur = screen.session.current if isinstance(screen, ReaderScreen) else None
-                if cur is not None and cur.n_tokens >= n_tokens:
+                if cur is not None and cur.document.n_tokens >= n_tokens:
                     end = time.perf_counter()
             while not cur.stream_done:  # the sample is stored before the app closes
                 await asyncio.sleep(0.01)
-            got = cur.n_tokens
+            got = cur.document.n_tokens
             ranked = sum(r is not None for r in cur.document.ranks)
             await pilot.pause()
     assert script.first_token_at is not None
@@ -178,7 +177,7 @@ async def _paint_and_cursor(n_tokens: int, presses: int) -> dict[str, Any]:
             driver.send_message(event)
             while view.cursor == old:
                 await asyncio.sleep(0)
-            row = view.document.line_of_token(view.cursor, width) - int(view.scroll_offset.y)
+            row = view.wrapped.line_of_token(view.cursor, width) - int(view.scroll_offset.y)
             view.render_line(row)
             total += time.perf_counter() - t0
             await asyncio.sleep(0)
@@ -199,45 +198,12 @@ async def _paint_and_cursor(n_tokens: int, presses: int) -> dict[str, Any]:
     return out
 
 
-def run(quick: bool = False) -> list[BenchResult]:
-    """Run the reader benchmarks; ``quick`` shortens the keypress series."""
+def measure(quick: bool = False) -> dict[str, dict[str, Any]]:
+    """Run the reader measurements; ``quick`` shortens the keypress series.  Returns
+    ``{"ingest": ..., "paint": ...}``, the raw numbers and methods (the benchmark results are made
+    by :mod:`lmread.bench.reader`, which imports this module, never the other way)."""
+    presses = 60 if quick else 200
     ingest = asyncio.run(_ingest(20_000))
-    paint = asyncio.run(_paint_and_cursor(50_000, 60 if quick else 200))
-    return [
-        BenchResult(
-            name="reader_ingest_tokens_per_s",
-            value=ingest["rate"],
-            unit="tokens/s",
-            target=10_000.0,
-            comparison=">=",
-            details={k: v for k, v in ingest.items() if k != "rate"},
-        ),
-        BenchResult(
-            name="reader_first_paint_s",
-            value=paint["first_paint_s"],
-            unit="s",
-            target=0.5,
-            comparison="<=",
-            details={"tokens": paint["tokens"], "chars": paint["chars"], "lines": paint["lines"],
-                     "load_and_render_lines_s": paint["load_and_render_lines_s"],
-                     "method": "new_document() + load() + TokenView.show(), then await pilot.pause() in "
-                               "App.run_test(size=(100, 40))"},
-        ),
-        BenchResult(
-            name="reader_cursor_move_s",
-            value=paint["cursor_move_s"],
-            unit="s",
-            target=0.020,
-            comparison="<=",
-            details={"tokens": paint["tokens"], "presses": 60 if quick else 200,
-                     "method": "key event sent through the app's driver (as Pilot does) at the end of the "
-                               "sample, timed until the cursor moved, plus render_line of the cursor row",
-                     "pilot_press_s": paint["pilot_press_s"],
-                     "pilot_press_baseline_2_tokens_s": paint["pilot_press_baseline_2_tokens_s"]},
-        ),
-    ]
-
-
-if __name__ == "__main__":  # pragma: no cover
-    for result in run(quick=False):
-        print(result.to_json())
+    paint = asyncio.run(_paint_and_cursor(50_000, presses))
+    paint["presses"] = presses
+    return {"ingest": ingest, "paint": paint}

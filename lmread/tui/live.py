@@ -22,7 +22,7 @@ from textual.message_pump import MessagePump
 from lmread.errors import LmreadError
 from lmread.generate import generate_sample
 from lmread.records import Sample, TokenAssembler
-from lmread.tui.session import LiveJob
+from lmread.tui.live_jobs import LiveJob
 
 __all__ = ["FLUSH_INTERVAL_S", "LiveStream", "one_line"]
 

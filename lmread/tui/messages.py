@@ -6,20 +6,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from lmread.backends.options import GenOptions
+
 #: The bundled models a first live session offers.
 BUNDLED_MODELS = ("smollm2-135m", "gemma3-270m")
 
 
 @dataclass
 class LiveConfig:
-    """What a live session generates: ``n`` samples of each model, continuing prompts of a set.
+    """What a live session generates: ``n`` samples of each model, continuing prompts of a set,
+    drawn with the sampling ``options``.
 
     The samples are those of a generation plan with base seed ``seed`` (None: the study's seed),
     so ``lmread generate`` with the same prompts, settings and ``--seed`` draws the same ones."""
 
     models: list[str] = field(default_factory=lambda: list(BUNDLED_MODELS))
     n: int = 3
-    max_tokens: int = 256
     prompt_set: str = "all"
-    temperature: float = 1.0
     seed: int | None = None
+    options: GenOptions = field(default_factory=GenOptions)

@@ -4,7 +4,7 @@ A :class:`ReadingSession` holds the queue of samples an annotator still has to r
 samples in the study's shuffled reading order, plus live generation jobs), the sample on screen
 with how much of it is revealed and for how long it has been looked at, and it builds and records
 the marks.  The Textual screens are thin clients of it, so the logic is testable without a
-terminal.  The text of the sample on screen is held once, in its :class:`TokenDocument`, which the
+terminal.  The text of the sample on screen is held once, in its :class:`TokenSpans`, which the
 session reveals, a live stream appends to, and the token view draws.
 
 Rules it keeps:
@@ -18,64 +18,48 @@ Rules it keeps:
 
 from __future__ import annotations
 
-import random
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Container, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from lmread.analysis.observations import study_read_speed_limits
-from lmread.analysis.reading_speed import DEFAULT_MAX_WPS, words_per_second
+from lmread.analysis.reading_speed import (
+    DEFAULT_MAX_WPS,
+    DEFAULT_PACE_WPS,
+    PACE_MAX_WPS,
+    PACE_MIN_WPS,
+    reading_speed,
+    tokens_within_words,
+    word_starts,
+    words_before,
+)
 from lmread.errors import MarkError
-from lmread.generate import GenerationPlan
-from lmread.records import CATEGORIES, Mark, Sample, sample_id
+from lmread.records import Mark, Sample
 from lmread.study import Study
-from lmread.tui.document import TokenDocument
+from lmread.tui.document import TokenSpans
 from lmread.tui.document.units import sentence_end
-from lmread.units import format_params
+from lmread.tui.live_jobs import LiveJob
 
-#: Default reading pace of pre-generated samples, tokens per second.
-DEFAULT_PACE = 12.0
-#: Bounds and step of the pace keys.
-PACE_MIN, PACE_MAX = 1.0, 400.0
+#: Default reading pace of pre-generated samples, words per second.
+DEFAULT_PACE = DEFAULT_PACE_WPS
+#: Bounds of the pace keys, words per second.
+PACE_MIN, PACE_MAX = PACE_MIN_WPS, PACE_MAX_WPS
 
-__all__ = [
-    "Current",
-    "Item",
-    "LiveJob",
-    "ReadingSession",
-    "category_label",
-    "format_elapsed",
-    "live_order_seed",
-    "model_label",
-    "plan_live_jobs",
-    "sentence_end",
-    "shuffled_jobs",
-]
-
-
-@dataclass
-class LiveJob:
-    """One sample to generate in a live session: sample ``index`` of ``prompt`` in the generation
-    plan, with that sample's options (its seed derived as ``lmread generate`` derives it)."""
-
-    model_id: str
-    prompt: Any
-    options: Any
-    index: int
-    prompt_text: str = ""
-    cancel: threading.Event = field(default_factory=threading.Event)
+__all__ = ["Current", "Item", "ReadingSession"]
 
 
 @dataclass
 class Item:
-    """An entry of the reading queue: a stored sample or a live job."""
+    """An entry of the reading queue: a stored sample or a live job.  A sample that comes back
+    (after an undo) starts as far as it was revealed, with the time already spent on it and the
+    tokens already forced."""
 
     sample_id: str | None = None
     job: LiveJob | None = None
     start_revealed: int = 0
+    start_elapsed: float = 0.0
+    start_forced: int = 0
 
 
 @dataclass
@@ -84,33 +68,33 @@ class Current:
 
     item: Item
     sample: Sample | None
-    document: TokenDocument = field(default_factory=TokenDocument)
+    document: TokenSpans = field(default_factory=TokenSpans)
     started: float = 0.0
     stopped: float | None = None
     streaming: bool = False
     stream_done: bool = False
     failed: str | None = None
     mark: Mark | None = None
+    #: tokens the reader revealed ahead of the pace (space)
+    forced: int = 0
+    _word_starts: list[int] | None = field(default=None, repr=False)
+
+    def words_shown(self, n_tokens: int | None = None) -> int:
+        """Words (the reading-speed rule) that start within the first ``n_tokens`` tokens
+        (default: the revealed ones)."""
+        doc = self.document
+        n = doc.revealed if n_tokens is None else max(0, min(n_tokens, doc.n_tokens))
+        return words_before(self.word_starts, doc.offsets[n])
 
     @property
-    def text(self) -> str:
-        return self.document.text
-
-    @property
-    def offsets(self) -> list[int]:
-        return self.document.offsets
-
-    @property
-    def n_tokens(self) -> int:
-        return self.document.n_tokens
-
-    @property
-    def revealed(self) -> int:
-        return self.document.revealed
-
-    @revealed.setter
-    def revealed(self, value: int) -> None:
-        self.document.revealed = value
+    def word_starts(self) -> list[int]:
+        """Where the words of the text start (computed once the text is complete)."""
+        if self._word_starts is None or not self.stream_done:
+            starts = word_starts(self.document.text)
+            if not self.stream_done:
+                return starts
+            self._word_starts = starts
+        return self._word_starts
 
     @property
     def has_ranks(self) -> bool:
@@ -132,33 +116,6 @@ class Current:
         return self.item.job.prompt_text if self.item.job else ""
 
 
-def format_elapsed(seconds: float) -> str:
-    """``m:ss`` for the status line."""
-    seconds = max(0, int(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
-
-
-def category_label(key: str | None) -> str:
-    """The human label of a category key."""
-    for k, label in CATEGORIES:
-        if k == key:
-            return label
-    return key or "-"
-
-
-def model_label(model: dict[str, Any]) -> str:
-    """The model identity shown after a mark: id, parameter count, quantization."""
-    parts = [str(model.get("name") or model.get("id") or "?")]
-    if model.get("id") and model.get("name") and model.get("id") != model.get("name"):
-        parts.append(f"({model['id']})")
-    n = model.get("n_params")
-    if isinstance(n, int) and n > 0:
-        parts.append(f"{format_params(n)} params")
-    if model.get("quantization"):
-        parts.append(str(model["quantization"]))
-    return " ".join(parts)
-
-
 class ReadingSession:
     """Reading-queue, reveal and mark logic for one annotator on one study."""
 
@@ -169,15 +126,16 @@ class ReadingSession:
         *,
         blind: bool = True,
         reveal_after_mark: bool = True,
-        pace_tps: float = DEFAULT_PACE,
+        pace_wps: float = DEFAULT_PACE,
         clock: Callable[[], float] = time.monotonic,
-        new_document: Callable[[], TokenDocument] = TokenDocument,
+        new_document: Callable[[], TokenSpans] = TokenSpans,
         overlap: float | None = None,
         max_read_speed_wps: float | None = None,
     ) -> None:
-        """``new_document()`` makes the document a sample is shown in (the token view passes one
-        measured as it draws).  ``overlap``: the share every annotator reads (default: the
-        study's setting); ``max_read_speed_wps``: the user's limit of a careful reading."""
+        """``new_document()`` makes the token spans a sample is held and shown in (the token view
+        wraps them as it draws).  ``overlap``: the share every annotator reads (default: the
+        study's setting); ``max_read_speed_wps``: the user's limit of a careful reading;
+        ``pace_wps``: the reading pace of pre-generated samples, words per second."""
         self.study = study
         self.overlap = overlap
         #: readings faster than this (words/s) get a gentle note: the study's setting, else the user's, else 8
@@ -186,12 +144,12 @@ class ReadingSession:
         self.annotator = annotator
         self.blind = blind
         self.reveal_after_mark = reveal_after_mark
-        self.pace_tps = float(pace_tps)
+        self.pace_wps = float(pace_wps)
         self.paused = False
         self.clock = clock
         self.queue: deque[Item] = deque()
         self.current: Current | None = None
-        self._pace_anchor: tuple[float, float] = (0.0, 0.0)  # (time, revealed) when pace last changed
+        self._pace_anchor: tuple[float, int] = (0.0, 0)  # (time, words shown) when the pace last restarted
         self.rebuild_queue()
 
     # -- the queue ---------------------------------------------------------------------------
@@ -227,7 +185,7 @@ class ReadingSession:
             if item.job is not None:
                 self.current = Current(item=item, sample=None, document=self.new_document(), streaming=True,
                                        started=self.clock())
-                self._pace_anchor = (self.current.started, 0.0)
+                self._pace_anchor = (self.current.started, 0)
                 return self.current
             assert item.sample_id is not None
             sample = self.study.samples.get(item.sample_id)
@@ -242,8 +200,10 @@ class ReadingSession:
         revealed = min(item.start_revealed, sample.n_tokens)
         document = self.new_document()
         document.load(sample.text, sample.tokens.offsets, revealed, sample.tokens.rank)
-        cur = Current(item=item, sample=sample, document=document, started=self.clock(), stream_done=True)
-        self._pace_anchor = (cur.started, float(revealed))
+        now = self.clock()
+        cur = Current(item=item, sample=sample, document=document, started=now - max(0.0, item.start_elapsed),
+                      stream_done=True, forced=item.start_forced)
+        self._pace_anchor = (now, cur.words_shown())
         return cur
 
     # -- revealing ---------------------------------------------------------------------------
@@ -257,45 +217,57 @@ class ReadingSession:
         return max(0.0, end - cur.started)
 
     def paced_revealed(self) -> int:
-        """How many tokens the reading pace has revealed by now (pre-generated samples)."""
+        """How many tokens the reading pace has revealed by now (pre-generated samples): every
+        token up to the one that starts the next word, ``pace_wps`` words a second since the pace
+        last (re)started, so text shown by the pace never reads faster than the pace."""
         cur = self.current
         if cur is None:
             return 0
         if cur.live or cur.marked or self.paused:
-            return cur.revealed
-        t0, r0 = self._pace_anchor
-        target = int(r0 + self.pace_tps * max(0.0, self.clock() - t0))
-        return max(cur.revealed, min(target, cur.n_tokens))
+            return cur.document.revealed
+        t0, w0 = self._pace_anchor
+        words = w0 + int(self.pace_wps * max(0.0, self.clock() - t0) + 1e-9)
+        target = tokens_within_words(cur.document.offsets, cur.word_starts, words)
+        return max(cur.document.revealed, min(target, cur.document.n_tokens))
+
+    def _restart_pace(self) -> None:
+        cur = self.current
+        self._pace_anchor = (self.clock(), cur.words_shown() if cur is not None else 0)
 
     def set_revealed(self, revealed: int) -> int:
         """Reveal up to ``revealed`` tokens (never fewer than already shown); returns the count."""
         cur = self.current
         if cur is None:
             return 0
-        cur.revealed = max(cur.revealed, min(int(revealed), cur.n_tokens))
-        return cur.revealed
+        cur.document.revealed = max(cur.document.revealed, min(int(revealed), cur.document.n_tokens))
+        return cur.document.revealed
 
     def reveal_sentence(self) -> int:
         """Reveal through the end of the next sentence (the rule of the ``]`` motion, see
-        :mod:`lmread.tui.document.units`); restarts the pace from there."""
+        :mod:`lmread.tui.document.units`); restarts the pace from there.  The tokens shown beyond
+        what the pace would show now count as forced (:attr:`Current.forced`)."""
         cur = self.current
         if cur is None:
             return 0
-        self.set_revealed(sentence_end(cur.text, cur.offsets, cur.revealed))
-        self._pace_anchor = (self.clock(), float(cur.revealed))
-        return cur.revealed
+        paced = self.paced_revealed()
+        self.set_revealed(sentence_end(cur.document.text, cur.document.offsets, cur.document.revealed))
+        if not cur.live and not cur.marked:
+            cur.forced += max(0, cur.document.revealed - paced)
+        self._restart_pace()
+        return cur.document.revealed
 
     def change_pace(self, factor: float) -> float:
         """Multiply the reading pace by ``factor`` (bounded); the reveal continues from here."""
         if self.current is not None:
-            self._pace_anchor = (self.clock(), float(self.paced_revealed()))
-        self.pace_tps = min(PACE_MAX, max(PACE_MIN, round(self.pace_tps * factor, 1)))
-        return self.pace_tps
+            self.set_revealed(self.paced_revealed())
+            self._restart_pace()
+        self.pace_wps = min(PACE_MAX, max(PACE_MIN, round(self.pace_wps * factor, 2)))
+        return self.pace_wps
 
     def toggle_pause(self) -> bool:
         """Pause or resume the paced reveal; returns whether it is now paused."""
         if self.paused:
-            self._pace_anchor = (self.clock(), float(self.current.revealed if self.current else 0))
+            self._restart_pace()
         self.paused = not self.paused
         return self.paused
 
@@ -333,16 +305,20 @@ class ReadingSession:
 
     def build_mark(self, kind: str, at: int | None = None, category: str | None = None,
                    severity: int | None = None, note: str | None = None) -> Mark:
-        """A mark on the current sample (not yet recorded).  A fall must be at a revealed token."""
+        """A mark on the current sample (not yet recorded).  A fall must be at a revealed token; a
+        no-fall needs a word revealed (a reading of nothing is refused, not saved as censored at 0)."""
         cur = self.current
         if cur is None:
             raise MarkError("no sample on screen to mark")
         if cur.marked:
             raise MarkError("this sample is already marked; press u to undo the mark")
-        revealed = cur.revealed
+        revealed = cur.document.revealed
         if kind == "fall":
             if at is None or not 0 <= at < revealed:
                 raise MarkError("move the cursor onto a revealed token to mark where the text falls")
+        if kind == "no_fall" and cur.words_shown() == 0:
+            raise MarkError("nothing is revealed yet: read some of the text first (space reveals a sentence), "
+                            "then e for no fall, or s to skip")
         note = note.strip() if note else None
         own = cur.sample.id if cur.sample else None
         read_before = {sid for (_, sid) in self.study.current_marks(self.annotator) if sid != own}
@@ -359,6 +335,7 @@ class ReadingSession:
             severity=severity if kind == "fall" else None,
             note=note or None,
             queue_pos=len(read_before),
+            forced=cur.forced if kind in ("fall", "no_fall") and not cur.live else None,
         )
 
     def fast_reading_note(self, mark: Mark) -> str | None:
@@ -367,10 +344,13 @@ class ReadingSession:
         cur = self.current
         if cur is None or cur.sample is None:
             return None
-        wps = words_per_second(mark, cur.sample)
-        if wps is None or wps <= self.max_read_speed_wps:
+        speed = reading_speed(mark, cur.sample)
+        if speed is None or speed.wps <= self.max_read_speed_wps:
             return None
-        return (f"that was fast: {wps:.3g} words/s (a careful reading takes at most {self.max_read_speed_wps:g}). "
+        forced = (f" You revealed {speed.forced} tokens ahead of the pace ({self.pace_wps:g} words/s)."
+                  if speed.forced else "")
+        return (f"that was fast: {speed.wps:.3g} words/s (a careful reading takes at most "
+                f"{self.max_read_speed_wps:g}).{forced} "
                 "Take your time: readings this fast may be left out of the curves.")
 
     def commit(self, mark: Mark) -> Mark:
@@ -390,15 +370,20 @@ class ReadingSession:
 
     def undo(self) -> tuple[Mark, Mark]:
         """Withdraw the annotator's latest standing mark; its sample goes back to the front of
-        the queue (revealed as far as it was).  Returns ``(undo_event, withdrawn_mark)``."""
+        the queue, revealed as far as it was and with the time already spent on it (and the tokens
+        forced), so the time of a reading accumulates across undo and re-marking.  Returns ``(undo_event, withdrawn_mark)``."""
         event = self.study.undo(self.annotator)
         standing = next(m for m in self.study.marks(self.annotator) if m.id == event.undoes)
         cur = self.current
         if cur is not None and not cur.marked and not cur.streaming and cur.sample is not None:
-            # the unmarked sample on screen goes back right after the restored one
-            self.queue.appendleft(Item(sample_id=cur.sample.id, start_revealed=cur.revealed))
+            # the unmarked sample on screen goes back right after the restored one, with its time
+            self.queue.appendleft(Item(sample_id=cur.sample.id, start_revealed=cur.document.revealed,
+                                       start_elapsed=self.elapsed(), start_forced=cur.forced))
         self.queue = deque(i for i in self.queue if i.sample_id != standing.sample or i.job is not None)
-        self.queue.appendleft(Item(sample_id=standing.sample, start_revealed=standing.revealed or 0))
+        # the time on a sample accumulates across undo and re-marking
+        self.queue.appendleft(Item(sample_id=standing.sample, start_revealed=standing.revealed or 0,
+                                   start_elapsed=float(standing.elapsed_s or 0.0),
+                                   start_forced=int(standing.forced or 0)))
         self.current = None
         return event, standing
 
@@ -415,46 +400,3 @@ class ReadingSession:
         """GLTR rank colours: in blind mode only once the sample is marked."""
         cur = self.current
         return cur is not None and (not self.blind or cur.marked)
-
-
-def live_order_seed(study: Study) -> int:
-    """Seed of a live session's shuffled job order: derived from the study's recorded seed."""
-    return (study.shuffle_seed * 1_000_003 + len(study.samples)) % (2**31)
-
-
-def shuffled_jobs(jobs: list[LiveJob], seed: int) -> list[LiveJob]:
-    """Interleave jobs of all models in a seeded random order."""
-    out = list(jobs)
-    random.Random(seed).shuffle(out)
-    return out
-
-
-def plan_live_jobs(
-    plan: GenerationPlan,
-    per_model: int,
-    models: Mapping[str, dict[str, Any]],
-    existing: Container[str] = (),
-) -> list[LiveJob]:
-    """The live jobs of ``plan`` for each model of ``models`` (id -> its backend's identity,
-    ``describe()``): the next ``per_model`` samples, taking the prompts in turn (sample ``j`` is
-    sample index ``j // len(prompts)`` of prompt ``j % len(prompts)``) and passing over samples
-    whose id is in ``existing`` (already in the study).  Options and seeds are the plan's, so a
-    live sample is the sample ``lmread generate`` draws with the same model, prompt, index and
-    ``--seed`` (the same id and, from a deterministic backend, the same text)."""
-    prompts = plan.prompts
-    jobs: list[LiveJob] = []
-    if not prompts or per_model < 1:
-        return jobs
-    for model_id, identity in models.items():
-        found = 0
-        j = 0
-        while found < per_model:
-            prompt, index = prompts[j % len(prompts)], j // len(prompts)
-            options = plan.sample_options(model_id, prompt, index)
-            j += 1
-            if sample_id(identity, prompt, options.settings(), options.seed) in existing:
-                continue
-            jobs.append(LiveJob(model_id=model_id, prompt=prompt, options=options, index=index,
-                                prompt_text=str(prompt.get("text", ""))))
-            found += 1
-    return jobs

@@ -21,6 +21,7 @@ __all__ = [
     "KIND_TEXT",
     "TAB_ARROW",
     "TAB_SIZE",
+    "CellMeasure",
     "char_cells",
     "display_char",
     "run_pattern",
@@ -117,3 +118,29 @@ def run_pattern(width_fn: Callable[[str], int], cells: int) -> re.Pattern[str]:
     _RUN_CACHE[key] = pat
     return pat
 
+
+
+class CellMeasure:
+    """How one document's characters are drawn: ``char_width`` gives the cells of a character
+    (default :func:`char_cells`; the token view passes rich's), ``show_newlines`` draws a newline
+    as ``↵`` instead of a blank cell.  Caches what it measured."""
+
+    def __init__(self, char_width: Callable[[str], int] | None = None, show_newlines: bool = False) -> None:
+        self.char_width = char_width or char_cells
+        #: runs of plain one-cell characters and of wide two-cell characters (see :func:`run_pattern`)
+        self.plain = run_pattern(self.char_width, 1)
+        self.wide = run_pattern(self.char_width, 2)
+        self.newline_marker = "↵" if show_newlines else " "
+        self._info: dict[str, tuple[int, int, str]] = {}
+
+    def info(self, ch: str) -> tuple[int, int, str]:
+        """(cells, kind, display text) of one character other than a tab or a newline."""
+        info = self._info.get(ch)
+        if info is None:
+            shown = display_char(ch)
+            if shown is not None:
+                info = (len(shown), KIND_CONTROL, shown)
+            else:
+                info = (max(0, self.char_width(ch)), KIND_TEXT, ch)
+            self._info[ch] = info
+        return info

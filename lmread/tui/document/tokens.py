@@ -18,7 +18,7 @@ __all__ = ["TokenSpans"]
 class TokenSpans:
     """Text plus token spans and how many tokens are revealed.  Raises ``ValueError`` for
     malformed offsets.  ``version`` grows with every change, ``load_count`` with every :meth:`load`
-(a renderer tells from them what it has to redraw)."""
+(the layers above, and a renderer, tell from them what they have to redo)."""
 
     def __init__(self, text: str = "", offsets: Sequence[int] | None = None, revealed: int | None = None) -> None:
         self.version = 0
@@ -30,9 +30,6 @@ class TokenSpans:
         if offsets is None:
             offsets = [0, len(text)] if text else [0]
         self.load(text, offsets, revealed)
-
-    def _content_replaced(self) -> None:
-        """Called by :meth:`load` once the content is replaced (subclasses drop derived state)."""
 
     # ------------------------------------------------------------------ content
 
@@ -98,7 +95,6 @@ class TokenSpans:
         self._offsets = offs
         self._ranks = _fit(ranks, len(offs) - 1)
         self.load_count += 1
-        self._content_replaced()
         n = len(offs) - 1
         self._revealed = n if revealed is None else max(0, min(int(revealed), n))
         self.version += 1

@@ -7,18 +7,24 @@ revealing more rewraps only from the start of the last line, so streaming costs 
 lines (ASCII and other single-cell characters) are wrapped with string searches instead of a loop
 over characters, which keeps a full wrap of 250k characters in the tens of milliseconds.  Only the
 revealed text is wrapped, so not even a line break shows what comes next.
+
+A :class:`WrappedDocument` holds the :class:`~lmread.tui.document.tokens.TokenSpans` it wraps and
+uses only their public API (text, offsets, the reveal count and ``load_count``, which tells it
+when the content was replaced).  It also answers the lookups between display cells, lines and
+tokens (the pieces of a line come from :func:`lmread.tui.document.lookup.line_pieces`).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-from lmread.tui.document.cells import KIND_CONTROL, KIND_TEXT, TAB_SIZE, char_cells, display_char, run_pattern
+from lmread.tui.document.cells import KIND_NEWLINE, TAB_SIZE, CellMeasure
+from lmread.tui.document.lookup import LinePiece, line_pieces
 from lmread.tui.document.tokens import TokenSpans
 
-__all__ = ["WrappedTokens"]
+__all__ = ["WrappedDocument"]
 
 
 class _Wrap:
@@ -33,50 +39,28 @@ class _Wrap:
 
 
 
-class WrappedTokens(TokenSpans):
-    """Token spans word-wrapped into display lines (see the module docstring).
+class WrappedDocument:
+    """The display lines of ``spans`` (see the module docstring).
 
-    ``char_width`` gives the cells of one character (default :func:`char_cells`); ``show_newlines``
-    draws newline markers as ``↵`` instead of a blank cell; wraps of the ``max_widths`` most recent
-    widths are kept."""
+    ``char_width`` gives the cells of one character (default
+    :func:`~lmread.tui.document.cells.char_cells`); ``show_newlines`` draws newline markers as
+    ``↵`` instead of a blank cell; wraps of the ``max_widths`` most recent widths are kept."""
 
     def __init__(
         self,
-        text: str = "",
-        offsets: Sequence[int] | None = None,
-        revealed: int | None = None,
+        spans: TokenSpans,
         *,
         width: int = 80,
         char_width: Callable[[str], int] | None = None,
         show_newlines: bool = False,
         max_widths: int = 4,
     ) -> None:
-        self._char_width = char_width or char_cells
-        self._plain = run_pattern(self._char_width, 1)
-        self._wide = run_pattern(self._char_width, 2)
-        self.newline_marker = "↵" if show_newlines else " "
-        self._info: dict[str, tuple[int, int, str]] = {}
+        self.spans = spans
+        self.measure = CellMeasure(char_width, show_newlines)
         self._wraps: OrderedDict[int, _Wrap] = OrderedDict()
         self._max_widths = max(1, max_widths)
         self._width = max(1, int(width))
-        super().__init__(text, offsets, revealed)
-
-    def _content_replaced(self) -> None:
-        self._wraps.clear()
-
-    # ------------------------------------------------------------------ display cells
-
-    def _char_info(self, ch: str) -> tuple[int, int, str]:
-        """(cells, kind, display text) of one non-tab, non-newline character."""
-        info = self._info.get(ch)
-        if info is None:
-            shown = display_char(ch)
-            if shown is not None:
-                info = (len(shown), KIND_CONTROL, shown)
-            else:
-                info = (max(0, self._char_width(ch)), KIND_TEXT, ch)
-            self._info[ch] = info
-        return info
+        self._load_count = spans.load_count
 
     # ------------------------------------------------------------------ wrapping
 
@@ -92,6 +76,10 @@ class WrappedTokens(TokenSpans):
     def _wrap(self, width: int | None) -> _Wrap:
         """The wrap state for ``width``, brought up to date with the visible text."""
         w = self._width if width is None else max(1, int(width))
+        spans = self.spans
+        if spans.load_count != self._load_count:  # the content was replaced: every wrap is stale
+            self._load_count = spans.load_count
+            self._wraps.clear()
         wrap = self._wraps.get(w)
         if wrap is None:
             wrap = _Wrap(w)
@@ -100,7 +88,7 @@ class WrappedTokens(TokenSpans):
                 self._wraps.popitem(last=False)
         else:
             self._wraps.move_to_end(w)
-        end = self._offsets[self._revealed]
+        end = spans.visible_end
         if wrap.upto != end:
             self._rewrap(wrap, end)
         return wrap
@@ -115,7 +103,7 @@ class WrappedTokens(TokenSpans):
             s = starts.pop()
         else:
             # Shrinking: lines after a newline do not depend on what came before it.
-            para = self._text.rfind("\n", 0, end) + 1
+            para = self.spans.text.rfind("\n", 0, end) + 1
             k = bisect_right(starts, para) - 1
             s = starts[k]
             del starts[k:]
@@ -138,8 +126,8 @@ class WrappedTokens(TokenSpans):
     def _hang(self, j: int, end: int) -> int | None:
         """Spaces (and zero-width characters) from ``j`` hang past the edge; return where the next
         line starts, or ``None`` if they run to ``end``."""
-        text = self._text
-        info = self._char_info
+        text = self.spans.text
+        info = self.measure.info
         while j < end:
             cj = text[j]
             if cj == " " or (cj != "\n" and cj != "\t" and info(cj)[0] == 0):
@@ -157,10 +145,10 @@ class WrappedTokens(TokenSpans):
         Runs of plain one-cell characters are handled in bulk with string searches; other
         characters one at a time.  Break opportunities: before a non-space that follows a space, a
         tab or a wide character, and before a wide character."""
-        text = self._text
-        info = self._char_info
-        plain = self._plain.match
-        wide_run = self._wide.match
+        text = self.spans.text
+        info = self.measure.info
+        plain = self.measure.plain.match
+        wide_run = self.measure.wide.match
         rfind = text.rfind
         x = 0
         i = s
@@ -259,3 +247,101 @@ class WrappedTokens(TokenSpans):
         """The display line holding character ``pos`` (the last line for ``pos`` past the end)."""
         starts = self._wrap(width).starts
         return max(0, bisect_right(starts, pos) - 1)
+
+    # ------------------------------------------------------------------ lookups
+
+    def line_pieces(self, y: int, width: int | None = None) -> list[LinePiece]:
+        """The pieces of display line ``y``, left to right (empty for an empty line).
+
+        Cells past the wrap width belong to spaces hanging over the edge (a renderer crops them)."""
+        a, b = self.line_range(y, width)
+        return line_pieces(self.spans.text, self.spans.offsets, a, b, self.measure)
+
+    def line(self, y: int, width: int | None = None) -> list[tuple[int, str, int]]:
+        """Display line ``y`` as ``(token_index, display_text, cells)`` triples, left to right."""
+        return [(p.token, p.text, p.cells) for p in self.line_pieces(y, width)]
+
+    def line_text(self, y: int, width: int | None = None) -> str:
+        """The display text of line ``y`` (control characters replaced, nothing cropped)."""
+        return "".join(p.text for p in self.line_pieces(y, width))
+
+    def token_at(self, x: int, y: int, width: int | None = None) -> int | None:
+        """The token displaying the cell at column ``x`` of line ``y``, or ``None`` (outside text)."""
+        wrap = self._wrap(width)
+        if y < 0 or y >= len(wrap.starts) or x < 0:
+            return None
+        for p in self.line_pieces(y, width):
+            if p.x <= x < p.x + p.cells:
+                return p.token
+        return None
+
+    def line_of_token(self, index: int, width: int | None = None) -> int:
+        """The display line where token ``index`` starts (for an empty span: where its character
+        is shown; for a token not revealed: the last line)."""
+        index = max(0, min(index, self.spans.n_tokens))
+        return self.line_of_char(self.spans.offsets[index], width)
+
+    def token_span_cells(self, index: int, width: int | None = None) -> list[tuple[int, int, int]]:
+        """The cells token ``index`` occupies, as ``(y, x_start, x_end)`` per display line it
+        touches (``x_end`` exclusive; empty for an empty-span or unrevealed token)."""
+        a, b = self.spans.span(index)
+        end = self.spans.visible_end
+        if a >= b or a >= end:
+            return []
+        wrap = self._wrap(width)
+        y = self.line_of_char(a, width)
+        out: list[tuple[int, int, int]] = []
+        n_lines = len(wrap.starts)
+        while y < n_lines and wrap.starts[y] < b:
+            x0 = x1 = -1
+            for p in self.line_pieces(y, width):
+                if p.token == index:
+                    if x0 < 0:
+                        x0 = p.x
+                    x1 = p.x + p.cells
+            if x0 >= 0:
+                out.append((y, x0, x1))
+            y += 1
+        return out
+
+    def token_anchor(self, index: int, width: int | None = None) -> tuple[int, int]:
+        """Where token ``index`` is seen: ``(y, x)`` of its first non-blank cell inside the wrap
+        width (a leading space left at the end of the previous line does not count), else of its
+        first cell inside the width, else of its first cell; its line's start if it has none."""
+        w = self._width if width is None else max(1, int(width))
+        a, b = self.spans.span(index)
+        end = self.spans.visible_end
+        if a >= b or a >= end:
+            return self.line_of_token(index, w), 0
+        wrap = self._wrap(w)
+        y = self.line_of_char(a, w)
+        first: tuple[int, int] | None = None
+        n_lines = len(wrap.starts)
+        while y < n_lines and wrap.starts[y] < b:
+            for p in self.line_pieces(y, w):
+                if p.token != index or p.cells <= 0:
+                    continue
+                if first is None or (first[1] >= w and p.x < w):
+                    first = (y, p.x)
+                if p.x < w and p.text.strip():
+                    return y, p.x + (len(p.text) - len(p.text.lstrip()) if p.cells == len(p.text) else 0)
+            y += 1
+        return first if first is not None else (self.line_of_token(index, w), 0)
+
+    def token_near(self, x: int, y: int, width: int | None = None) -> int | None:
+        """The token at column ``x`` of line ``y``, or the nearest one on that line inside the wrap
+        width (the last one left of ``x``, else the first); ``None`` for a line with none."""
+        w = self._width if width is None else max(1, int(width))
+        best = None
+        best_marker = None  # a newline marker is only chosen when the line has nothing else
+        for p in self.line_pieces(y, w):
+            if p.cells <= 0:
+                continue
+            if p.x <= x < p.x + p.cells:
+                return p.token
+            if p.x < w and (p.x <= x or (best is None and best_marker is None)):
+                if p.kind == KIND_NEWLINE:
+                    best_marker = p.token
+                else:
+                    best = p.token
+        return best if best is not None else best_marker

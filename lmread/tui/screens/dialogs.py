@@ -1,141 +1,21 @@
-"""Small modal screens: the category prompt of a fall mark, the live-session dialog, and the
-"terminal too small" overlay."""
+"""Small modal screens: the live-session dialog and the "terminal too small" overlay.  (The
+details of a fall mark are typed inline in the reader: :mod:`lmread.tui.marking`.)"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import ClassVar
 
-from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.events import Key
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, SelectionList, Static
 
-from lmread.records import CATEGORIES
 from lmread.tui.messages import LiveConfig
 
 MIN_WIDTH, MIN_HEIGHT = 60, 16
-
-
-@dataclass
-class MarkDetails:
-    """What the category prompt returns: category key, severity 1-3, note (all optional)."""
-
-    category: str | None = None
-    severity: int | None = None
-    note: str | None = None
-
-
-def _digit_category(char: str) -> str | None:
-    if char.isdigit():
-        index = (int(char) - 1) % 10
-        if index < len(CATEGORIES):
-            return CATEGORIES[index][0]
-    return None
-
-
-class MarkPrompt(ModalScreen[MarkDetails | None]):
-    """Pick the category (1-9, 0), then optionally the severity (1-3) and a note (n).
-
-    Enter or escape finishes and returns the details (escape with nothing picked = no category);
-    ``x`` returns None: no mark after all.
-    """
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "finish", "save mark"),
-        Binding("escape", "finish", "save"),
-        Binding("x", "abandon", "don't mark"),
-    ]
-
-    AUTO_FOCUS = None
-
-    def __init__(self, token_text: str, at: int) -> None:
-        super().__init__()
-        self.details = MarkDetails()
-        self.token_text = token_text
-        self.at = at
-        self.stage = "category"  # category -> severity; note input on top
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="mark-box"):
-            yield Static(id="mark-title")
-            yield Static(id="mark-choices")
-            yield Static("1-9,0 category · then 1-3 severity · n note · enter/escape save · x don't mark",
-                         id="mark-help", markup=False)
-
-    def on_mount(self) -> None:
-        self._refresh()
-
-    def _refresh(self) -> None:
-        shown = repr(self.token_text)[1:-1] if self.token_text else "(part of a character)"
-        self.query_one("#mark-title", Static).update(
-            Text.assemble(("Falls at token ", "bold"), (str(self.at), "bold"), ": ", (shown, "reverse"))
-        )
-        text = Text()
-        for i, (key, label) in enumerate(CATEGORIES):
-            style = "bold reverse" if key == self.details.category else ""
-            text.append(f" {(i + 1) % 10} {label} ", style=style)
-            text.append("\n" if i % 2 else " " * max(1, 28 - len(label)))
-        sev = self.details.severity
-        text.append("\n")
-        if self.stage == "severity" or sev:
-            text.append("severity: ")
-            for n, label in ((1, "mild"), (2, "clear"), (3, "severe")):
-                text.append(f" {n} {label} ", style="bold reverse" if sev == n else "")
-        if self.details.note:
-            text.append(f"\nnote: {self.details.note}")
-        self.query_one("#mark-choices", Static).update(text)
-
-    def _note_input(self) -> Input | None:
-        found = self.query("#mark-note")
-        return found.first(Input) if found else None
-
-    def on_key(self, event: Key) -> None:
-        """Digits pick the category, then the severity; ``n`` opens the note."""
-        note = self._note_input()
-        if note is not None:
-            if event.key == "escape":
-                note.remove()
-                event.stop()
-                event.prevent_default()
-            return
-        char = event.character or ""
-        if self.stage == "severity" and char and char in "123":
-            self.details.severity = int(char)
-        elif char.isdigit():
-            category = _digit_category(char)
-            if category is not None:
-                self.details.category = category
-                self.stage = "severity"
-        elif event.key == "n":
-            note = Input(self.details.note or "", placeholder="note (enter saves it, escape drops it)",
-                         id="mark-note")
-            self.query_one("#mark-box").mount(note, before="#mark-help")
-            note.focus()
-        else:
-            return
-        event.stop()
-        event.prevent_default()
-        self._refresh()
-
-    @on(Input.Submitted, "#mark-note")
-    def _note_done(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.details.note = event.value.strip() or None
-        event.input.remove()
-        self._refresh()
-
-    def action_finish(self) -> None:
-        """Save the mark with what was picked."""
-        self.dismiss(self.details)
-
-    def action_abandon(self) -> None:
-        """Do not mark after all."""
-        self.dismiss(None)
 
 
 class LiveDialog(ModalScreen[LiveConfig | None]):
@@ -166,7 +46,7 @@ class LiveDialog(ModalScreen[LiveConfig | None]):
                 yield Input(str(self.config.n), id="live-n", type="integer")
             with Horizontal(classes="live-row"):
                 yield Label("max tokens")
-                yield Input(str(self.config.max_tokens), id="live-max", type="integer")
+                yield Input(str(self.config.options.max_tokens), id="live-max", type="integer")
             with Horizontal(classes="live-row"):
                 yield Label("prompt set")
                 sets = self.prompt_sets or ["all"]
@@ -195,8 +75,8 @@ class LiveDialog(ModalScreen[LiveConfig | None]):
         if not 1 <= max_tokens <= 32768:
             return "max tokens must be between 1 and 32768"
         prompt_set = str(self.query_one("#live-prompts", Select).value)
-        return LiveConfig(models=models, n=n, max_tokens=max_tokens, prompt_set=prompt_set,
-                          temperature=self.config.temperature)
+        return LiveConfig(models=models, n=n, prompt_set=prompt_set,
+                          options=replace(self.config.options, max_tokens=max_tokens))
 
     @on(Button.Pressed, "#live-start")
     def action_start(self) -> None:

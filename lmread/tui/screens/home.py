@@ -48,6 +48,25 @@ def study_rows(paths: list[Path]) -> list[tuple[Path, str, str, str, str]]:
     return rows
 
 
+def plan_line(path: Path) -> str:
+    """One line of progress against the plan stored in the study (``lmread plan``), or ""."""
+    from lmread.analysis.plan import progress
+
+    try:
+        prog = progress(Study.open(path))
+    except LmreadError as exc:
+        return f"plan: cannot read ({exc})"
+    if prog.plan is None:
+        return ""
+    parts = []
+    for g in prog.groups:
+        width = "" if g.median_ci_width is None else f", median CI width {g.median_ci_width:.3g}"
+        parts.append(f"{g.label} {g.read}/{g.planned}{width}")
+    unit = prog.plan.get("unit", "tokens")
+    done = "complete" if prog.complete else f"{prog.readings_done}/{prog.readings_planned} readings"
+    return f"plan ({unit}): {done}, falls {prog.events_done}/{prog.events_planned} · " + " · ".join(parts)
+
+
 def find_studies(studies_dir: Path, extra: list[Path]) -> list[Path]:
     """The given studies first, then every study folder under ``studies_dir``."""
     out: list[Path] = []
@@ -101,6 +120,7 @@ class HomeScreen(Screen[None]):
         yield Static("Studies  (enter: read · l: live session · v: survival view)", classes="home-label",
                      markup=False)
         yield DataTable(id="studies", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="home-plan", markup=False)
         yield Static("Models", classes="home-label", markup=False)
         yield DataTable(id="models", cursor_type="row", zebra_stripes=True)
         yield Static("", id="home-hint", markup=False)
@@ -127,11 +147,19 @@ class HomeScreen(Screen[None]):
             studies.add_row(name, n_samples, n_marks, note, display_path(path))
         if self._paths and current in self._paths:
             studies.move_cursor(row=self._paths.index(current))
+        self.show_plan(current)
         models = self.query_one("#models", DataTable)
         models.clear()
         for row in self.model_rows:
             models.add_row(*row)
         self.query_one("#home-hint", Static).update(self.note or HINT)
+
+    def show_plan(self, path: Path) -> None:
+        """Show the progress of ``path`` against its stored plan (nothing without a plan)."""
+        line = plan_line(path) if (path / META_FILE).exists() else ""
+        widget = self.query_one("#home-plan", Static)
+        widget.update(line)
+        widget.display = bool(line)
 
     def selected_study(self) -> Path | None:
         """The study folder under the cursor."""
@@ -149,6 +177,7 @@ class HomeScreen(Screen[None]):
         path = self.selected_study()
         if path is not None:
             self.current = path
+            self.show_plan(path)
             self.post_message(self.StudyHighlighted(path))
 
     def action_read(self) -> None:

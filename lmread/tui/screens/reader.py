@@ -5,6 +5,10 @@ Everything that decides something (queue, reveal, marks) lives in
 line to it.  For a live sample it posts :class:`ReaderScreen.StreamRequested`; the app runs the
 live worker (:class:`lmread.tui.live.LiveStream`), whose token batches this screen appends to the
 sample's document.
+
+Keys are taken in the order typed (:mod:`lmread.tui.keys`): this screen runs its own bindings and
+the token view's from :meth:`ReaderScreen.on_key`, and while a fall is being detailed every key
+goes to the inline prompt, which has no screen or focus of its own to wait for.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
@@ -20,9 +25,12 @@ from textual.widgets import Footer, Static
 
 from lmread.errors import LmreadError
 from lmread.records import Mark
+from lmread.tui.keys import key_table
+from lmread.tui.labels import format_elapsed
 from lmread.tui.live import LiveStream
-from lmread.tui.screens.dialogs import MarkDetails, MarkPrompt
-from lmread.tui.session import Current, LiveJob, ReadingSession, format_elapsed
+from lmread.tui.live_jobs import LiveJob
+from lmread.tui.session import Current, ReadingSession
+from lmread.tui.widgets.mark_prompt import MarkPromptPanel
 from lmread.tui.widgets.panels import AfterMarkPanel, StatusLine, after_mark_text
 from lmread.tui.widgets.token_view import TokenView, new_document
 
@@ -65,7 +73,6 @@ class ReaderScreen(Screen[None]):
         self.state = ""  # "saved", "saving…", errors
         self.state_style = ""
         self._pending: Mark | None = None
-        self._prompt_open = False
         self._loading = loading
         self._finished_all = False
 
@@ -76,12 +83,14 @@ class ReaderScreen(Screen[None]):
         yield Static("", id="reader-prompt", markup=False)
         yield TokenView(id="reader-text")
         yield Static("", id="reader-message", markup=False)
+        yield MarkPromptPanel("", id="mark-prompt")
         yield AfterMarkPanel("", id="after-mark")
         yield StatusLine("", id="reader-status")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#after-mark", AfterMarkPanel).display = False
+        self.prompt.display = False
         self.set_interval(1 / 15, self._tick)
         if self._loading:
             self._message("Loading the models of the live session…")
@@ -124,7 +133,7 @@ class ReaderScreen(Screen[None]):
         self._message(None)
         self.query_one("#reader-prompt", Static).update("prompt: " + " ".join(cur.prompt_text.split()))
         view.show(cur.document)
-        view.cursor = max(0, cur.revealed - 1)
+        view.cursor = max(0, cur.document.revealed - 1)
         self._set_state("generating…" if cur.live else "")
         if cur.live and cur.item.job is not None:
             self.post_message(self.StreamRequested(self, cur.item.job))
@@ -145,10 +154,10 @@ class ReaderScreen(Screen[None]):
         cur = self.session.current
         pace = ""
         if cur is not None and not cur.live and not cur.marked:
-            pace = f"pace {self.session.pace_tps:g} tok/s" + (" (paused)" if self.session.paused else "")
+            pace = f"pace {self.session.pace_wps:g} words/s" + (" (paused)" if self.session.paused else "")
         self.query_one("#reader-status", StatusLine).show(
-            revealed=cur.revealed if cur else 0,
-            complete=bool(cur and cur.stream_done and cur.revealed >= cur.n_tokens),
+            revealed=cur.document.revealed if cur else 0,
+            complete=bool(cur and cur.stream_done and cur.document.revealed >= cur.document.n_tokens),
             elapsed=format_elapsed(self.session.elapsed()),
             left=self.session.samples_left,
             annotator=self.session.annotator,
@@ -159,7 +168,7 @@ class ReaderScreen(Screen[None]):
 
     def _tick(self) -> None:
         cur = self.session.current
-        if cur is not None and not cur.live and not cur.marked and not self._prompt_open:
+        if cur is not None and not cur.live and not cur.marked and not self.marking:
             target = self.session.paced_revealed()
             if target > self.view.revealed:
                 self._show_revealed(cur, lambda: self.session.set_revealed(target))
@@ -169,11 +178,11 @@ class ReaderScreen(Screen[None]):
         """Reveal more with the session's ``reveal()`` and draw it; a cursor at the reveal front
         stays at the front."""
         view = self.view
-        at_front = view.cursor >= cur.revealed - 1
+        at_front = view.cursor >= cur.document.revealed - 1
         reveal()
         view.sync()
-        if at_front and cur.revealed:
-            view.cursor = cur.revealed - 1
+        if at_front and cur.document.revealed:
+            view.cursor = cur.document.revealed - 1
 
     # -- live generation ---------------------------------------------------------------------
 
@@ -188,11 +197,11 @@ class ReaderScreen(Screen[None]):
             return  # stopped by a mark: the rest comes, unrevealed, with the stored sample
         cur = self.session.current
         assert cur is not None
-        at_end = self.view.cursor >= cur.revealed - 1
+        at_end = self.view.cursor >= cur.document.revealed - 1
         self.session.feed(message.text, message.offsets, message.ranks)
         self.view.sync()
-        if at_end and not self._prompt_open and not cur.marked and self._pending is None:
-            self.view.cursor = max(0, cur.revealed - 1)
+        if at_end and not self.marking and not cur.marked and self._pending is None:
+            self.view.cursor = max(0, cur.document.revealed - 1)
 
     def on_live_stream_ended(self, message: LiveStream.Ended) -> None:
         """The live sample's driver returned: store the sample, then save a mark waiting for it."""
@@ -231,7 +240,7 @@ class ReaderScreen(Screen[None]):
         if cur.marked:
             self.notify("already marked: n for the next sample, u to undo")
             return None
-        if self._pending is not None:
+        if self._pending is not None or self.marking:
             return None
         if cur.failed:
             self.notify("this sample failed to generate: n for the next one")
@@ -242,8 +251,45 @@ class ReaderScreen(Screen[None]):
         if cur.live and cur.streaming and cur.item.job is not None:
             cur.item.job.cancel.set()
 
+    # -- keys --------------------------------------------------------------------------------
+
+    async def on_key(self, event: events.Key) -> None:
+        """Every key of the reader, in the order typed: to the inline fall prompt while it is
+        open, else to the binding it names (see the module's docstring)."""
+        if self.app.screen is not self:
+            return  # typed after another screen opened: that screen's keys
+        if self.marking:
+            event.stop()
+            event.prevent_default()
+            closed = self.prompt.take_key(event.key, event.character)
+            if closed is not None and closed[0] == "save":
+                self._write(closed[1])
+            elif closed is not None:
+                self._set_state("not marked")
+                self._update_status()
+            return
+        found = key_table((self.view, TokenView.BINDINGS), (self, self.BINDINGS)).get(event.key)
+        if found is None:
+            return
+        event.stop()
+        event.prevent_default()
+        node, action = found
+        await self.app.run_action(action, node)
+
+    @property
+    def prompt(self) -> MarkPromptPanel:
+        return self.query_one("#mark-prompt", MarkPromptPanel)
+
+    @property
+    def marking(self) -> bool:
+        """Whether a fall is being detailed in the inline prompt."""
+        return self.prompt.is_open
+
+    # -- marking (continued) -----------------------------------------------------------------
+
     def action_fall(self) -> None:
-        """The text falls at the cursor token: ask for the category, then save the mark."""
+        """The text falls at the cursor token: the inline prompt takes the category, severity and
+        note, then saves the mark."""
         cur = self._can_mark()
         if cur is None:
             return
@@ -254,19 +300,7 @@ class ReaderScreen(Screen[None]):
             self.notify(str(exc), severity="warning")
             return
         self._stop_stream(cur)
-        self._prompt_open = True
-        start, end = cur.offsets[at], cur.offsets[at + 1]
-
-        def done(details: MarkDetails | None) -> None:
-            self._prompt_open = False
-            if details is None:
-                self._set_state("not marked")
-                self._update_status()
-                return
-            mark.category, mark.severity, mark.note = details.category, details.severity, details.note
-            self._write(mark)
-
-        self.app.push_screen(MarkPrompt(cur.text[start:end], at), done)
+        self.prompt.open(mark, cur.document.token_text(at))
 
     def action_fall_or_next(self) -> None:
         """Enter: the fall mark, or (after a mark) the next sample."""
@@ -281,8 +315,15 @@ class ReaderScreen(Screen[None]):
         cur = self._can_mark()
         if cur is None:
             return
+        try:
+            mark = self.session.build_mark("no_fall")
+        except LmreadError as exc:
+            self._set_state("nothing read yet", "bold yellow")
+            self.notify(str(exc), severity="warning")
+            self._update_status()
+            return
         self._stop_stream(cur)
-        self._write(self.session.build_mark("no_fall"))
+        self._write(mark)
 
     def action_skip(self) -> None:
         """Skip this sample (a skip mark; it contributes nothing)."""
@@ -340,6 +381,9 @@ class ReaderScreen(Screen[None]):
     def action_undo(self) -> None:
         """Withdraw the latest mark and go back to its sample."""
         cur = self.session.current
+        if self.marking:
+            self.notify("finish the mark first: enter saves it, x drops it")
+            return
         if cur is not None and (cur.streaming or self._pending is not None):
             self.notify("wait until this sample has stopped generating, or mark it first")
             return
@@ -368,7 +412,7 @@ class ReaderScreen(Screen[None]):
     def action_pace(self, factor: float) -> None:
         """Change the reading pace."""
         pace = self.session.change_pace(float(factor))
-        self.notify(f"reading pace {pace:g} tokens/s", timeout=1.5)
+        self.notify(f"reading pace {pace:g} words/s", timeout=1.5)
         self._update_status()
 
     def action_pause(self) -> None:

@@ -9,7 +9,8 @@ from textual.widgets import Static
 
 from lmread.controls import control_line
 from lmread.records import Mark, Sample
-from lmread.tui.session import category_label, model_label
+from lmread.tui.labels import category_label, model_label
+from lmread.tui.widgets.alternatives import alternatives_text
 
 
 class StatusLine(Static):
@@ -36,10 +37,6 @@ class StatusLine(Static):
             self.update(text)
 
 
-def _visible(piece: str) -> str:
-    return piece.replace("\n", "⏎").replace("\t", "⇥") if piece.strip() else repr(piece)[1:-1] or "∅"
-
-
 def after_mark_text(sample: Sample, mark: Mark, *, show_model: bool, context_chars: int = 160) -> Text:
     """The fall token in context, the model's top alternatives there, and (if allowed) the model."""
     out = Text()
@@ -64,11 +61,8 @@ def after_mark_text(sample: Sample, mark: Mark, *, show_model: bool, context_cha
             out.append(f"chosen token rank {toks.rank[at]}{prob}. ")
         if toks.top_pieces is not None and toks.top_logprobs is not None and toks.top_pieces[at]:
             out.append("Model's top alternatives here: ")
-            for i, (piece, lp) in enumerate(zip(toks.top_pieces[at], toks.top_logprobs[at], strict=False)):
-                if i:
-                    out.append("  ")
-                out.append(_visible(piece), style="bold")
-                out.append(f" {math.exp(lp):.2f}")
+            ids = toks.top_ids[at] if toks.top_ids is not None else None
+            out.append(alternatives_text(toks.top_pieces[at], toks.top_logprobs[at], ids))
             out.append("\n")
         else:
             out.append("(no distribution recorded for this sample)\n")

@@ -1,19 +1,20 @@
 """The token view: a scrolling, word-wrapped view of one sample's tokens, built on Textual's line API.
 
-All text logic lives in :class:`lmread.tui.document.TokenDocument` (wrapping, lookups, cursor
-motions); this widget turns its display lines into :class:`~textual.strip.Strip` objects, caches
-them, and handles keys, clicks and scrolling.  It draws a document it is given (:meth:`TokenView.show`;
-the reader's session owns the documents of its samples) or one it loads itself
-(:meth:`TokenView.load`); after the document changed, :meth:`TokenView.sync` redraws what changed.
+All text logic lives in :mod:`lmread.tui.document`: the widget draws a
+:class:`~lmread.tui.document.TokenSpans` (:attr:`TokenView.document`), wraps it in a
+:class:`~lmread.tui.document.WrappedDocument` measured as rich draws (:attr:`TokenView.wrapped`) and
+moves its cursor with a :class:`~lmread.tui.document.DocumentNavigator` (:attr:`TokenView.navigator`);
+it turns display lines into :class:`~textual.strip.Strip` objects, caches them, and handles keys,
+clicks and scrolling.  It draws spans it is given (:meth:`TokenView.show`; the reader's session owns
+the spans of its samples) or ones it loads itself (:meth:`TokenView.load`); after they changed,
+:meth:`TokenView.sync` redraws what changed.
 
 Rendering.  ``render_line(y)`` renders display line ``scroll_y + y`` from an LRU cache keyed by
 the line index, its character range, the wrap width, the cursor token when it is on that line, the
 colouring mode, the fall mark and a style generation, so a cursor move re-renders two lines and an
-append only the lines that changed.  The cursor token is drawn in reverse video (an empty-span
-cursor token highlights the token that displays its character); with :attr:`TokenView.show_ranks`
-tokens get a GLTR-style background tint by rank (top-10 green, top-100 yellow, top-1000 red, the
-rest purple); the fall token (:attr:`TokenView.fall_index`) is bold red underlined and the text after
-it is dimmed; control characters, tabs and newline markers have their own muted styles.
+append only the lines that changed.  Pieces are styled by :mod:`lmread.tui.widgets.token_styles`
+(cursor, GLTR rank tints with :attr:`TokenView.show_ranks`, the fall mark
+:attr:`TokenView.fall_index`); an empty-span cursor token highlights the token showing its character.
 
 Keys (not shown in the footer): left/right token, ctrl+left/ctrl+right word, ``[``/``]``
 sentence, up/down line (keeping the column), pageup/pagedown page, home/end first/last token.
@@ -31,36 +32,26 @@ from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
-from textual.color import Color
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from lmread.tui.document import KIND_CONTROL, KIND_NEWLINE, KIND_TAB, KIND_TEXT, MOTION_KINDS, TokenDocument
+from lmread.tui.document import (
+    KIND_TEXT,
+    MOTION_KINDS,
+    DocumentNavigator,
+    TokenSpans,
+    WrappedDocument,
+)
+from lmread.tui.widgets.token_styles import piece_style, rank_bucket
 
-__all__ = ["RANK_BUCKETS", "TokenView", "new_document", "rank_bucket"]
+__all__ = ["TokenView", "new_document"]
 
-#: (upper rank bound, colour) of the GLTR-style rank tints; ranks are 1-based (1 = most likely).
-RANK_BUCKETS: tuple[tuple[int, str], ...] = ((10, "#2ea043"), (100, "#d4a72c"), (1000, "#d1242f"))
-RANK_REST_COLOUR = "#8250df"
-_TINT_ALPHA = 0.45
-
-
-def rank_bucket(rank: int | None) -> int:
-    """0 for no rank, 1 for top-10, 2 for top-100, 3 for top-1000, 4 for the rest."""
-    if rank is None:
-        return 0
-    for bucket, (bound, _) in enumerate(RANK_BUCKETS, start=1):
-        if rank <= bound:
-            return bucket
-    return len(RANK_BUCKETS) + 1
-
-
-def new_document(show_newlines: bool = False) -> TokenDocument:
-    """An empty token document measured as the token view draws (rich's cell widths)."""
-    return TokenDocument(char_width=get_character_cell_size, show_newlines=show_newlines)
+def new_document() -> TokenSpans:
+    """An empty document for a token view to show (the view wraps it as it draws)."""
+    return TokenSpans()
 
 
 class _TokenMessage(Message):
@@ -142,7 +133,10 @@ class TokenView(ScrollView, can_focus=True):
     ) -> None:
         """``follow``: while streaming, keep the view scrolled to the end if it was at the end."""
         super().__init__(name=name, id=id, classes=classes, disabled=disabled)
-        self.document = new_document(show_newlines)
+        self.show_newlines = show_newlines
+        self.document: TokenSpans = new_document()
+        self.wrapped = WrappedDocument(self.document, char_width=get_character_cell_size, show_newlines=show_newlines)
+        self.navigator = DocumentNavigator(self.wrapped)
         self.follow = follow
         self._drawn = (0, 0, 0)  # the document's (load_count, visible_end, line count) last drawn
         self._cache: LRUCache[tuple, Strip] = LRUCache(1024)
@@ -169,12 +163,18 @@ class TokenView(ScrollView, can_focus=True):
         self._load_document(text, offsets, revealed, ranks)
         self._reset()
 
-    def show(self, document: TokenDocument) -> None:
-        """Draw ``document`` from now on (it is not copied: make it with :func:`new_document`, and
-        call :meth:`sync` after changing it).  Resets the cursor, the fall mark and the scroll
-        as :meth:`load` does."""
-        self.document = document
+    def show(self, document: TokenSpans) -> None:
+        """Draw ``document`` from now on (it is not copied: call :meth:`sync` after changing it).
+        Resets the cursor, the fall mark and the scroll as :meth:`load` does."""
+        self._use_document(document)
         self._reset()
+
+    def _use_document(self, document: TokenSpans) -> None:
+        """Wrap and navigate ``document`` (measured with rich's cell widths)."""
+        self.document = document
+        self.wrapped = WrappedDocument(document, width=self.wrapped.width, char_width=get_character_cell_size,
+                                       show_newlines=self.show_newlines)
+        self.navigator = DocumentNavigator(self.wrapped)
 
     def _reset(self) -> None:
         self.set_reactive(TokenView.cursor, 0)
@@ -242,16 +242,6 @@ class TokenView(ScrollView, can_focus=True):
         self.refresh()
 
     @property
-    def ranks(self) -> list[int | None]:
-        """Per-token ranks (``None`` where unknown).  Do not modify; use :meth:`set_ranks`."""
-        return self.document.ranks
-
-    @property
-    def n_tokens(self) -> int:
-        """Tokens held (revealed or not)."""
-        return self.document.n_tokens
-
-    @property
     def revealed(self) -> int:
         """Number of visible tokens; setting it reveals (or hides) tokens up to that count."""
         return self.document.revealed
@@ -267,7 +257,7 @@ class TokenView(ScrollView, can_focus=True):
 
     def _after_reveal(self, old_lines: int, was_at_end: bool, width: int) -> None:
         """Refresh the lines from the old last line on, grow the virtual size, follow the end."""
-        new_lines = self.document.line_count(width)
+        new_lines = self.wrapped.line_count(width)
         self._update_virtual_size(width)
         if not self.is_mounted:
             return
@@ -281,13 +271,13 @@ class TokenView(ScrollView, can_focus=True):
     def _width(self) -> int:
         """The wrap width: the scrollable content width (80 before the widget has a size)."""
         width = self.scrollable_content_region.width if self.is_mounted else 0
-        return width if width > 0 else self.document.width
+        return width if width > 0 else self.wrapped.width
 
     def _update_virtual_size(self, width: int | None = None) -> None:
         doc = self.document
         width = self._width() if width is None else width
-        doc.width = width
-        lines = doc.line_count(width)
+        self.wrapped.width = width
+        lines = self.wrapped.line_count(width)
         self._drawn = (doc.load_count, doc.visible_end, lines)
         self.virtual_size = Size(width, lines)
 
@@ -307,11 +297,7 @@ class TokenView(ScrollView, can_focus=True):
     def token_at_offset(self, x: int, y: int) -> int | None:
         """The token shown at content cell ``(x, y)`` of the widget (scroll included), or ``None``."""
         scroll_x, scroll_y = self.scroll_offset
-        return self.document.token_at(x + scroll_x, y + scroll_y, self._width())
-
-    def line_of_token(self, index: int) -> int:
-        """The display line (virtual y) where token ``index`` is shown."""
-        return self.document.line_of_token(index, self._width())
+        return self.wrapped.token_at(x + scroll_x, y + scroll_y, self._width())
 
     # ------------------------------------------------------------------ cursor
 
@@ -346,9 +332,9 @@ class TokenView(ScrollView, can_focus=True):
         if vertical and self._goal_x is None:
             shown = doc.display_token(self.cursor)
             if shown is not None:
-                self._goal_x = doc.token_anchor(shown, width)[1]
+                self._goal_x = self.wrapped.token_anchor(shown, width)[1]
         page = max(1, self.scrollable_content_region.height - 1) if self.is_mounted else 20
-        new = doc.move(self.cursor, kind, direction, page_lines=page, goal_x=self._goal_x if vertical else None,
+        new = self.navigator.move(self.cursor, kind, direction, page_lines=page, goal_x=self._goal_x if vertical else None,
                        width=width)
         self._vertical_move = vertical
         try:
@@ -372,8 +358,8 @@ class TokenView(ScrollView, can_focus=True):
             return
         width = self._width()
         a, b = doc.span(shown)
-        y0 = doc.line_of_char(a, width)
-        y1 = doc.line_of_char(max(a, b - 1), width)
+        y0 = self.wrapped.line_of_char(a, width)
+        y1 = self.wrapped.line_of_char(max(a, b - 1), width)
         self.refresh_lines(y0, y1 - y0 + 1)
 
     def _scroll_cursor_into_view(self) -> None:
@@ -385,8 +371,8 @@ class TokenView(ScrollView, can_focus=True):
             return
         width = self._width()
         a, b = doc.span(shown)
-        y0 = doc.line_of_char(a, width)
-        y1 = doc.line_of_char(max(a, b - 1), width)
+        y0 = self.wrapped.line_of_char(a, width)
+        y1 = self.wrapped.line_of_char(max(a, b - 1), width)
         height = self.scrollable_content_region.height
         if height <= 0:
             return
@@ -414,30 +400,11 @@ class TokenView(ScrollView, can_focus=True):
     # ------------------------------------------------------------------ rendering
 
     def _style(self, kind: int, bucket: int, fall_state: int, is_cursor: bool) -> Style:
-        """The style of one piece: kind (``KIND_*``), rank bucket (0 when ranks are off), fall
-        state (0 before the fall token, 1 the fall token, 2 after it) and the cursor."""
+        """The style of one piece (see :func:`piece_style`), cached per widget style."""
         key = (kind, bucket, fall_state, is_cursor)
         style = self._styles.get(key)
-        if style is not None:
-            return style
-        base = self.rich_style
-        parts: list[Style] = [base]
-        if kind == KIND_CONTROL:
-            parts.append(Style(color="magenta", bold=True))
-        elif kind in (KIND_TAB, KIND_NEWLINE):
-            parts.append(Style(dim=True))
-        if bucket:
-            background = Color.from_rich_color(base.bgcolor) if base.bgcolor else Color(0, 0, 0)
-            hue = RANK_BUCKETS[bucket - 1][1] if bucket <= len(RANK_BUCKETS) else RANK_REST_COLOUR
-            parts.append(Style(bgcolor=background.blend(Color.parse(hue), _TINT_ALPHA).rich_color))
-        if fall_state == 1:
-            parts.append(Style(color="red", bold=True, underline=True))
-        elif fall_state == 2:
-            parts.append(Style(dim=True))
-        if is_cursor:
-            parts.append(Style(reverse=True))
-        style = Style.combine(parts)
-        self._styles[key] = style
+        if style is None:
+            style = self._styles[key] = piece_style(self.rich_style, kind, bucket, fall_state, is_cursor)
         return style
 
     def render_line(self, y: int) -> Strip:
@@ -447,10 +414,10 @@ class TokenView(ScrollView, can_focus=True):
         return self._render_line(scroll_y + y, width)
 
     def _render_line(self, line: int, width: int) -> Strip:
-        doc = self.document
-        if line < 0 or line >= doc.line_count(width):
+        doc, wrapped = self.document, self.wrapped
+        if line < 0 or line >= wrapped.line_count(width):
             return Strip.blank(width, self.rich_style)
-        start, end = doc.line_range(line, width)
+        start, end = wrapped.line_range(line, width)
         shown = doc.display_token(self.cursor)
         cursor_here = -1
         if shown is not None:
@@ -465,7 +432,7 @@ class TokenView(ScrollView, can_focus=True):
         ranks = doc.ranks if self.show_ranks else None
         segments: list[Segment] = []
         style_of = self._style
-        for piece in doc.line_pieces(line, width):
+        for piece in wrapped.line_pieces(line, width):
             if piece.x >= width:
                 break
             tok = piece.token
