@@ -27,7 +27,7 @@ $(VENV)/.stamp-dev: pyproject.toml $(VENV)/.stamp-all
 	$(PIP) install -q -e ".[dev]"
 	touch $@
 
-# llama.cpp's own llama-server (and llama-bench) for the server tests and `lmread bench --only server`:
+# llama.cpp's own llama-server (and llama-bench, llama-batched-bench) for the server tests and `lmread bench`:
 # built once per host with AMX off into a cache folder keyed by version, flags and CPU (10-15 min on
 # 2 cores the first time); the folder is written to $(VENV)/llama-server.path for the test fixtures
 $(VENV)/llama-server.path: scripts/build-llama-server.sh | $(VENV)/bin/python
@@ -45,7 +45,7 @@ run: setup
 rebuild-llama: | $(VENV)/bin/python
 	REBUILD=1 scripts/build-llama.sh $(PY)
 
-## Rebuild llama-server / llama-bench from source for this host (AMX off)
+## Rebuild llama-server / llama-bench / llama-batched-bench from source for this host (AMX off)
 rebuild-llama-server: | $(VENV)/bin/python
 	REBUILD=1 scripts/build-llama-server.sh $(PYTHON) > $(VENV)/llama-server.path.tmp
 	mv $(VENV)/llama-server.path.tmp $(VENV)/llama-server.path

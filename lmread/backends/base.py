@@ -23,7 +23,7 @@ from __future__ import annotations
 import abc
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -200,8 +200,9 @@ class Backend(abc.ABC):
     only the top k is known: no entropy, a rank beyond k unknown), ``sends_limits`` (True where
     ``max_tokens`` and stop strings go with the request to a server, which may end the stream
     on them itself), ``max_concurrency`` (streams the
-    driver may run at once from threads) and ``max_batch_size`` (samples per batch when the
-    user gives no ``--batch-size``).
+    driver may run at once from threads), ``max_batch_size`` (samples per batch when the
+    user gives no ``--batch-size``) and ``supports_parallel`` (``stream_parallel`` decodes several
+    samples, of any prompts, in one batch per step: ``lmread generate --parallel N``).
     """
 
     #: the backend's registry name (``llamacpp``, ``hf``, ``openai``, ``scripted``)
@@ -215,6 +216,7 @@ class Backend(abc.ABC):
     knows_token_ids: ClassVar[bool] = True
     full_distribution: ClassVar[bool] = True
     sends_limits: ClassVar[bool] = False
+    supports_parallel: ClassVar[bool] = False
     max_concurrency: int = 1
     max_batch_size: int = 8
 
@@ -269,6 +271,26 @@ class Backend(abc.ABC):
                 close = getattr(stream, "close", None)
                 if close is not None:
                     close()
+
+    def prepare_parallel(self, prompts: Sequence[str], options: GenOptions, n_parallel: int) -> dict[str, str]:
+        """Get ready to draw samples of ``prompts`` with ``options``, ``n_parallel`` at a time (only
+        where ``supports_parallel``): the prompts it refuses (too long), each with the reason.
+        :class:`OptionError` when ``n_parallel`` sequences do not fit."""
+        raise BackendError(f"the {self.name} backend cannot decode sequences in parallel")
+
+    def stream_parallel(
+        self,
+        requests: Sequence[tuple[str, GenOptions]],
+        n_parallel: int,
+        cancel: threading.Event | None = None,
+        done: Sequence[threading.Event] | None = None,
+        started: Callable[[int], None] | None = None,
+    ) -> Iterator[tuple[int, TokenChunk | StreamEnd]]:
+        """Draw one sample per ``(prompt, options)`` request, ``n_parallel`` in one batch per step
+        (only where ``supports_parallel``); yields ``(request index, item)``, each request's
+        chunks then exactly one :class:`StreamEnd`.  ``started(i)`` is called when request ``i``
+        enters the batch; ``done[i]`` ends request ``i``, ``cancel`` all of them."""
+        raise BackendError(f"the {self.name} backend cannot decode sequences in parallel")
 
     def score(self, text: str, prompt: str = "", top_logprobs: int = 5) -> list[TokenChunk]:
         """Teacher-forced pass over ``text`` (after ``prompt``): one chunk per token of text.

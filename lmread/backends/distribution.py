@@ -7,6 +7,7 @@ sampled from (see :mod:`lmread.backends.base`).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -24,6 +25,14 @@ _TOP_WINDOW = 12.0
 _DRAW_BLOCK = 1024
 
 
+@functools.lru_cache(maxsize=8)
+def _block_starts(n: int) -> np.ndarray:
+    """The first index of each :data:`_DRAW_BLOCK` block of an ``n``-long row (made once per size)."""
+    starts = np.arange(0, n, _DRAW_BLOCK)
+    starts.setflags(write=False)
+    return starts
+
+
 def _softmax_parts(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(x, shifted, ex, block_sums)``: float32 logits, ``x - max``, ``exp(shifted)`` and the
     sums of ``ex`` over consecutive blocks of :data:`_DRAW_BLOCK` (float32 within a block)."""
@@ -32,7 +41,7 @@ def _softmax_parts(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
         x = x.astype(np.float32)
     shifted = x - x.max()
     ex = np.exp(shifted)
-    blocks = np.add.reduceat(ex, np.arange(0, ex.shape[0], _DRAW_BLOCK))
+    blocks = np.add.reduceat(ex, _block_starts(ex.shape[0]))
     return x, shifted, ex, blocks
 
 

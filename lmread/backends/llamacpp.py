@@ -40,7 +40,8 @@ import ctypes
 import os
 import secrets
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,14 @@ from lmread.backends.base import (
     sample_unmodified,
 )
 from lmread.backends.buildcheck import ensure_llama_build
+from lmread.backends.llamacpp_parallel import (
+    MAX_SEQ,
+    ParallelDecoder,
+    ParallelRequest,
+    padded_ctx,
+    sampler_chain,
+    sampling_mode,
+)
 from lmread.catalog.gguf import read_gguf
 from lmread.errors import BackendError, ModelError, OptionError
 
@@ -103,12 +112,14 @@ def _quiet_llama_log(llama_cpp: Any) -> Iterator[None]:
 
 
 class LlamaCppBackend(Backend):
-    """A GGUF model loaded with llama-cpp-python.  One stream at a time (``max_concurrency``)."""
+    """A GGUF model loaded with llama-cpp-python.  One stream at a time (``max_concurrency``), or
+    many samples decoded together in one batch per step (``stream_parallel``)."""
 
     name = "llamacpp"
     options = (THREADS, GPU_LAYERS, CONTEXT)
     supports_score = True
     scores_spans = True
+    supports_parallel = True
     max_concurrency = 1
 
     def __init__(
@@ -128,6 +139,7 @@ class LlamaCppBackend(Backend):
         self.architecture: str | None = header.architecture
         self.file_quantization: str | None = header.quantization
         n_ctx_train = header.arch_value("context_length")
+        self.kv_bytes_per_token = _kv_bytes_per_token(header)
         CONTEXT.check(n_ctx)
         THREADS.check(n_threads)
         GPU_LAYERS.check(n_gpu_layers)
@@ -185,6 +197,9 @@ class LlamaCppBackend(Backend):
         self._pieces: dict[int, bytes] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
         self._logits_type = ctypes.POINTER(ctypes.c_float * self.n_vocab)
+        self._parallel: ParallelDecoder | None = None
+        self._view_address = 0
+        self._view = np.empty(0, dtype=np.float32)
         self._closed = False
 
     # ---------------------------------------------------------------- construction helpers
@@ -317,11 +332,16 @@ class LlamaCppBackend(Backend):
         return int(self._lib.llama_decode(self._ctx, batch))
 
     def _logits(self, index: int) -> np.ndarray:
-        """The logits row ``index`` of the last decode, as a float32 view (no copy)."""
+        """The logits row ``index`` of the last decode, as a float32 view (no copy; the view of
+        the last address is kept, as llama.cpp writes each decode's row to the same place)."""
         ptr = self._lib.llama_get_logits_ith(self._ctx, index)
         if not ptr:
             raise BackendError(f"llama.cpp returned no logits for output row {index}")
-        return np.ctypeslib.as_array(ctypes.cast(ptr, self._logits_type).contents)
+        address = ctypes.addressof(ptr.contents)
+        if address != self._view_address:
+            self._view = np.ctypeslib.as_array(ctypes.cast(ptr, self._logits_type).contents)
+            self._view_address = address
+        return self._view
 
     def _reset(self) -> None:
         self._lib.llama_memory_clear(self._memory, True)
@@ -336,25 +356,7 @@ class LlamaCppBackend(Backend):
         return 0
 
     def _sampler(self, options: GenOptions, seed: int) -> Any:
-        lib = self._lib
-        chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
-        if options.repetition_penalty != 1.0:
-            lib.llama_sampler_chain_add(
-                chain, lib.llama_sampler_init_penalties(self.n_vocab, -1, options.repetition_penalty, 0.0, 0.0)
-            )
-        if options.temperature == 0.0:
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
-            return chain
-        if options.temperature != 1.0:
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_temp(options.temperature))
-        if options.top_k > 0:
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_k(options.top_k))
-        if options.top_p < 1.0:
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_p(options.top_p, 1))
-        if options.min_p > 0.0:
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_min_p(options.min_p, 1))
-        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed))
-        return chain
+        return sampler_chain(self._lib, self.n_vocab, options, seed)
 
     # ---------------------------------------------------------------- protocol
 
@@ -379,11 +381,88 @@ class LlamaCppBackend(Backend):
             raise OptionError(
                 f"prompt has {len(ids)} tokens, the context holds {self.n_ctx}; shorten it or raise --ctx"
             )
+        seed = self._seed(options)
+        self.last_seed = seed
+        return self._generate(ids, options, seed, cancel, ignore_eos)
+
+    def _seed(self, options: GenOptions) -> int:
         seed = options.seed if options.seed is not None else self.default_seed
         if seed is None:
             seed = secrets.randbits(32) & 0xFFFFFFFE  # 0xFFFFFFFF means "random" to llama.cpp
-        self.last_seed = seed
-        return self._generate(ids, options, seed, cancel, ignore_eos)
+        return seed
+
+    # ---------------------------------------------------------------- parallel decoding
+
+    def prepare_parallel(self, prompts: Sequence[str], options: GenOptions, n_parallel: int) -> dict[str, str]:
+        """Make (or keep) a context for ``n_parallel`` sequences, each holding the longest
+        accepted prompt plus ``options.max_tokens`` (at most ``n_ctx``, the context of one
+        sample); return the prompts refused (longer than ``n_ctx``) with the reason.
+
+        :class:`OptionError` before anything is decoded when ``n_parallel`` is over llama.cpp's
+        limit or the ``n_parallel`` KV caches would not fit in the memory available now.
+        """
+        self._check_open()
+        options.validate()
+        if not isinstance(n_parallel, int) or not 1 <= n_parallel <= MAX_SEQ:
+            raise OptionError(f"invalid option --parallel {n_parallel!r}: must be a whole number in [1, {MAX_SEQ}]")
+        refused: dict[str, str] = {}
+        longest = 1
+        for text in dict.fromkeys(prompts):
+            try:
+                n = len(self._prompt_ids(text))
+            except OptionError as exc:
+                refused[text] = str(exc)
+                continue
+            if n > self.n_ctx:
+                refused[text] = f"prompt has {n} tokens, the context holds {self.n_ctx}; shorten it or raise --ctx"
+            else:
+                longest = max(longest, n)
+        n_ctx_seq = min(self.n_ctx, longest + options.max_tokens)
+        self._parallel_decoder(n_parallel, n_ctx_seq)
+        return refused
+
+    def _parallel_decoder(self, n_parallel: int, n_ctx_seq: int) -> ParallelDecoder:
+        current = self._parallel
+        if current is not None and current.n_seq == n_parallel and current.n_ctx_seq >= n_ctx_seq:
+            return current
+        check_parallel_memory(n_parallel, n_ctx_seq, self.kv_bytes_per_token)
+        if current is not None:
+            current.close()
+            self._parallel = None
+        with _quiet_llama_log(self._lib):
+            self._parallel = ParallelDecoder(self._lib, self._model, self._vocab, self._llama.context_params,
+                                             n_seq=n_parallel, n_ctx_seq=n_ctx_seq, piece=self.piece)
+        return self._parallel
+
+    def stream_parallel(
+        self,
+        requests: Sequence[tuple[str, GenOptions]],
+        n_parallel: int,
+        cancel: threading.Event | None = None,
+        done: Sequence[threading.Event] | None = None,
+        started: Callable[[int], None] | None = None,
+        *,
+        ignore_eos: bool = False,
+    ) -> Iterator[tuple[int, TokenChunk | StreamEnd]]:
+        """Draw one sample per ``(prompt, options)`` request, ``n_parallel`` sequences decoded in
+        one batch per step (:class:`~lmread.backends.llamacpp_parallel.ParallelDecoder`); see
+        :meth:`lmread.backends.base.Backend.stream_parallel`.  Prompts and options are checked
+        (:class:`OptionError`) before anything is decoded; the context is made by
+        :meth:`prepare_parallel` unless a large enough one is there."""
+        self._check_open()
+        if not requests:
+            return iter(())
+        for _, opts in requests:
+            opts.validate()
+        texts = [text for text, _ in requests]
+        longest_max = max(opts.max_tokens for _, opts in requests)
+        refused = self.prepare_parallel(texts, replace(requests[0][1], max_tokens=longest_max), n_parallel)
+        if refused:
+            text, why = next(iter(refused.items()))
+            raise OptionError(why)
+        assert self._parallel is not None
+        items = [ParallelRequest(self._prompt_ids(text), opts, self._seed(opts)) for text, opts in requests]
+        return self._parallel.run(items, cancel, done, started, ignore_eos=ignore_eos)
 
     def _generate(
         self,
@@ -418,9 +497,7 @@ class LlamaCppBackend(Backend):
         # the distribution fields need anyway, and greedy takes its argmax: both skip llama.cpp's
         # sampler, which would build and normalise the whole vocabulary a second time.  Other
         # settings go through llama.cpp's seeded sampler chain.
-        pure = (options.temperature == 1.0 and options.top_k == 0 and options.top_p >= 1.0
-                and options.min_p == 0.0 and options.repetition_penalty == 1.0)
-        greedy = options.temperature == 0.0 and options.repetition_penalty == 1.0
+        pure, greedy = sampling_mode(options)
         chain = None if pure or greedy else self._sampler(options, seed)
         draw = np.random.Generator(np.random.PCG64(seed)).random
         try:
@@ -588,6 +665,9 @@ class LlamaCppBackend(Backend):
         self._closed = True
         with self._lock:
             self._epoch += 1
+            if self._parallel is not None:
+                self._parallel.close()
+                self._parallel = None
             self._lib.llama_batch_free(self._batch)
             self._llama.close()
 
@@ -600,6 +680,65 @@ class LlamaCppBackend(Backend):
             self.close()
         except Exception:
             pass
+
+
+def _kv_bytes_per_token(header: Any) -> int | None:
+    """Bytes of KV cache one token takes (f16 keys and values in every layer), from the GGUF
+    metadata; None when the file does not say."""
+
+    def whole(value: Any) -> int | None:
+        if isinstance(value, list):  # per-layer counts: the largest
+            value = max(value) if value else None
+        return int(value) if isinstance(value, int) and value > 0 else None
+
+    layers = whole(header.arch_value("block_count"))
+    heads = whole(header.arch_value("attention.head_count"))
+    kv_heads = whole(header.arch_value("attention.head_count_kv")) or heads
+    embd = whole(header.arch_value("embedding_length"))
+    head_dim = embd // heads if embd and heads else None
+    k_len = whole(header.arch_value("attention.key_length")) or head_dim
+    v_len = whole(header.arch_value("attention.value_length")) or head_dim
+    if not (layers and kv_heads and k_len and v_len):
+        return None
+    return 2 * layers * kv_heads * (k_len + v_len)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations now (Linux ``MemAvailable``; else the free
+    physical pages); None when unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def check_parallel_memory(n_parallel: int, n_ctx_seq: int, kv_bytes_per_token: int | None,
+                          available: int | None = None) -> None:
+    """:class:`OptionError` (one line) when ``n_parallel`` KV caches of ``n_ctx_seq`` tokens
+    (as llama.cpp pads them) would take more than the memory available (``available``, default
+    :func:`available_memory`)."""
+    if kv_bytes_per_token is None:
+        return
+    cells = padded_ctx(n_ctx_seq) * n_parallel
+    need = cells * kv_bytes_per_token
+    avail = available_memory() if available is None else available
+    if avail is not None and need > avail:
+        fit = max(avail // (padded_ctx(n_ctx_seq) * kv_bytes_per_token), 0)
+        raise OptionError(
+            f"--parallel {n_parallel} needs {n_parallel} x {padded_ctx(n_ctx_seq)} tokens of KV cache "
+            f"({need / 2**30:.1f} GiB), more than the {avail / 2**30:.1f} GiB of memory available; "
+            f"use --parallel {fit} or less, or lower --max-tokens" if fit >= 1 else
+            f"--parallel {n_parallel} needs {n_parallel} x {padded_ctx(n_ctx_seq)} tokens of KV cache "
+            f"({need / 2**30:.1f} GiB), more than the {avail / 2**30:.1f} GiB of memory available; "
+            "lower --max-tokens"
+        )
 
 
 #: the order of the identity's keys in a sample record

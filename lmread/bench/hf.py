@@ -6,7 +6,10 @@ no repetition penalty, end-of-text ignored / ``min_new_tokens`` forcing the leng
 interleaved over repeated trials on the same loaded model; the medians of the tokens/s give
 
 * ``hf_instrumented_vs_generate``: lmread's stream (logprob, rank, entropy and top-5 of every
-  token, computed on the device) over plain ``model.generate()`` (target >= 0.90).
+  token, computed on the device) over plain ``model.generate()`` (target >= 0.90);
+* ``hf_batched_vs_sequential_b8``: 8 samples of the prompt drawn in one batch (``stream_batch``:
+  one forward pass per step for all 8, each row sampled with its own seed) over the same 8 drawn
+  one after the other with the stream, in generated tokens per second (target >= 3).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ MODELS = ("smollm2-135m", "gemma3-270m")
 PROMPT = "The old lighthouse keeper opened his logbook and wrote:"
 SEED = 1234
 TARGET = 0.90
+BATCH = 8
+BATCH_TARGET = 3.0
 
 
 def _timed(fn: Callable[[], int]) -> tuple[float, int]:
@@ -30,12 +35,12 @@ def _timed(fn: Callable[[], int]) -> tuple[float, int]:
     return time.perf_counter() - t0, n
 
 
-def _bench_model(model_id: str, n_tokens: int, trials: int) -> BenchResult:
+def _bench_model(model_id: str, n_tokens: int, trials: int) -> list[BenchResult]:
     from lmread.backends.base import GenOptions, TokenChunk
     from lmread.backends.hf import HFBackend
     from lmread.catalog import load_catalog
     from lmread.config import load_settings
-    from lmread.generate import limited_stream
+    from lmread.generate import limited_batch, limited_stream
 
     card = load_catalog(load_settings()).get(model_id)
     backend = HFBackend.from_card(card)
@@ -83,8 +88,7 @@ def _bench_model(model_id: str, n_tokens: int, trials: int) -> BenchResult:
         "stream_all": [round(v, 2) for v in rates["stream"]],
         "generate_all": [round(v, 2) for v in rates["generate"]],
     }
-    backend.close()
-    return BenchResult(
+    single = BenchResult(
         name="hf_instrumented_vs_generate",
         value=med["stream"] / med["generate"],
         unit="ratio",
@@ -93,14 +97,49 @@ def _bench_model(model_id: str, n_tokens: int, trials: int) -> BenchResult:
         model=model_id,
         details=details,
     )
+    batch_opts = [GenOptions(max_tokens=n_tokens, temperature=1.0, seed=SEED + i, top_logprobs=5) for i in range(BATCH)]
+
+    def run_sequential() -> int:
+        return sum(sum(isinstance(item, TokenChunk) for item in limited_stream(backend, PROMPT, o, ignore_eos=True))
+                   for o in batch_opts)
+
+    def run_batched() -> int:
+        return sum(isinstance(item, TokenChunk)
+                   for _, item in limited_batch(backend, PROMPT, batch_opts, ignore_eos=True))
+
+    run_batched()  # warm up the batched shapes
+    brates: dict[str, list[float]] = {"batched": [], "sequential": []}
+    for trial in range(max(1, trials // 2)):
+        border: list[tuple[str, Callable[[], int]]] = [("batched", run_batched), ("sequential", run_sequential)]
+        if trial % 2:
+            border.reverse()
+        for name, fn in border:
+            seconds, n = _timed(fn)
+            if n != BATCH * n_tokens:
+                raise RuntimeError(f"{name} produced {n} tokens instead of {BATCH * n_tokens}")
+            brates[name].append(n / seconds)
+    bmed = {name: statistics.median(values) for name, values in brates.items()}
+    backend.close()
+    batched = BenchResult(
+        name=f"hf_batched_vs_sequential_b{BATCH}",
+        value=bmed["batched"] / bmed["sequential"],
+        unit="ratio",
+        target=BATCH_TARGET,
+        model=model_id,
+        details={"batched_tokens_per_s": round(bmed["batched"], 2), "sequential_tokens_per_s": round(bmed["sequential"], 2),
+                 "batch": BATCH, "n_tokens": n_tokens, "device": str(backend.device), "threads": torch.get_num_threads(),
+                 "batched_all": [round(v, 2) for v in brates["batched"]],
+                 "sequential_all": [round(v, 2) for v in brates["sequential"]]},
+    )
+    return [single, batched]
 
 
 def run(quick: bool) -> list[BenchResult]:
-    """One ``hf_instrumented_vs_generate`` result per bundled model."""
+    """``hf_instrumented_vs_generate`` and ``hf_batched_vs_sequential_b8`` per bundled model."""
     import importlib.util
 
     for lib in ("torch", "transformers", "gguf"):
         if importlib.util.find_spec(lib) is None:
             raise ImportError(f"the hf benchmark needs {lib}")
     n_tokens, trials = (32, 3) if quick else (64, 5)
-    return [_bench_model(model_id, n_tokens, trials) for model_id in MODELS]
+    return [result for model_id in MODELS for result in _bench_model(model_id, n_tokens, trials)]

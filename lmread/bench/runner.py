@@ -1,6 +1,7 @@
 """Running the benchmarks of ``lmread bench``: speed targets measured as ratios side by side in one run.
 
-Each benchmark module (``lmread.bench.llamacpp``, ``hf``, ``reader``, ``survival``, ``judge``...) exposes
+Each benchmark module (``lmread.bench.llamacpp``, ``native``, ``hf``, ``reader``, ``survival``, ``judge``...)
+exposes
 ``run(quick: bool) -> list[BenchResult]``; a module whose libraries are not installed is reported,
 not run.
 """
@@ -8,6 +9,7 @@ not run.
 from __future__ import annotations
 
 import importlib
+import os
 import platform
 import sys
 from typing import Any
@@ -18,6 +20,7 @@ from lmread.bench.result import BenchResult
 #: benchmark name -> module
 BENCHMARKS: dict[str, str] = {
     "llamacpp": "lmread.bench.llamacpp",
+    "native": "lmread.bench.native",
     "hf": "lmread.bench.hf",
     "reader": "lmread.bench.reader",
     "survival": "lmread.bench.survival",
@@ -49,12 +52,21 @@ def run_benchmarks(names: list[str], quick: bool = False,
     return results, errors
 
 
+def _load_average() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def report_json(results: list[BenchResult], errors: dict[str, str]) -> dict[str, Any]:
     """The JSON report of a run (``lmread bench --json``)."""
     return {
         "lmread_version": __version__,
         "python": sys.version.split()[0],
         "machine": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "load_average": _load_average(),
         "results": [r.to_json() for r in results],
         "errors": errors,
         "all_met": all(r.met is not False for r in results) and not errors,

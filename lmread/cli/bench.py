@@ -26,6 +26,8 @@ def bench(as_json: bool, only: tuple[str, ...], quick: bool) -> None:
         return
     for r in results:
         target = "" if r.target is None else f"  target {r.comparison} {r.target:g}  {'MET' if r.met else 'NOT MET'}"
+        if r.met is False and r.target:
+            target += f" (missed by {abs(r.value / r.target - 1):.0%})"
         model = f" [{r.model}]" if r.model else ""
         click.echo(f"{r.name}{model}: {r.value:.4g} {r.unit}{target}")
     for name, err in errors.items():

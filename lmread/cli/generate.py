@@ -95,6 +95,14 @@ def resolve_job(catalog: Catalog, model_id: str, backend: str | None, options: d
     return ModelJob(card=card, backend=name, options=checked)
 
 
+def format_eta(seconds: float) -> str:
+    """``seconds`` as ``M:SS`` or ``H:MM:SS``."""
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 class ProgressBar:
     """A one-line progress bar on a terminal (redrawn with ``\\r``, at most 10 times a second);
     silent when the stream is not a terminal."""
@@ -119,7 +127,10 @@ class ProgressBar:
             frac = p.done / p.total if p.total else 1.0
             fill = round(frac * self.width)
             bar = "#" * fill + "-" * (self.width - fill)
-            line = (f"[{bar}] {p.done}/{p.total} samples  {p.tokens_per_s:6.1f} tok/s  {p.model} ({p.phase})"
+            eta = p.eta_s if p.phase == "generating" else None
+            line = (f"[{bar}] {p.done}/{p.total} samples  {p.tokens_per_s:6.1f} tok/s"
+                    + (f"  ETA {format_eta(eta)}" if eta is not None else "")
+                    + f"  {p.model} ({p.phase})"
                     + (f"  {p.failed} failed" if p.failed else ""))
             pad = " " * max(0, self._drawn - len(line))
             self.stream.write("\r" + line + pad)
@@ -153,11 +164,16 @@ class ProgressBar:
               help="Generate only shard I of N of the plan (e.g. 2/4), so N machines fill one study; join with lmread merge.")
 @backend_flags
 @click.option("--batch-size", type=int, default=None, help="Samples of one prompt drawn per batch (hf).")
+@click.option("--parallel", type=int, default=1, show_default=True,
+              help="Samples decoded together, one batch per step (llamacpp: as one ends the next enters; "
+                   "hf: left-padded batches). Each sample's context is its prompt plus --max-tokens; "
+                   "N of them must fit in memory.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.pass_context
 def generate(ctx: click.Context, /, study: str | None, models: tuple[str, ...], prompt_file: str | None,
              prompt_sets: tuple[str, ...], prompt_texts: tuple[str, ...], samples: int, seed: int,
-             backend: str | None, batch_size: int | None, as_json: bool, shard: str | None, **values: Any) -> None:
+             backend: str | None, batch_size: int | None, parallel: int,
+             as_json: bool, shard: str | None, **values: Any) -> None:
     """Generate --samples samples per prompt from each --model into a study, headless.
 
     Samples get seeds derived from --seed, so the same command gives the same samples;
@@ -171,7 +187,7 @@ def generate(ctx: click.Context, /, study: str | None, models: tuple[str, ...], 
     shard_spec = parse_shard(shard)
     path = study_path(ctx, study)
     options = gen_options_from(values, unescape)  # the sampling flags; the rest are the backend's
-    GenerationPlan.check_settings(samples, seed, batch_size)
+    GenerationPlan.check_settings(samples, seed, batch_size, parallel)
     prompts = collect_prompts(prompt_file, prompt_sets, prompt_texts)
     bopts = backend_options(values)
     catalog = load_catalog(settings)
@@ -179,7 +195,7 @@ def generate(ctx: click.Context, /, study: str | None, models: tuple[str, ...], 
     for model_id in dict.fromkeys(models):
         jobs.append(resolve_job(catalog, model_id, backend, bopts))
     plan = GenerationPlan(models=jobs, prompts=prompts, samples=samples, options=options, base_seed=seed,
-                          batch_size=batch_size, record_model_path=settings.record_model_path,
+                          batch_size=batch_size, parallel=parallel, record_model_path=settings.record_model_path,
                           shard=shard_spec).validate()
     sink = StudySink(path)
 

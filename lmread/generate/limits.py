@@ -19,7 +19,7 @@ the same token as matching the decoded text.
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
 from lmread.backends.base import Backend, GenOptions, LinkedEvent, StreamEnd, TokenChunk
@@ -124,19 +124,51 @@ def limited_batch(
     prompt: str,
     options_list: Sequence[GenOptions],
     cancel: threading.Event | None = None,
+    **stream_options: Any,
 ) -> Generator[tuple[int, TokenChunk | StreamEnd], None, None]:
     """``backend.stream_batch`` with the driver's ends applied to each sequence: yields
     ``(index, item)``, each sequence's chunks then exactly one :class:`StreamEnd`.  A sequence
-    the driver ends gets its ``done`` flag set, so the backend drops it from the batch."""
+    the driver ends gets its ``done`` flag set, so the backend drops it from the batch.
+    ``stream_options`` go to the backend (``ignore_eos`` for benchmarks)."""
     for opts in options_list:
         opts.validate()
-    n = len(options_list)
+    return _limited_indexed(
+        lambda inner, done: backend.stream_batch(prompt, list(options_list), inner, done, **stream_options),
+        options_list, cancel)
+
+
+def limited_parallel(
+    backend: Backend,
+    requests: Sequence[tuple[str, GenOptions]],
+    n_parallel: int,
+    cancel: threading.Event | None = None,
+    started: Callable[[int], None] | None = None,
+    **stream_options: Any,
+) -> Generator[tuple[int, TokenChunk | StreamEnd], None, None]:
+    """``backend.stream_parallel`` (one sample per ``(prompt, options)`` request, ``n_parallel``
+    decoded together) with the driver's ends applied to each request, as :func:`limited_batch`.
+    The backend checks the requests when this is called, before the first item is asked for."""
+    options_list = [opts.validate() for _, opts in requests]
     inner = LinkedEvent(cancel)
-    done = [LinkedEvent(inner) for _ in range(n)]
+    flags = [LinkedEvent(inner) for _ in requests]
+    stream = backend.stream_parallel(list(requests), n_parallel, inner, flags, started, **stream_options)
+    return _limited_indexed(lambda _inner, _done: stream, options_list, cancel, inner, flags)
+
+
+def _limited_indexed(
+    open_stream: Callable[[LinkedEvent, list[LinkedEvent]], Iterator[tuple[int, TokenChunk | StreamEnd]]],
+    options_list: Sequence[GenOptions],
+    cancel: threading.Event | None,
+    inner: LinkedEvent | None = None,
+    done: list[LinkedEvent] | None = None,
+) -> Generator[tuple[int, TokenChunk | StreamEnd], None, None]:
+    n = len(options_list)
+    inner = inner if inner is not None else LinkedEvent(cancel)
+    done = done if done is not None else [LinkedEvent(inner) for _ in range(n)]
     limits = [SequenceLimit(o) for o in options_list]
     finished = [False] * n
     waiting: set[int] = set()  # ended for length: the backend's next item for it decides
-    stream = backend.stream_batch(prompt, list(options_list), inner, done)
+    stream = open_stream(inner, done)
     try:
         for index, item in stream:
             if finished[index]:

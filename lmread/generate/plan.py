@@ -72,7 +72,9 @@ class GenerationPlan:
     """Models x prompts x ``samples`` per prompt, with shared options and a base seed.
 
     ``record_model_path`` records the full path of each model file in its samples (off: only the
-    file name).  ``batch_size`` is how many samples of one prompt a batching backend draws at once.
+    file name).  ``batch_size`` is how many samples of one prompt a batching backend draws at once;
+    ``parallel`` how many samples (of any prompts) a backend that ``supports_parallel`` decodes
+    together, one batch per step (1: one sample at a time).
     """
 
     models: list[ModelJob]
@@ -82,23 +84,25 @@ class GenerationPlan:
     base_seed: int = 0
     batch_size: int | None = None
     record_model_path: bool = False
+    parallel: int = 1
     #: ``(I, N)``: only the samples of shard I of N (see :mod:`lmread.generate.shard`)
     shard: tuple[int, int] | None = None
 
     @staticmethod
-    def check_settings(samples: Any, base_seed: Any, batch_size: Any = None) -> None:
-        """:class:`OptionError` for invalid ``--samples``, ``--seed`` or ``--batch-size``."""
+    def check_settings(samples: Any, base_seed: Any, batch_size: Any = None, parallel: Any = 1) -> None:
+        """:class:`OptionError` for invalid ``--samples``, ``--seed``, ``--batch-size`` or ``--parallel``."""
         check_count(samples, "--samples")
         if base_seed is None:
             raise OptionError("invalid option --seed None: must be a whole number in [0, 2^32)")
         check_seed(base_seed)
         if batch_size is not None:
             check_count(batch_size, "--batch-size")
+        check_count(parallel, "--parallel")
 
     def validate(self) -> GenerationPlan:
         """Raise :class:`OptionError` for an invalid plan (before anything is loaded); return self."""
         self.options.validate()
-        self.check_settings(self.samples, self.base_seed, self.batch_size)
+        self.check_settings(self.samples, self.base_seed, self.batch_size, self.parallel)
         if not self.models:
             raise OptionError("no model given: add --model ID (see 'lmread models')")
         if not self.prompts:

@@ -3,6 +3,8 @@
 - a sample is written (one append + fsync) only when complete; samples already in the study
   (same id) are skipped, so re-running a command resumes it;
 - cancelled or failed samples are never written: an interrupted run leaves only whole samples;
+- with ``parallel`` > 1, a backend that ``supports_parallel`` decodes that many samples (of any
+  prompts) in one batch per step, each written as soon as it is complete;
 - a backend that ``supports_batch`` draws the samples of a prompt in batches; one with
   ``max_concurrency`` > 1 runs samples in threads.
 """
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from lmread.backends.base import Backend, GenOptions, LinkedEvent
 from lmread.errors import LmreadError, OptionError, StudyError
 from lmread.generate.plan import GenerationPlan, ModelJob
-from lmread.generate.sample import STORED_REASONS, generate_batch, generate_sample
+from lmread.generate.sample import STORED_REASONS, generate_batch, generate_parallel, generate_sample
 from lmread.records import Sample
 
 if TYPE_CHECKING:
@@ -67,6 +69,11 @@ class Progress:
     model: str = ""
     phase: str = "starting"
     gen_seconds: float = 0.0
+    #: tokens a sample has at most (the plan's ``max_tokens``)
+    max_tokens: int = 0
+    #: samples drawn to their end (saved or not) and their tokens: the mean length so far
+    finished: int = 0
+    finished_tokens: int = 0
 
     @property
     def done(self) -> int:
@@ -75,6 +82,19 @@ class Progress:
     @property
     def tokens_per_s(self) -> float:
         return self.tokens / self.gen_seconds if self.gen_seconds > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the current rate: the samples not done yet times the mean length of
+        those finished (``max_tokens`` before any), less the tokens already drawn for samples in
+        flight; None before the rate is known."""
+        rate = self.tokens_per_s
+        if rate <= 0:
+            return None
+        mean = self.finished_tokens / self.finished if self.finished else float(self.max_tokens)
+        in_flight = max(self.tokens - self.finished_tokens, 0)
+        left = max((self.total - self.done) * mean - in_flight, 0.0)
+        return left / rate
 
 
 @dataclass
@@ -151,7 +171,7 @@ class _Runner:
         self.stop = LinkedEvent(cancel)  # set by the user's cancel, or by us on a fatal error
         self.opener = opener
         self.callback = progress
-        self.state = Progress(total=plan.total)
+        self.state = Progress(total=plan.total, max_tokens=plan.options.max_tokens)
         self.result = GenerationResult(study=str(sink.path))
         self.lock = threading.Lock()
         self._last_emit = 0.0
@@ -184,6 +204,10 @@ class _Runner:
     def finish(self, sample: Sample) -> None:
         """Store a complete sample; count a failed one; drop a cancelled one."""
         row = self._model_row
+        if sample.finish_reason != "cancelled":
+            with self.lock:
+                self.state.finished += 1
+                self.state.finished_tokens += sample.n_tokens
         if sample.finish_reason in STORED_REASONS:
             added = self.sink.add(sample)
             with self.lock:
@@ -276,7 +300,9 @@ class _Runner:
             self._gen_started = t0
             try:
                 concurrency = int(backend.max_concurrency or 1)
-                if concurrency > 1 and len(pending) > 1:
+                if self.plan.parallel > 1 and backend.supports_parallel and pending:
+                    self.run_parallel(backend, pending, self.plan.parallel)
+                elif concurrency > 1 and len(pending) > 1:
                     self.run_concurrent(backend, pending, concurrency)
                 elif backend.supports_batch and self.plan.samples > 1:
                     self.run_batched(backend, pending)
@@ -316,7 +342,7 @@ class _Runner:
             self.one(backend, prompt, opts)
 
     def run_batched(self, backend: Backend, pending: list[tuple[dict[str, Any], GenOptions]]) -> None:
-        size = self.plan.batch_size or int(backend.max_batch_size or 8)
+        size = self.plan.batch_size or (self.plan.parallel if self.plan.parallel > 1 else int(backend.max_batch_size or 8))
         groups: dict[str, list[tuple[dict[str, Any], GenOptions]]] = {}
         for prompt, opts in pending:
             groups.setdefault(prompt["text"], []).append((prompt, opts))
@@ -337,6 +363,22 @@ class _Runner:
                     continue
                 for sample in samples:
                     self.finish(sample)
+
+    def run_parallel(self, backend: Backend, pending: list[tuple[dict[str, Any], GenOptions]], n: int) -> None:
+        """Decode ``n`` samples at a time in one batch per step; the backend checks that they fit
+        before anything is decoded (an :class:`OptionError` there stops the run)."""
+        refused = backend.prepare_parallel([p["text"] for p, _ in pending], self.plan.options, n)
+        todo: list[tuple[dict[str, Any], GenOptions]] = []
+        for prompt, opts in pending:
+            if prompt["text"] in refused:
+                self.prompt_failed(prompt, OptionError(refused[prompt["text"]]))
+            else:
+                todo.append((prompt, opts))
+        if not todo or self.stop.is_set():
+            return
+        for sample in generate_parallel(backend, todo, n, self.stop, self.on_token,
+                                        record_model_path=self.plan.record_model_path):
+            self.finish(sample)
 
     def run_concurrent(self, backend: Backend, pending: list[tuple[dict[str, Any], GenOptions]], n: int) -> None:
         pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="lmread-gen")

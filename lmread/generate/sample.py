@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from typing import Any
 
 from lmread.backends.base import Backend, GenOptions, ModelIdentity, StreamEnd, TokenChunk
-from lmread.generate.limits import limited_batch, limited_stream
+from lmread.generate.limits import limited_batch, limited_parallel, limited_stream
 from lmread.records import Prompt, Sample, TokenAssembler, sample_id, utc_now
 
 #: finish reasons of samples that are complete and get stored
@@ -64,7 +64,7 @@ class _SampleRun:
             self.end_s = time.perf_counter() - self.t0
 
     def sample(self, backend: Backend, identity: ModelIdentity, prompt: dict[str, Any],
-               record_model_path: bool) -> Sample:
+               record_model_path: bool, parallel: int = 1) -> Sample:
         if self.reason is None:
             self.end("error", "the stream ended without a finish reason")
         tokens, text, raw = self.assembler.finish()
@@ -80,6 +80,8 @@ class _SampleRun:
             "duration_s": round(duration, 6),
             "tokens_per_s": round(n / duration, 3) if duration > 0 and n else None,
         }
+        if parallel > 1:  # how many sequences were decoded together (not part of the id)
+            times["parallel"] = parallel
         if self.detail:
             times["detail"] = self.detail
         return Sample(
@@ -163,3 +165,55 @@ def generate_batch(
             if on_tokens is not None:
                 on_tokens(index, run.assembler, 1)
     return [run.sample(backend, identity, prompt, record_model_path) for run in runs]
+
+
+def generate_parallel(
+    backend: Backend,
+    requests: Sequence[tuple[dict[str, Any], GenOptions]],
+    n_parallel: int,
+    cancel: threading.Event | None = None,
+    on_tokens: Callable[[int, TokenAssembler, int], None] | None = None,
+    *,
+    record_model_path: bool = False,
+) -> Iterator[Sample]:
+    """Draw one sample per ``(prompt, options)`` request with ``backend.stream_parallel``,
+    ``n_parallel`` decoded together; yields each :class:`Sample` as soon as it is complete
+    (cancelled ones too: the caller drops them).
+
+    The backend checks the requests (:class:`OptionError`) when this is called.  A sample's
+    times start when it enters the batch and record ``parallel``; its id and settings are those
+    of the same sample drawn alone.  ``on_tokens(index, assembler, 1)`` follows each token.
+    """
+    identity = backend.identity()
+    runs: dict[int, _SampleRun] = {}
+
+    def started(index: int) -> None:
+        runs[index] = _SampleRun(requests[index][1])
+
+    items = limited_parallel(backend, [(p["text"], o) for p, o in requests], n_parallel, cancel, started)
+    return _parallel_samples(backend, identity, requests, n_parallel, items, runs, on_tokens, record_model_path)
+
+
+def _parallel_samples(
+    backend: Backend,
+    identity: ModelIdentity,
+    requests: Sequence[tuple[dict[str, Any], GenOptions]],
+    n_parallel: int,
+    items: Iterator[tuple[int, TokenChunk | StreamEnd]],
+    runs: dict[int, _SampleRun],
+    on_tokens: Callable[[int, TokenAssembler, int], None] | None,
+    record_model_path: bool,
+) -> Iterator[Sample]:
+    with closing(items):  # type: ignore[type-var]
+        for index, item in items:
+            run = runs.get(index)
+            if run is None:  # ended before it entered the batch (cancelled)
+                run = runs[index] = _SampleRun(requests[index][1])
+            if isinstance(item, StreamEnd):
+                run.end(item.reason, item.detail, getattr(item, "server", None))
+                del runs[index]
+                yield run.sample(backend, identity, requests[index][0], record_model_path, parallel=n_parallel)
+                continue
+            run.add(item)
+            if on_tokens is not None:
+                on_tokens(index, run.assembler, 1)

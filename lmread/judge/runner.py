@@ -83,7 +83,7 @@ def model_key(identity: dict[str, Any]) -> dict[str, Any]:
 def judge_messages(template: Template, sample: Sample) -> tuple[list[dict[str, str]], list[Any]]:
     """The chat messages for ``sample`` under ``template``, and the sentences shown."""
     sentences = sample_sentences(sample)
-    prompt = str(sample.prompt.get("text", "")) if isinstance(sample.prompt, dict) else ""
+    prompt = sample.prompt.text or ""
     content = template.render(defang(prompt) if prompt.strip() else "(no prompt)", numbered(sentences),
                               len(sentences))
     return [{"role": "user", "content": content}], sentences

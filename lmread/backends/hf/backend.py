@@ -6,25 +6,26 @@ its identity and its tokenizer front; loading and streaming live beside it.
 
 from __future__ import annotations
 
-import inspect
 import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lmread import __version__
-from lmread.backends.base import CONTEXT, THREADS, Backend, BackendOption, ModelIdentity
-from lmread.backends.hf.loading import (
-    LoadingMixin,
-    gguf_file_type,
-    hf_cache_snapshot,
-    import_torch_transformers,
-    looks_like_repo_id,
-    model_sha256,
-    snapshot_of,
+from lmread.backends.base import (
+    CONTEXT,
+    THREADS,
+    Backend,
+    BackendOption,
+    GenOptions,
+    ModelIdentity,
+    StreamEnd,
+    TokenChunk,
 )
-from lmread.backends.hf.streaming import StreamingMixin
-from lmread.backends.hf.tokens import token_bytes_table
-from lmread.errors import ModelError
+from lmread.backends.hf.loading import gguf_file_type, load_model, model_sha256
+from lmread.backends.hf.streaming import Decoder
+from lmread.errors import ModelError, OptionError
 
 if TYPE_CHECKING:  # pragma: no cover
     from lmread.catalog import ModelCard
@@ -35,7 +36,7 @@ ALLOW_PICKLE = BackendOption("allow_pickle", "--allow-pickle", bool,
                              "Allow loading pickle checkpoints (only for files you trust)")
 
 
-class HFBackend(LoadingMixin, StreamingMixin, Backend):
+class HFBackend(Backend):
     """A causal language model run with transformers under lmread's own decoding loop.
 
     ``source`` is a GGUF file, a local folder (``config.json`` + ``*.safetensors`` + tokenizer) or
@@ -47,12 +48,17 @@ class HFBackend(LoadingMixin, StreamingMixin, Backend):
     the conversion is cached as safetensors under ``convert_cache`` (default
     ``<data_dir>/cache/hf-gguf``, keyed by the file's sha256 and the transformers version; ``False``
     turns it off), so later loads take seconds.  The recorded identity stays the GGUF file's.
+
+    Composed of two parts: :func:`~lmread.backends.hf.loading.load_model` gives a
+    :class:`~lmread.backends.hf.loading.LoadedModel` (``loaded``), and a
+    :class:`~lmread.backends.hf.streaming.Decoder` (``decoder``) streams, batches and scores on it.
     """
 
     name = "hf"
     options = (THREADS, CONTEXT, DEVICE, ALLOW_PICKLE)
     supports_batch = True
     supports_score = True
+    supports_parallel = True
     max_concurrency = 1
 
     def __init__(
@@ -70,65 +76,138 @@ class HFBackend(LoadingMixin, StreamingMixin, Backend):
         quantization: str | None = None,
         convert_cache: str | os.PathLike[str] | bool | None = None,
     ) -> None:
-        torch, transformers = import_torch_transformers()
-        self._convert_cache = convert_cache
-        self._torch = torch
-        self._transformers = transformers
         THREADS.check(n_threads)
         CONTEXT.check(n_ctx)
-        torch.set_num_threads(n_threads or os.cpu_count() or 1)
-
-        self.revision: str | None = None
-        self.gguf_path: Path | None = None
-        self.hf_id: str | None = None
-        text = os.fspath(source)
-        path = Path(text).expanduser()
-        if path.is_file():
-            if path.suffix.lower() != ".gguf":
-                raise ModelError(f"model file {path} is not a GGUF file: give a .gguf file or a model folder")
-            self.gguf_path = path.resolve()
-            folder = self.gguf_path.parent
-        elif path.is_dir():
-            folder = path.resolve()
-        elif path.exists():
-            raise ModelError(f"model path {path} is neither a file nor a folder")
-        elif looks_like_repo_id(text):
-            self.hf_id = text
-            folder = hf_cache_snapshot(text, revision)
-        else:
-            raise ModelError(f"model path {path} does not exist: give a GGUF file, a model folder or a cached HF id")
-        self.folder = folder
-        snapshot = snapshot_of(self.gguf_path or folder)
-        if snapshot is not None:  # inside the HF cache: record the commit
-            self.hf_id = self.hf_id or snapshot[0]
-            self.revision = snapshot[1]
-
-        self.device = self._pick_device(device)
-        self.dtype = self._pick_dtype(dtype)
-        self.model_id = model_id or self.hf_id or (self.gguf_path.stem if self.gguf_path else folder.name)
+        self.loaded = load_model(source, device=device, allow_pickle=allow_pickle, dtype=dtype, n_threads=n_threads,
+                                 n_ctx=n_ctx, revision=revision, convert_cache=convert_cache)
+        loaded = self.loaded
+        self.model_id = model_id or loaded.hf_id or (loaded.gguf_path.stem if loaded.gguf_path else loaded.folder.name)
         self.model_name = model_name or self.model_id
         self._quantization = quantization
-        self._sha256: str | None = None
+        self.decoder = Decoder(loaded, self.model_id)
 
-        if self.gguf_path is not None:
-            self.model, self.tokenizer = self._load_gguf(self.gguf_path)
-        else:
-            self.model, self.tokenizer = self._load_folder(folder, allow_pickle)
-        self.model.eval()
-        self.config = self.model.config
-        params = inspect.signature(self.model.forward).parameters
-        # transformers 5 renamed ``past_key_values`` to ``cache``
-        self._cache_arg = "cache" if "cache" in params else "past_key_values"
-        self._has_logits_to_keep = "logits_to_keep" in params
+    # ---------------------------------------------------------------- the loaded model
 
-        limit = int(getattr(self.config, "max_position_embeddings", 0) or 0) or 1 << 30
-        self.n_ctx = min(limit, n_ctx) if n_ctx is not None else limit
+    @property
+    def model(self) -> Any:
+        """The transformers model (None once closed)."""
+        return self.loaded.model
 
-        emb = self.model.get_output_embeddings()
-        self.vocab_size = int(emb.weight.shape[0]) if emb is not None else int(self.config.vocab_size)
-        self.pieces = token_bytes_table(self.tokenizer, self.vocab_size)
-        self.eos_ids = self._eos_ids()
-        self.n_params = int(sum(p.numel() for p in self.model.parameters()))
+    @property
+    def tokenizer(self) -> Any:
+        return self.loaded.tokenizer
+
+    @property
+    def config(self) -> Any:
+        return self.loaded.config
+
+    @property
+    def device(self) -> Any:
+        return self.loaded.device
+
+    @property
+    def dtype(self) -> Any:
+        return self.loaded.dtype
+
+    @property
+    def n_ctx(self) -> int:
+        return self.loaded.n_ctx
+
+    @n_ctx.setter
+    def n_ctx(self, value: int) -> None:
+        self.loaded.n_ctx = value
+
+    @property
+    def vocab_size(self) -> int:
+        return self.loaded.vocab_size
+
+    @property
+    def pieces(self) -> list[bytes]:
+        return self.loaded.pieces
+
+    @property
+    def eos_ids(self) -> set[int]:
+        return self.loaded.eos_ids
+
+    @eos_ids.setter
+    def eos_ids(self, value: set[int]) -> None:
+        self.loaded.eos_ids = value
+
+    @property
+    def n_params(self) -> int:
+        return self.loaded.n_params
+
+    @property
+    def gguf_path(self) -> Path | None:
+        return self.loaded.gguf_path
+
+    @property
+    def _torch(self) -> Any:
+        return self.loaded.torch
+
+    # ---------------------------------------------------------------- generating (the decoder)
+
+    def tokenize(self, text: str, add_special: bool = True) -> list[int]:
+        """Token ids of ``text`` (see :meth:`Decoder.tokenize <lmread.backends.hf.streaming.Decoder.tokenize>`)."""
+        return self.decoder.tokenize(text, add_special)
+
+    def _prompt_ids(self, prompt: str) -> list[int]:
+        return self.decoder._prompt_ids(prompt)
+
+    def _sample(self, logits: Any, options: GenOptions, generator: Any, history: Any) -> Any:
+        return self.decoder._sample(logits, options, generator, history)
+
+    def stream(
+        self,
+        prompt: str,
+        options: GenOptions,
+        cancel: threading.Event | None = None,
+        *,
+        ignore_eos: bool = False,
+    ) -> Iterator[TokenChunk | StreamEnd]:
+        """Generate from ``prompt``: one :class:`TokenChunk` per token, then one :class:`StreamEnd`
+        (see :meth:`lmread.backends.hf.streaming.Decoder.stream`)."""
+        return self.decoder.stream(prompt, options, cancel, ignore_eos=ignore_eos)
+
+    def stream_batch(
+        self,
+        prompt: str,
+        options_list: Sequence[GenOptions],
+        cancel: threading.Event | None = None,
+        done: Sequence[threading.Event] | None = None,
+        *,
+        ignore_eos: bool = False,
+    ) -> Iterator[tuple[int, TokenChunk | StreamEnd]]:
+        """Draw ``len(options_list)`` samples of ``prompt`` in one batched forward per step
+        (see :meth:`lmread.backends.hf.streaming.Decoder.stream_batch`)."""
+        return self.decoder.stream_batch(prompt, options_list, cancel, done, ignore_eos=ignore_eos)
+
+    def prepare_parallel(self, prompts: Sequence[str], options: GenOptions, n_parallel: int) -> dict[str, str]:
+        """The prompts refused for ``--parallel`` (as long as the context or longer), with the reason."""
+        options.validate()
+        refused: dict[str, str] = {}
+        for text in dict.fromkeys(prompts):
+            try:
+                self.decoder._check_prompt(self.decoder._prompt_ids(text))
+            except OptionError as exc:
+                refused[text] = str(exc)
+        return refused
+
+    def stream_parallel(
+        self,
+        requests: Sequence[tuple[str, GenOptions]],
+        n_parallel: int,
+        cancel: threading.Event | None = None,
+        done: Sequence[threading.Event] | None = None,
+        started: Callable[[int], None] | None = None,
+    ) -> Iterator[tuple[int, TokenChunk | StreamEnd]]:
+        """One sample per request, ``n_parallel`` left-padded rows per batch (see
+        :meth:`lmread.backends.hf.streaming.Decoder.stream_parallel`)."""
+        return self.decoder.stream_parallel(requests, n_parallel, cancel, done, started)
+
+    def score(self, text: str, prompt: str = "", top_logprobs: int = 5) -> list[TokenChunk]:
+        """Teacher-forced pass over ``text`` after ``prompt``: one chunk per token of ``text``."""
+        return self.decoder.score(text, prompt, top_logprobs)
 
     @classmethod
     def from_card(
@@ -168,8 +247,9 @@ class HFBackend(LoadingMixin, StreamingMixin, Backend):
         commit, or the model folder."""
         import importlib.metadata as md
 
-        if self.gguf_path is not None and self._sha256 is None:
-            self._sha256 = model_sha256(self.gguf_path)
+        loaded = self.loaded
+        if loaded.gguf_path is not None and loaded.sha256 is None:
+            loaded.sha256 = model_sha256(loaded.gguf_path)
         quant = self._quantization
         if quant is None:
             quant = gguf_file_type(self.gguf_path) if self.gguf_path is not None else None
@@ -188,32 +268,33 @@ class HFBackend(LoadingMixin, StreamingMixin, Backend):
             quantization=quant,
             architecture=getattr(self.config, "model_type", None),
             backend=self.name,
-            backend_version=self._transformers.__version__,
+            backend_version=loaded.transformers.__version__,
             library_versions=versions,
             details={"dtype": str(self.dtype).removeprefix("torch."), "device": str(self.device), "n_ctx": self.n_ctx},
         )
         where: tuple[str, ...]
-        if self._sha256 is not None and self.gguf_path is not None:
-            ident.sha256 = self._sha256
-            ident.file, ident.path = self.gguf_path.name, str(self.gguf_path)
-            ident.source, ident.source_is_path = str(self.gguf_path), True
+        if loaded.sha256 is not None and loaded.gguf_path is not None:
+            ident.sha256 = loaded.sha256
+            ident.file, ident.path = loaded.gguf_path.name, str(loaded.gguf_path)
+            ident.source, ident.source_is_path = str(loaded.gguf_path), True
             where = ("sha256", "file", "source")
-        elif self.revision is not None:
-            ident.revision = self.revision
-            ident.source = f"hf:{self.hf_id}"
+        elif loaded.revision is not None:
+            ident.revision = loaded.revision
+            ident.source = f"hf:{loaded.hf_id}"
             where = ("revision", "source")
         else:
-            ident.file, ident.path = self.folder.name, str(self.folder)
-            ident.source, ident.source_is_path = str(self.folder), True
+            ident.file, ident.path = loaded.folder.name, str(loaded.folder)
+            ident.source, ident.source_is_path = str(loaded.folder), True
             where = ("file", "source")
         ident.layout = _LAYOUT + where
         return ident
 
     def close(self) -> None:
         """Drop the model and free its memory."""
-        self.model = None
-        if self.device.type == "cuda":
-            self._torch.cuda.empty_cache()
+        self.loaded.model = None
+        self.decoder.model = None
+        if self.loaded.device.type == "cuda":
+            self.loaded.torch.cuda.empty_cache()
 
 
 #: the order of the identity's keys in a sample record (then where the model came from)

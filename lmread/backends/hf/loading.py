@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -95,20 +96,120 @@ def snapshot_of(path: Path) -> tuple[str, str] | None:
     return None
 
 
-class LoadingMixin:
-    """The loading half of :class:`~lmread.backends.hf.HFBackend` (device, dtype, weights,
-    tokenizer, conversion cache, end-of-generation ids)."""
+@dataclass
+class LoadedModel:
+    """A transformers model loaded for lmread's decoding loop: what :func:`load_model` returns
+    and :class:`~lmread.backends.hf.streaming.Decoder` works on.
 
-    _torch: Any
-    _transformers: Any
-    _convert_cache: str | os.PathLike[str] | bool | None
-    _sha256: str | None
+    ``source`` says where it came from: ``gguf_path`` (a GGUF file, ``sha256`` once known),
+    ``folder`` (the model folder, or the GGUF file's), ``hf_id`` and ``revision`` (an HF cache
+    snapshot).  ``n_ctx`` is the context lmread allows (at most ``max_position_embeddings``);
+    ``pieces`` the raw bytes of every token id; ``eos_ids`` the ids that end a generation.
+    """
+
+    torch: Any
+    transformers: Any
+    model: Any
+    tokenizer: Any
     device: Any
     dtype: Any
-    model: Any
-    config: Any
-    tokenizer: Any
+    folder: Path
+    gguf_path: Path | None
+    hf_id: str | None
+    revision: str | None
+    sha256: str | None
+    n_ctx: int
     vocab_size: int
+    pieces: list[bytes]
+    eos_ids: set[int]
+    n_params: int
+    #: the forward keyword of the KV cache (transformers 5 renamed ``past_key_values`` to ``cache``)
+    cache_arg: str
+    has_logits_to_keep: bool
+
+    @property
+    def config(self) -> Any:
+        """The model's transformers config."""
+        return self.model.config
+
+
+def load_model(
+    source: str | os.PathLike[str],
+    *,
+    device: str | None = None,
+    allow_pickle: bool = False,
+    dtype: str | None = None,
+    n_threads: int | None = None,
+    n_ctx: int | None = None,
+    revision: str | None = None,
+    convert_cache: str | os.PathLike[str] | bool | None = None,
+) -> LoadedModel:
+    """Load ``source`` (a GGUF file, a model folder or a cached HF repo id) offline; see
+    :class:`~lmread.backends.hf.HFBackend` for the options.  :class:`ModelError` or
+    :class:`OptionError` on one line when it cannot."""
+    import inspect
+
+    from lmread.backends.hf.tokens import token_bytes_table
+
+    torch, transformers = import_torch_transformers()
+    torch.set_num_threads(n_threads or os.cpu_count() or 1)
+    gguf_path: Path | None = None
+    hf_id: str | None = None
+    text = os.fspath(source)
+    path = Path(text).expanduser()
+    if path.is_file():
+        if path.suffix.lower() != ".gguf":
+            raise ModelError(f"model file {path} is not a GGUF file: give a .gguf file or a model folder")
+        gguf_path = path.resolve()
+        folder = gguf_path.parent
+    elif path.is_dir():
+        folder = path.resolve()
+    elif path.exists():
+        raise ModelError(f"model path {path} is neither a file nor a folder")
+    elif looks_like_repo_id(text):
+        hf_id = text
+        folder = hf_cache_snapshot(text, revision)
+    else:
+        raise ModelError(f"model path {path} does not exist: give a GGUF file, a model folder or a cached HF id")
+    found_revision: str | None = None
+    snapshot = snapshot_of(gguf_path or folder)
+    if snapshot is not None:  # inside the HF cache: record the commit
+        hf_id = hf_id or snapshot[0]
+        found_revision = snapshot[1]
+
+    loader = ModelLoader(torch, transformers, device, dtype, convert_cache)
+    if gguf_path is not None:
+        model, tokenizer = loader.load_gguf(gguf_path)
+    else:
+        model, tokenizer = loader.load_folder(folder, allow_pickle)
+    model.eval()
+    params = inspect.signature(model.forward).parameters
+    limit = int(getattr(model.config, "max_position_embeddings", 0) or 0) or 1 << 30
+    emb = model.get_output_embeddings()
+    vocab_size = int(emb.weight.shape[0]) if emb is not None else int(model.config.vocab_size)
+    return LoadedModel(
+        torch=torch, transformers=transformers, model=model, tokenizer=tokenizer, device=loader.device,
+        dtype=loader.dtype, folder=folder, gguf_path=gguf_path, hf_id=hf_id, revision=found_revision,
+        sha256=loader.sha256, n_ctx=min(limit, n_ctx) if n_ctx is not None else limit, vocab_size=vocab_size,
+        pieces=token_bytes_table(tokenizer, vocab_size), eos_ids=eos_ids(model, tokenizer, vocab_size),
+        n_params=int(sum(p.numel() for p in model.parameters())),
+        cache_arg="cache" if "cache" in params else "past_key_values",
+        has_logits_to_keep="logits_to_keep" in params,
+    )
+
+
+class ModelLoader:
+    """Device, dtype, weights and tokenizer of one load (and the GGUF conversion cache)."""
+
+    def __init__(self, torch: Any, transformers: Any, device: str | None, dtype: str | None,
+                 convert_cache: str | os.PathLike[str] | bool | None) -> None:
+        self._torch = torch
+        self._transformers = transformers
+        self._convert_cache = convert_cache
+        #: the GGUF file's sha256 once the conversion cache has needed it
+        self.sha256: str | None = None
+        self.device = self._pick_device(device)
+        self.dtype = self._pick_dtype(dtype)
 
     def _pick_device(self, device: str | None) -> Any:
         torch = self._torch
@@ -148,7 +249,7 @@ class LoadingMixin:
                 "use a supported model or the llamacpp backend"
             )
 
-    def _load_gguf(self, path: Path) -> tuple[Any, Any]:
+    def load_gguf(self, path: Path) -> tuple[Any, Any]:
         """Dequantize a GGUF file with transformers, or reuse its cached conversion."""
         from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
 
@@ -211,7 +312,7 @@ class LoadingMixin:
             digest = model_sha256(path)
         except ModelError:
             return None
-        self._sha256 = digest
+        self.sha256 = digest
         return root / f"{digest[:24]}-transformers-{self._transformers.__version__}"
 
     def _save_conversion(self, model: Any, tokenizer: Any, target: Path) -> None:
@@ -240,7 +341,8 @@ class LoadingMixin:
         except Exception:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def _load_folder(self, folder: Path, allow_pickle: bool) -> tuple[Any, Any]:
+    def load_folder(self, folder: Path, allow_pickle: bool) -> tuple[Any, Any]:
+        """Load a transformers model folder (safetensors; pickle only with ``allow_pickle``)."""
         transformers = self._transformers
         config_file = folder / "config.json"
         if not config_file.is_file():
@@ -287,24 +389,26 @@ class LoadingMixin:
             raise ModelError(f"cannot load the model in {folder}: {one_line(exc)}") from None
         return model.to(self.device), tokenizer
 
-    def _eos_ids(self) -> set[int]:
-        ids: set[int] = set()
 
-        def add(value: Any) -> None:
-            if value is None:
-                return
-            if isinstance(value, (list, tuple, set)):
-                for v in value:
-                    add(v)
-            elif isinstance(value, int) and 0 <= value < self.vocab_size:
-                ids.add(int(value))
+def eos_ids(model: Any, tokenizer: Any, vocab_size: int) -> set[int]:
+    """The token ids that end a generation: the model's and tokenizer's EOS, and end-of-turn
+    special tokens (as llama.cpp's end-of-generation set)."""
+    ids: set[int] = set()
 
-        gen = getattr(self.model, "generation_config", None)
-        add(getattr(gen, "eos_token_id", None))
-        add(getattr(self.config, "eos_token_id", None))
-        add(getattr(self.tokenizer, "eos_token_id", None))
-        # end-of-turn special tokens end a generation too (as llama.cpp's end-of-generation set)
-        for tid, tok in (getattr(self.tokenizer, "added_tokens_decoder", None) or {}).items():
-            if getattr(tok, "special", False) and str(tok.content) in END_OF_TURN:
-                add(int(tid))
-        return ids
+    def add(value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, (list, tuple, set)):
+            for v in value:
+                add(v)
+        elif isinstance(value, int) and 0 <= value < vocab_size:
+            ids.add(int(value))
+
+    gen = getattr(model, "generation_config", None)
+    add(getattr(gen, "eos_token_id", None))
+    add(getattr(model.config, "eos_token_id", None))
+    add(getattr(tokenizer, "eos_token_id", None))
+    for tid, tok in (getattr(tokenizer, "added_tokens_decoder", None) or {}).items():
+        if getattr(tok, "special", False) and str(tok.content) in END_OF_TURN:
+            add(int(tid))
+    return ids

@@ -12,27 +12,38 @@ prompt's forward pass and then decode as one batch; a sequence leaves the batch 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from lmread.backends.base import GenOptions, StreamEnd, TokenChunk
-from lmread.backends.hf.loading import one_line
+from lmread.backends.hf.loading import LoadedModel, one_line
 from lmread.errors import BackendError, OptionError
 
 
-class StreamingMixin:
-    """The generating half of :class:`~lmread.backends.hf.HFBackend`."""
+class Decoder:
+    """lmread's decoding loop over a :class:`~lmread.backends.hf.loading.LoadedModel`: streams,
+    batches and scoring (``model_id`` names the model in error messages)."""
 
-    _torch: Any
-    _cache_arg: str
-    _has_logits_to_keep: bool
-    model: Any
-    tokenizer: Any
-    device: Any
-    pieces: list[bytes]
-    eos_ids: set[int]
-    n_ctx: int
-    model_id: str
+    def __init__(self, loaded: LoadedModel, model_id: str) -> None:
+        self.loaded = loaded
+        self.model_id = model_id
+        self._torch = loaded.torch
+        self._cache_arg = loaded.cache_arg
+        self._has_logits_to_keep = loaded.has_logits_to_keep
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.device = loaded.device
+        self.pieces = loaded.pieces
+
+    @property
+    def eos_ids(self) -> set[int]:
+        """The ids that end a generation (the loaded model's, read at each use)."""
+        return self.loaded.eos_ids
+
+    @property
+    def n_ctx(self) -> int:
+        """The context lmread allows (the loaded model's, read at each use)."""
+        return self.loaded.n_ctx
 
     def tokenize(self, text: str, add_special: bool = True) -> list[int]:
         """Token ids of ``text``: as a prompt (``add_special``: the tokenizer's default BOS, and
@@ -61,8 +72,12 @@ class StreamingMixin:
 
     # ---------------------------------------------------------------------------- on-device maths
 
-    def _forward(self, input_ids: Any, cache: Any, last_only: bool = True) -> tuple[Any, Any]:
+    def _forward(self, input_ids: Any, cache: Any, last_only: bool = True, attention_mask: Any = None,
+                 position_ids: Any = None) -> tuple[Any, Any]:
         kwargs: dict[str, Any] = {"input_ids": input_ids, "use_cache": True}
+        if attention_mask is not None:  # left-padded rows
+            kwargs["attention_mask"] = attention_mask
+            kwargs["position_ids"] = position_ids
         if cache is not None:
             kwargs[self._cache_arg] = cache
         if last_only and self._has_logits_to_keep:
@@ -168,49 +183,118 @@ class StreamingMixin:
         options_list: Sequence[GenOptions],
         cancel: threading.Event | None = None,
         done: Sequence[threading.Event] | None = None,
+        *,
+        ignore_eos: bool = False,
     ) -> Iterator[tuple[int, TokenChunk | StreamEnd]]:
         """Draw ``len(options_list)`` samples of ``prompt`` in one batched forward per step.
 
         Each sequence has its own seed, records and finish; yields ``(index, item)``, and every
         sequence ends with exactly one :class:`StreamEnd`.  ``done[i]``, checked right after
-        each token of sequence ``i``, drops it from the batch.
+        each token of sequence ``i``, drops it from the batch.  ``ignore_eos`` (benchmarks)
+        keeps going past end-of-text tokens.
         """
-        yield from self._decode(prompt, list(options_list), cancel, done)
+        yield from self._decode(prompt, list(options_list), cancel, done, ignore_eos=ignore_eos)
+
+    def stream_parallel(
+        self,
+        requests: Sequence[tuple[str, GenOptions]],
+        n_parallel: int,
+        cancel: threading.Event | None = None,
+        done: Sequence[threading.Event] | None = None,
+        started: Callable[[int], None] | None = None,
+    ) -> Iterator[tuple[int, TokenChunk | StreamEnd]]:
+        """One sample per ``(prompt, options)`` request, ``n_parallel`` rows per batch: the
+        prompts of a batch are left-padded to the longest (attention mask and position ids
+        leave the padding out), each row sampled with its own seed; a batch runs until all its
+        rows end.  Prompts too long for the context raise :class:`OptionError` first."""
+        for text, opts in requests:
+            opts.validate()
+            self._check_prompt(self._prompt_ids(text))
+        return self._waves(list(requests), n_parallel, cancel, done, started)
+
+    def _waves(self, requests: list[tuple[str, GenOptions]], n: int, cancel: threading.Event | None,
+               done: Sequence[threading.Event] | None,
+               started: Callable[[int], None] | None) -> Iterator[tuple[int, TokenChunk | StreamEnd]]:
+        for start in range(0, len(requests), n):
+            wave = requests[start : start + n]
+            if started is not None:
+                for i in range(len(wave)):
+                    started(start + i)
+            flags = None if done is None else list(done[start : start + len(wave)])
+            prompts = [text for text, _ in wave]
+            source: str | list[str] = prompts[0] if len(set(prompts)) == 1 else prompts
+            for i, item in self._decode(source, [o for _, o in wave], cancel, flags):
+                yield start + i, item
 
     def _decode(
         self,
-        prompt: str,
+        prompt: str | list[str],
         options_list: list[GenOptions],
         cancel: threading.Event | None,
         done: Sequence[threading.Event] | None = None,
         ignore_eos: bool = False,
     ) -> Iterator[tuple[int, TokenChunk | StreamEnd]]:
-        torch = self._torch
+        """Decode one batch: ``prompt`` (one text for every row, prefilled once) or one prompt
+        per row (left-padded)."""
         if not options_list:
             return
         for opts in options_list:
             opts.validate()
-        ids = self._prompt_ids(prompt)
-        self._check_prompt(ids)
+        if isinstance(prompt, str):
+            ids = self._prompt_ids(prompt)
+            self._check_prompt(ids)
+            yield from self._decode_rows([ids], options_list, cancel, done, ignore_eos)
+            return
+        rows = [self._prompt_ids(p) for p in prompt]
+        for row_ids in rows:
+            self._check_prompt(row_ids)
+        yield from self._decode_rows(rows, options_list, cancel, done, ignore_eos)
+
+    def _decode_rows(
+        self,
+        rows: list[list[int]],
+        options_list: list[GenOptions],
+        cancel: threading.Event | None,
+        done: Sequence[threading.Event] | None,
+        ignore_eos: bool,
+    ) -> Iterator[tuple[int, TokenChunk | StreamEnd]]:
+        torch = self._torch
+        ids = rows[0]
+        padded = len(rows) > 1
         batch = len(options_list)
         gens = [self._generator(o.seed) for o in options_list]
         k_max = max(o.top_logprobs for o in options_list)
         needs_history = any(o.repetition_penalty != 1.0 for o in options_list)
         histories: list[Any] = [None] * batch
+        mask: Any = None
+        row_pos: Any = None
         with torch.inference_mode():
-            prompt_t = torch.tensor([ids], dtype=torch.long, device=self.device)
-            if needs_history:
-                unique_prompt = torch.unique(prompt_t[0])
-                histories = [unique_prompt for _ in options_list]
+            if padded:  # one prompt per row, left-padded to the longest
+                width = max(len(r) for r in rows)
+                pad = getattr(self.tokenizer, "pad_token_id", None)
+                pad = int(pad) if isinstance(pad, int) else (min(self.eos_ids) if self.eos_ids else 0)
+                prompt_t = torch.tensor([[pad] * (width - len(r)) + r for r in rows], dtype=torch.long, device=self.device)
+                mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], dtype=torch.long,
+                                    device=self.device)
+                row_pos = (mask.cumsum(-1) - 1).clamp(min=0)
+                if needs_history:
+                    histories = [torch.unique(torch.tensor(r, dtype=torch.long, device=self.device)) for r in rows]
+            else:
+                prompt_t = torch.tensor([ids], dtype=torch.long, device=self.device)
+                if needs_history:
+                    unique_prompt = torch.unique(prompt_t[0])
+                    histories = [unique_prompt for _ in options_list]
             try:
-                logits, cache = self._forward(prompt_t, None)
+                logits, cache = self._forward(prompt_t, None, attention_mask=mask, position_ids=row_pos)
             except RuntimeError as exc:
                 raise BackendError(f"{self.model_id}: the forward pass failed: {one_line(exc)}") from None
-            if batch > 1:
+            if batch > 1 and not padded:
                 logits = logits.expand(batch, -1)
                 cache = _repeat_cache(cache, batch)
             alive = list(range(batch))  # original indices of the rows still in the batch
-            position = len(ids)
+            positions = [len(rows[i] if padded else ids) for i in range(batch)]  # tokens each row holds
+            if padded:
+                row_pos = row_pos[:, -1:]
             while True:
                 if cancel is not None and cancel.is_set():
                     for i in alive:
@@ -236,7 +320,7 @@ class StreamingMixin:
                         end = StreamEnd("eos")
                     elif done is not None and done[i].is_set():  # the driver ended it (stop, max_tokens)
                         end = StreamEnd("cancelled")
-                    elif position + 1 >= self.n_ctx:
+                    elif positions[i] + 1 >= self.n_ctx:
                         end = StreamEnd("context", f"reached the context of {self.n_ctx} tokens")
                     if end is not None:
                         yield i, end
@@ -251,9 +335,15 @@ class StreamingMixin:
                     chosen = chosen.index_select(0, index)
                     cache = _select_cache(cache, index)
                     alive = [alive[r] for r in keep_rows]
-                position += 1
+                    if padded:
+                        mask, row_pos = mask.index_select(0, index), row_pos.index_select(0, index)
+                for i in alive:
+                    positions[i] += 1
+                if padded:
+                    mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
+                    row_pos = row_pos + 1
                 try:
-                    logits, cache = self._forward(chosen.view(-1, 1), cache)
+                    logits, cache = self._forward(chosen.view(-1, 1), cache, attention_mask=mask, position_ids=row_pos)
                 except RuntimeError as exc:
                     for i in alive:
                         yield i, StreamEnd("error", f"forward pass failed: {one_line(exc)}")
