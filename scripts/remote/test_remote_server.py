@@ -4,7 +4,7 @@ OpenAI-compatible server): run by scripts/vllm-suite.sh, never by the default te
 Environment: ``LMREAD_REMOTE_URL`` (required), ``LMREAD_REMOTE_MODEL`` (the served model name;
 default: the server's first), ``LMREAD_REMOTE_KEY_ENV`` (the variable holding an API key, if any),
 ``LMREAD_REMOTE_N_PARAMS`` (the parameter count, when the server does not publish it).
-Runs the backend contract suite (tests/test_backend_contract.py) on it, then the CJK/emoji
+Runs the backend contract suite (tests/backends/test_contract.py) on it, then the CJK/emoji
 prompt, 4 concurrent streams and vLLM's token-id keys and logprob limit.
 """
 
@@ -23,7 +23,7 @@ from lmread.backends.openai import OpenAIBackend
 from lmread.catalog import ModelCard
 from lmread.errors import OptionError
 from lmread.generate import GenerationPlan, ModelJob, run_generation
-from tests.test_backend_contract import (  # noqa: F401  (collected here, run on the remote backend)
+from tests.backends.test_contract import (  # noqa: F401  (collected here, run on the remote backend)
     test_cancel_stops_the_stream,
     test_describe_names_the_model,
     test_distribution_fields_are_consistent,
@@ -32,7 +32,7 @@ from tests.test_backend_contract import (  # noqa: F401  (collected here, run on
     test_respects_max_tokens,
     test_stream_is_chunks_then_one_end,
 )
-from tests.test_generate import read_samples
+from tests.generate.test_generate import read_samples
 
 URL = os.environ.get("LMREAD_REMOTE_URL", "")
 CJK = "東京の朝は静かだ。🌸 Café crème, naïve façade — continue:"

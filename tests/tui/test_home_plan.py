@@ -7,7 +7,7 @@ from pathlib import Path
 from lmread.cli import main
 from lmread.study import Study
 from lmread.tui.screens.home import HomeScreen, plan_line
-from tests.test_plan import pilot_study
+from tests.analysis.plan.test_plan import pilot_study
 from tests.tui.test_reader import make_app, screen_text
 
 

@@ -22,7 +22,7 @@ from lmread.probe.document import build_document, format_table, render_csv
 from lmread.probe.items import split_items
 from lmread.probe.lists import builtin_list
 
-SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "annotations" / "schema" /
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "annotations" / "schema" /
                      "probe.schema.json").read_text())
 
 
@@ -216,7 +216,7 @@ def test_llamacpp_spans_pass_agrees_with_the_one_by_one_pass(llama_smollm2: Any)
 
 
 def test_example_probe_document_validates() -> None:
-    path = Path(__file__).resolve().parent.parent / "annotations" / "examples" / "probe-planets.json"
+    path = Path(__file__).resolve().parents[2] / "annotations" / "examples" / "probe-planets.json"
     doc = json.loads(path.read_text())
     jsonschema.validate(doc, SCHEMA)
     assert doc["source"] == {"list": "planets"} and [m["model"] for m in doc["models"]] == ["smollm2-135m", "gemma3-270m"]

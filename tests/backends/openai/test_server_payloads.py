@@ -26,10 +26,10 @@ from tests.fixtures.server_payloads import (
     vllm_events,
     vllm_models,
 )
-from tests.test_generate import read_samples
+from tests.generate.test_generate import read_samples
 
 PROMPT = "東京の朝は静かだ。🌸 Café crème, naïve façade — continue:"
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 
 
 def llama_server(events: list[dict[str, Any]]) -> FakeServer:

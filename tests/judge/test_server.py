@@ -109,7 +109,7 @@ def test_judge_cli_writes_ordinary_marks_blind(tmp_path: Path, capsys: pytest.Ca
     refusal = marks["s_c"]
     assert refusal["kind"] == "skip" and "no JSON object" in refusal["note"] and "can't help" in refusal["note"]
     assert refusal["detector"]["answer"] == "I'm sorry, but I can't help with that."
-    schema = json.loads((Path(__file__).resolve().parents[1] / "annotations" / "schema" / "mark.schema.json")
+    schema = json.loads((Path(__file__).resolve().parents[2] / "annotations" / "schema" / "mark.schema.json")
                         .read_text(encoding="utf-8"))
     for mark in marks.values():
         jsonschema.validate(mark, schema)

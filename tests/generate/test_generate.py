@@ -45,7 +45,7 @@ SCRIPT = (
     "He wrote the weather in the log, as every night, and went down again."
 )
 PROMPT = {"text": "The lighthouse", "set": "test", "name": "test-01"}
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 # --------------------------------------------------------------------------------------------

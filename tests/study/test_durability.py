@@ -19,7 +19,7 @@ import pytest
 from lmread.errors import DiskFullError
 from lmread.records import Mark
 from lmread.study import Study
-from tests.test_study import make_sample
+from tests.study.test_study import make_sample
 
 KILLS = 200
 

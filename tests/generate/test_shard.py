@@ -11,7 +11,7 @@ import pytest
 from lmread.cli import main
 from lmread.errors import OptionError
 from lmread.generate.shard import in_shard, parse_shard, shard_of
-from tests.test_generate import read_samples, write_card
+from tests.generate.test_generate import read_samples, write_card
 
 PROMPTS = ["The lighthouse", "Dear Sir,", "東京の朝は静かだ。🌸", "Step one:", "Once upon a time"]
 

@@ -17,7 +17,7 @@ from lmread.analysis.observations import observations_from_study, word_starts
 from lmread.cli import main
 from lmread.study import Study
 
-SCHEMA = Path(__file__).resolve().parents[1] / "annotations" / "schema" / "survival.schema.json"
+SCHEMA = Path(__file__).resolve().parents[2] / "annotations" / "schema" / "survival.schema.json"
 
 #: model -> (n_params, [(sample index, "fall" at / "read" to, tokens, category)])
 KNOWN: dict[str, tuple[int, list[tuple[str, int, str | None]]]] = {

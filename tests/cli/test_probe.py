@@ -13,7 +13,7 @@ import pytest
 
 from lmread.cli import main
 
-SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "annotations" / "schema" /
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "annotations" / "schema" /
                      "probe.schema.json").read_text())
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_survival_cli import TEXT, run, write_import
+from tests.cli.test_survival import TEXT, run, write_import
 
 
 def test_groups_without_a_size_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

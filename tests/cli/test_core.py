@@ -14,7 +14,7 @@ import pytest
 from lmread.cli import main
 from lmread.study import Study
 
-SCHEMAS = Path(__file__).resolve().parent.parent / "annotations" / "schema"
+SCHEMAS = Path(__file__).resolve().parents[2] / "annotations" / "schema"
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -23,7 +23,7 @@ from lmread.backends.scripted import ScriptedBackend
 from lmread.cli.generate import ProgressBar, format_eta
 from lmread.errors import OptionError
 from lmread.generate import GenerationPlan, ModelJob, Progress, generate_parallel, generate_sample, run_generation
-from tests.test_generate import SCRIPT, NoClose, card_obj, cli, read_samples
+from tests.generate.test_generate import SCRIPT, NoClose, card_obj, cli, read_samples
 
 #: Largest and mean |logprob| and |entropy| difference (nats) allowed between a token drawn in a
 #: batch of 8 and the same token drawn alone (README, "Parallel decoding"): llama.cpp computes
@@ -153,7 +153,7 @@ def test_runner_parallel_cancel_keeps_only_whole_samples(tmp_path: Path) -> None
 
 def test_parallel_flag_is_checked_and_declared(lmread_home: Path, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.test_generate import write_card
+    from tests.generate.test_generate import write_card
 
     write_card(lmread_home)
     code, _, err = cli(capsys, "--study", str(tmp_path / "st"), "--model", "scr", "--prompt", "Hi", "--parallel", "0")

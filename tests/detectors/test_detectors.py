@@ -21,7 +21,7 @@ from lmread.errors import OptionError
 from lmread.records import Sample, Tokens
 from lmread.study import Study
 
-SCHEMA_DIR = Path(__file__).resolve().parents[1] / "annotations" / "schema"
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "annotations" / "schema"
 
 
 def make_sample(pieces: list[str], rank: list[int | None] | None = None, entropy: list[float] | None = None,

@@ -12,7 +12,7 @@ import pytest
 
 from lmread.cli import main
 
-SCHEMA = Path(__file__).resolve().parents[1] / "annotations" / "schema" / "survival.schema.json"
+SCHEMA = Path(__file__).resolve().parents[2] / "annotations" / "schema" / "survival.schema.json"
 TEXT = " ".join(f"w{j}" for j in range(60))
 #: model -> (n_params, [(fall at | None for read to 60, severity, category)])
 MARKS = {

@@ -28,7 +28,7 @@ from lmread.records import Mark, Sample
 from lmread.study import Study
 from lmread.study.order import overlap_order, shared_count, shared_ids
 
-SCHEMAS = Path(__file__).resolve().parents[1] / "annotations" / "schema"
+SCHEMAS = Path(__file__).resolve().parents[2] / "annotations" / "schema"
 #: 10 words per sentence, words tokenizer: a word with its leading space is one token
 SENTENCE = "The keeper of the light wrote down every single storm. "
 #: 40 words, 40 tokens

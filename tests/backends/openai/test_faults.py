@@ -15,7 +15,7 @@ from lmread.cli import main
 from lmread.errors import BackendError, OptionError
 from tests.fixtures.fake_server import FakeServer, Reply, refused_port, silent_socket
 from tests.fixtures.server_payloads import LLAMA_TOKENS, llama_models, llama_native_events, llama_props
-from tests.test_generate import read_samples, write_card
+from tests.generate.test_generate import read_samples, write_card
 
 PROMPT = "東京の朝は静かだ。🌸 Café crème, naïve façade — continue:"
 

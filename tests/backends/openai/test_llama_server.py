@@ -22,7 +22,7 @@ from lmread.errors import BackendError
 from lmread.generate import GenerationPlan, ModelJob, generate_sample, run_generation
 from tests.fixtures.llama_server import start_llama_server
 from tests.fixtures.openai import stop_server
-from tests.test_generate import read_samples
+from tests.generate.test_generate import read_samples
 
 pytestmark = pytest.mark.server
 
