@@ -62,7 +62,7 @@ Confidence intervals
 """
 
 from lmread.analysis.agreement.answers import answer, comparable, reading_horizon
-from lmread.analysis.agreement.bootstrap import CI_LEVEL, bootstrap, rng_for
+from lmread.analysis.agreement.bootstrap import CI_LEVEL, bootstrap, bootstrap_blocks, rng_for
 from lmread.analysis.agreement.document import (
     AGREEMENT_SCHEMA,
     DEFAULT_BOOTSTRAP,
@@ -72,22 +72,24 @@ from lmread.analysis.agreement.document import (
     agreement_summary,
 )
 from lmread.analysis.agreement.kernels import (
+    alpha_from_sums,
     alpha_from_units,
     fleiss_from_counts,
     kappa_from_counts,
     krippendorff_alpha_interval,
     ordinal_alpha_from_coincidences,
+    ratio_from_sums,
     ratio_from_units,
     weighted_kappa_from_tables,
 )
 from lmread.analysis.agreement.overall import overall_block
-from lmread.analysis.agreement.pairs import PairUnit, machine_vs_human, pair_block
-from lmread.analysis.agreement.what_fell import SEVERITY_LEVELS, FallPair, fall_pair, what_fell
+from lmread.analysis.agreement.pairs import PairUnit, machine_vs_human, pair_blocks
+from lmread.analysis.agreement.what_fell import SEVERITY_LEVELS, FallPair, fall_pair, what_fell, what_fell_blocks
 
 __all__ = [
     "AGREEMENT_SCHEMA", "CI_LEVEL", "DEFAULT_BOOTSTRAP", "DEFAULT_TOLERANCE", "SEVERITY_LEVELS", "FallPair",
-    "PairUnit", "agreement_from_readings", "agreement_of_study", "agreement_summary", "alpha_from_units", "answer",
-    "bootstrap", "comparable", "fall_pair", "fleiss_from_counts", "kappa_from_counts", "krippendorff_alpha_interval",
-    "machine_vs_human", "ordinal_alpha_from_coincidences", "overall_block", "pair_block", "ratio_from_units",
-    "reading_horizon", "rng_for", "weighted_kappa_from_tables", "what_fell",
+    "PairUnit", "agreement_from_readings", "agreement_of_study", "agreement_summary", "alpha_from_sums", "alpha_from_units", "answer",
+    "bootstrap", "bootstrap_blocks", "comparable", "fall_pair", "fleiss_from_counts", "kappa_from_counts", "krippendorff_alpha_interval",
+    "machine_vs_human", "ordinal_alpha_from_coincidences", "overall_block", "pair_blocks", "ratio_from_sums", "ratio_from_units",
+    "reading_horizon", "rng_for", "weighted_kappa_from_tables", "what_fell", "what_fell_blocks",
 ]

@@ -28,10 +28,13 @@ def alpha_from_units(weights: np.ndarray, m: np.ndarray, s1: np.ndarray, s2: np.
     squares ``s2`` of the pairable values."""
     m = m.astype(float)
     within = 2.0 * (m * s2 - s1 * s1) / (m - 1.0)
-    n = weights @ m
-    big_s1 = weights @ s1
-    big_s2 = weights @ s2
-    observed = weights @ within
+    return alpha_from_sums(weights @ m, weights @ s1, weights @ s2, weights @ within)
+
+
+def alpha_from_sums(n: np.ndarray, big_s1: np.ndarray, big_s2: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Krippendorff's alpha (interval) from the weighted sums over units: the number of pairable
+    values ``n``, their sum ``big_s1`` and sum of squares ``big_s2``, and the units' within-unit
+    disagreement ``observed`` (``sum 2 (m s2 - s1^2) / (m - 1)``)."""
     expected = 2.0 * (n * big_s2 - big_s1 * big_s1)
     with np.errstate(invalid="ignore", divide="ignore"):
         alpha = 1.0 - (n - 1.0) * observed / expected
@@ -41,9 +44,13 @@ def alpha_from_units(weights: np.ndarray, m: np.ndarray, s1: np.ndarray, s2: np.
 
 def ratio_from_units(weights: np.ndarray, num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """``sum w num / sum w den`` per replicate (nan where the denominator is 0)."""
-    d = weights @ den.astype(float)
+    return ratio_from_sums(weights @ num.astype(float), weights @ den.astype(float))
+
+
+def ratio_from_sums(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den`` (nan where ``den`` is 0)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(d > 0, (weights @ num.astype(float)) / d, np.nan)
+        return np.where(den > 0, num / den, np.nan)
 
 
 def krippendorff_alpha_interval(units: list[list[float]]) -> float | None:

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from lmread.analysis.agreement.bootstrap import bootstrap, rng_for
-from lmread.analysis.agreement.kernels import alpha_from_units, kappa_from_counts, ratio_from_units
-from lmread.analysis.agreement.what_fell import FallPair, what_fell
+from lmread.analysis.agreement.bootstrap import bootstrap_blocks, rng_for
+from lmread.analysis.agreement.kernels import alpha_from_sums, kappa_from_counts, ratio_from_sums
+from lmread.analysis.agreement.what_fell import FallPair, what_fell_blocks
 from lmread.analysis.readings import is_machine
 
 
@@ -29,43 +29,78 @@ class PairUnit:
     falls: FallPair | None
 
 
-def pair_block(a: str, b: str, common: list[PairUnit], n_boot: int, seed: int, tolerance: int) -> dict[str, Any]:
-    """The block of the pair of readers ``a`` and ``b`` over the samples both read (``common``)."""
+_SUMS = ("both", "a_only", "b_only", "neither", "fell2", "d_tok", "d_word", "s1", "s2", "within")
+
+
+@dataclass
+class _PairData:
+    """The answered units of one pair as the columns of :data:`_SUMS` (shape (U, len(_SUMS)))."""
+
+    a: str
+    b: str
+    common: list[PairUnit]
+    units: list[PairUnit]
+    columns: np.ndarray
+
+
+def _pair_data(a: str, b: str, common: list[PairUnit]) -> _PairData:
     units = [x for x in common if x.a_yes is not None and x.b_yes is not None]
-    u = len(units)
-    a_y = np.array([bool(x.a_yes) for x in units], dtype=bool)
-    b_y = np.array([bool(x.b_yes) for x in units], dtype=bool)
-    both = (a_y & b_y).astype(float)
-    a_only = (a_y & ~b_y).astype(float)
-    b_only = (~a_y & b_y).astype(float)
-    neither = (~a_y & ~b_y).astype(float)
-    # positions: every sample where both fell (always answered: a fall answers at any horizon)
-    fell2 = np.array([x.a_at is not None and x.b_at is not None for x in units], dtype=bool)
-    a_at = np.array([x.a_at if f else 0 for x, f in zip(units, fell2, strict=True)], dtype=float)
-    b_at = np.array([x.b_at if f else 0 for x, f in zip(units, fell2, strict=True)], dtype=float)
-    a_w = np.array([x.a_words if f else 0 for x, f in zip(units, fell2, strict=True)], dtype=float)
-    b_w = np.array([x.b_words if f else 0 for x, f in zip(units, fell2, strict=True)], dtype=float)
-    fell2_f = fell2.astype(float)
-    d_tok = np.abs(a_at - b_at) * fell2_f
-    d_word = np.abs(a_w - b_w) * fell2_f
-    rng = rng_for(seed, f"{a}\0{b}")
-    n_both = int(fell2.sum())
-    pos_s1 = (a_at + b_at)[fell2]
-    pos_s2 = (a_at**2 + b_at**2)[fell2]
+    cols = np.zeros((len(units), len(_SUMS)))
+    if units:
+        a_y = np.array([bool(x.a_yes) for x in units], dtype=bool)
+        b_y = np.array([bool(x.b_yes) for x in units], dtype=bool)
+        # positions: every sample where both fell (always answered: a fall answers at any horizon)
+        fell2 = np.array([x.a_at is not None and x.b_at is not None for x in units], dtype=bool)
+        pos = np.array([(x.a_at, x.b_at, x.a_words, x.b_words) if f else (0, 0, 0, 0)
+                        for x, f in zip(units, fell2, strict=True)], dtype=float)
+        a_at, b_at, a_w, b_w = pos.T
+        fell2_f = fell2.astype(float)
+        s1, s2 = a_at + b_at, a_at**2 + b_at**2
+        cols[:] = np.column_stack([
+            a_y & b_y, a_y & ~b_y, ~a_y & b_y, ~a_y & ~b_y, fell2_f,
+            np.abs(a_at - b_at) * fell2_f, np.abs(a_w - b_w) * fell2_f,
+            s1 * fell2_f, s2 * fell2_f, np.where(fell2, 2.0 * (2.0 * s2 - s1 * s1) / (2.0 - 1.0), 0.0)])
+    return _PairData(a, b, common, units, cols)
 
-    def kappa(w: np.ndarray) -> np.ndarray:
-        return kappa_from_counts(w @ both, w @ a_only, w @ b_only, w @ neither)
 
-    def alpha(w: np.ndarray) -> np.ndarray:
-        if not n_both:
-            return np.full(w.shape[0], np.nan)
-        return alpha_from_units(w[:, fell2], np.full(n_both, 2.0), pos_s1, pos_s2)
+def _evaluate(data: list[_PairData]) -> Any:
+    """The pairs' statistics on weights of shape (P, B, U): every sum is one batched product with
+    the pairs' columns (sums of whole numbers, so exactly those of one pair at a time)."""
+    width = max((len(d.units) for d in data), default=0)
+    columns = np.zeros((len(data), width, len(_SUMS)))
+    for p, d in enumerate(data):
+        columns[p, : len(d.units)] = d.columns
 
-    est = bootstrap({"kappa": kappa, "alpha": alpha,
-                     "tokens": lambda w: ratio_from_units(w, d_tok, fell2_f),
-                     "words": lambda w: ratio_from_units(w, d_word, fell2_f)}, u, n_boot, rng)
-    falls = [FallPair(i, x.falls.a_category, x.falls.b_category, x.falls.a_severity, x.falls.b_severity)
-             for i, x in enumerate(units) if x.falls is not None]
+    def evaluate(w: np.ndarray, lo: int, hi: int) -> dict[str, np.ndarray]:
+        sums = dict(zip(_SUMS, np.moveaxis(w @ columns[lo:hi, : w.shape[2]], 2, 0), strict=True))
+        n = 2.0 * sums["fell2"]
+        return {"kappa": kappa_from_counts(sums["both"], sums["a_only"], sums["b_only"], sums["neither"]),
+                "alpha": alpha_from_sums(n, sums["s1"], sums["s2"], sums["within"]),
+                "tokens": ratio_from_sums(sums["d_tok"], sums["fell2"]),
+                "words": ratio_from_sums(sums["d_word"], sums["fell2"])}
+
+    return evaluate
+
+
+def pair_blocks(pairs: list[tuple[str, str, list[PairUnit]]], n_boot: int, seed: int,
+                tolerance: int) -> list[dict[str, Any]]:
+    """The blocks of the pairs of readers ``(a, b, common)`` (``common``: the samples both read),
+    their bootstraps evaluated together; each pair's draws come from its own generator, so each
+    block is what it would be alone."""
+    data = [_pair_data(a, b, common) for a, b, common in pairs]
+    n_units = np.array([len(d.units) for d in data], dtype=int)
+    est = bootstrap_blocks(_evaluate(data), ["kappa", "alpha", "tokens", "words"], n_units, n_boot,
+                           [rng_for(seed, f"{d.a}\0{d.b}") for d in data])
+    falls = [[FallPair(i, x.falls.a_category, x.falls.b_category, x.falls.a_severity, x.falls.b_severity)
+              for i, x in enumerate(d.units) if x.falls is not None] for d in data]
+    fell = what_fell_blocks(falls, n_units, n_boot, [rng_for(seed, f"{d.a}\0{d.b}\0what") for d in data])
+    return [_pair_document(d, e, f, tolerance) for d, e, f in zip(data, est, fell, strict=True)]
+
+
+def _pair_document(d: _PairData, est: dict[str, dict[str, Any]], fell: dict[str, Any],
+                   tolerance: int) -> dict[str, Any]:
+    a, b, common, u = d.a, d.b, d.common, len(d.units)
+    both, a_only, b_only, neither, fell2 = (int(d.columns[:, k].sum()) for k in range(5))
     out: dict[str, Any] = {
         "a": a, "b": b,
         "machine": [is_machine(a), is_machine(b)],
@@ -73,13 +108,12 @@ def pair_block(a: str, b: str, common: list[PairUnit], n_boot: int, seed: int, t
         "answered": u,
         "left_out": {"samples": len(common) - u, "a_unknown": sum(x.a_yes is None for x in common),
                      "b_unknown": sum(x.b_yes is None for x in common)},
-        "table": {"both_fell": int(both.sum()), "a_only": int(a_only.sum()), "b_only": int(b_only.sum()),
-                  "neither": int(neither.sum())},
-        "percent_agreement": float((both.sum() + neither.sum()) / u) if u else None,
+        "table": {"both_fell": both, "a_only": a_only, "b_only": b_only, "neither": neither},
+        "percent_agreement": float((both + neither) / u) if u else None,
         "cohen_kappa": {"n": u, **est["kappa"]},
-        "mean_abs_distance": {"n": n_both, "tokens": est["tokens"], "words": est["words"]},
-        "alpha": {"n": n_both, **est["alpha"]},
-        "what_fell": what_fell(falls, u, n_boot, rng_for(seed, f"{a}\0{b}\0what")),
+        "mean_abs_distance": {"n": fell2, "tokens": est["tokens"], "words": est["words"]},
+        "alpha": {"n": fell2, **est["alpha"]},
+        "what_fell": fell,
     }
     if is_machine(a) != is_machine(b):
         out["machine_vs_human"] = machine_vs_human(a, b, [x for x in common if x.positions_comparable], tolerance)
