@@ -62,7 +62,6 @@ Confidence intervals
 """
 
 from lmread.analysis.agreement.answers import answer, comparable, reading_horizon
-from lmread.analysis.agreement.bootstrap import CI_LEVEL, bootstrap, bootstrap_blocks, rng_for
 from lmread.analysis.agreement.document import (
     AGREEMENT_SCHEMA,
     DEFAULT_BOOTSTRAP,
@@ -84,6 +83,7 @@ from lmread.analysis.agreement.kernels import (
 )
 from lmread.analysis.agreement.overall import overall_block
 from lmread.analysis.agreement.pairs import PairUnit, machine_vs_human, pair_blocks
+from lmread.analysis.agreement.resample import CI_LEVEL, bootstrap, bootstrap_blocks, rng_for
 from lmread.analysis.agreement.what_fell import SEVERITY_LEVELS, FallPair, fall_pair, what_fell, what_fell_blocks
 
 __all__ = [

@@ -7,9 +7,9 @@ from typing import Any
 
 from lmread import __version__
 from lmread.analysis.agreement.answers import answer, comparable, reading_horizon
-from lmread.analysis.agreement.bootstrap import CI_LEVEL
 from lmread.analysis.agreement.overall import overall_block
 from lmread.analysis.agreement.pairs import PairUnit, pair_blocks
+from lmread.analysis.agreement.resample import CI_LEVEL
 from lmread.analysis.agreement.what_fell import fall_pair
 from lmread.analysis.readings import Reading, WordCounter, readings_of
 from lmread.study import Study
@@ -50,23 +50,17 @@ def agreement_from_readings(
     multi = {sid: sorted(rows, key=lambda r: r.annotator) for sid, rows in per_sample.items() if len(rows) >= 2}
     annotators = sorted({r.annotator for rows in multi.values() for r in rows})
     words = WordCounter(unit)
-    own: dict[str, dict[str, Reading]] = {}  # each annotator's readings of shared samples, by sample
-    known: dict[tuple[str, str], tuple[bool | None, int | None]] = {}  # each one's answer and words to its fall
-    blocks: list[tuple[str, str, list[PairUnit]]] = []
-    for sid, rows in multi.items():
-        for r in rows:
-            if sid not in own.setdefault(r.annotator, {}):
-                own[r.annotator][sid] = r
-                known[(r.annotator, sid)] = (answer(r, h), None if r.at is None else words.before(r.sample, r.at))
-    for a, b in itertools.combinations(annotators, 2):
-        units: list[PairUnit] = []
-        for sid in sorted(own[a].keys() & own[b].keys()):
-            ra, rb = own[a][sid], own[b][sid]
-            (ya, wa), (yb, wb) = known[(a, sid)], known[(b, sid)]
-            units.append(PairUnit(sid, ya, yb, ra.at, rb.at, wa, wb, comparable(ra, rb),
-                                  fall_pair(0, ra, rb, tolerance)))
-        if units:
-            blocks.append((a, b, units))
+    by_pair: dict[tuple[str, str], list[PairUnit]] = {}  # the samples each pair both read, by sample id
+    for sid in sorted(multi):
+        seen, names = [], set()  # each annotator's first reading, with its answer and words to its fall
+        for r in multi[sid]:
+            if r.annotator not in names:
+                names.add(r.annotator)
+                seen.append((r, answer(r, h), None if r.at is None else words.before(r.sample, r.at)))
+        for (ra, ya, wa), (rb, yb, wb) in itertools.combinations(seen, 2):
+            by_pair.setdefault((ra.annotator, rb.annotator), []).append(PairUnit(
+                sid, ya, yb, ra.at, rb.at, wa, wb, comparable(ra, rb), fall_pair(0, ra, rb, tolerance)))
+    blocks = [(a, b, by_pair[(a, b)]) for a, b in itertools.combinations(annotators, 2) if (a, b) in by_pair]
     pairs = pair_blocks(blocks, n_boot, seed, tolerance)
     warnings = []
     if not multi:

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from lmread.analysis.agreement.answers import answer
-from lmread.analysis.agreement.bootstrap import bootstrap, rng_for
 from lmread.analysis.agreement.kernels import alpha_from_units, fleiss_from_counts, ratio_from_units
+from lmread.analysis.agreement.resample import bootstrap, rng_for
 from lmread.analysis.agreement.what_fell import FallPair, fall_pair, what_fell
 from lmread.analysis.readings import Reading, WordCounter
 
@@ -43,11 +43,10 @@ def overall_block(per_sample: dict[str, list[Reading]], words: WordCounter, hori
             pair = fall_pair(k, rows[i], rows[j], tolerance)
             if pair is not None:
                 falls.append(pair)
-        fallen = [r for r in rows if r.at is not None]
-        if len(fallen) >= 2:
-            pos = np.array([r.at for r in fallen], dtype=float)
-            m[k], s1[k], s2[k] = len(pos), pos.sum(), (pos**2).sum()
-            wpos = np.array([words.before(r.sample, int(r.at or 0)) for r in fallen], dtype=float)
+        pos = [int(r.at) for r in rows if r.at is not None]
+        if len(pos) >= 2:  # whole numbers: these sums are exact, in any order
+            m[k], s1[k], s2[k] = len(pos), sum(pos), sum(x * x for x in pos)
+            wpos = [words.before(r.sample, int(r.at)) for r in rows if r.at is not None]
             for i, j in itertools.combinations(range(len(pos)), 2):
                 dist_sum[k] += abs(pos[i] - pos[j])
                 dist_words[k] += abs(wpos[i] - wpos[j])

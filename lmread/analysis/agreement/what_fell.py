@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from lmread.analysis.agreement.bootstrap import bootstrap, bootstrap_blocks
 from lmread.analysis.agreement.kernels import ordinal_alpha_from_coincidences, weighted_kappa_from_tables
+from lmread.analysis.agreement.resample import bootstrap, bootstrap_blocks
 from lmread.analysis.readings import Reading
 from lmread.records import CATEGORY_KEYS
 
@@ -129,7 +129,8 @@ class _Cells:
             rows = weights[block[keep][order] - lo, :, unit[keep][order]]
             starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
             out[key[starts]] = np.add.reduceat(rows, starts, axis=0)
-        return out.reshape(hi - lo, self.cells, b).transpose(0, 2, 1)
+        # C order, as one block's ``W @ cells`` is: the statistics' sums then run in the same order
+        return np.ascontiguousarray(out.reshape(hi - lo, self.cells, b).transpose(0, 2, 1))
 
 
 def what_fell_blocks(falls: list[list[FallPair]], n_units: np.ndarray, n_boot: int,
