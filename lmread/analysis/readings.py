@@ -27,12 +27,13 @@ reading only when asked for (``prompt_falls=True``, as RoFT's scoring in calibra
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 
 import numpy as np
 
-from lmread.analysis.reading_speed import tokens_read, words_in_tokens
-from lmread.records import Mark, Sample, is_machine
+from lmread.analysis.reading_speed import tokens_read
+from lmread.records import WORD_RE, Mark, Sample, is_machine
 from lmread.sentences import sentence_starts, sentences_before_char
 from lmread.study import Study
 
@@ -90,19 +91,23 @@ class WordCounter:
         self.unit = unit
         self._cache: dict[tuple[str, int], int] = {}
         self._starts: dict[str, np.ndarray] = {}
+        self._word_starts: dict[str, list[int]] = {}
 
     def before(self, sample: Sample, token: int) -> int:
         """Words (or sentences) of ``text[:offsets[token]]`` (``token`` clipped to the sample)."""
         key = (sample.id, int(token))
         count = self._cache.get(key)
         if count is None:
-            if self.unit == "words":
-                count = words_in_tokens(sample, int(token))
+            cut = sample.tokens.offsets[max(0, min(int(token), sample.n_tokens))]
+            if self.unit == "words":  # as words_in_tokens counts them: the words starting before the cut
+                words = self._word_starts.get(sample.id)
+                if words is None:
+                    words = self._word_starts[sample.id] = [m.start() for m in WORD_RE.finditer(sample.text)]
+                count = bisect_left(words, cut)
             else:
                 starts = self._starts.get(sample.id)
                 if starts is None:
                     starts = self._starts[sample.id] = sentence_starts(sample)
-                cut = sample.tokens.offsets[max(0, min(int(token), sample.n_tokens))]
                 count = sentences_before_char(starts, cut)
             self._cache[key] = count
         return count
