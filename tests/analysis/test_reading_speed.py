@@ -11,6 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from lmread.analysis.observations import word_starts
 from lmread.analysis.reading_speed import (
     DEFAULT_MAX_WPS,
     reading_speed,
@@ -24,7 +25,7 @@ from lmread.backends.scripted import ScriptedBackend
 from lmread.cli import main
 from lmread.errors import OptionError, StudyError
 from lmread.generate import generate_sample
-from lmread.records import Mark, Sample
+from lmread.records import WORD_RE, Mark, Sample
 from lmread.study import Study
 from lmread.study.order import overlap_order, shared_count, shared_ids
 
@@ -188,3 +189,15 @@ def test_read_overlap_option_is_checked(tmp_path: Path, capsys) -> None:
     assert main(["read", "--study", str(tmp_path / "s"), "--overlap", "2"]) != 0
     err = capsys.readouterr().err
     assert err.startswith("lmread: error: --overlap 2.0 must be a share between 0 and 1")
+
+
+def test_word_starts_match_the_word_regex_on_any_text() -> None:
+    """``word_starts`` finds words on the code points at once: the same starts as WORD_RE's
+    matches, with Unicode spaces, astral characters and a lone surrogate in the text."""
+    alphabet = ["a", "b", " ", "\t", "\n", "\r", "\x0b", "\x1c", "\x85", "\xa0", "\u2003", "\u3000", "\u200b",
+                "é", "\U0001f600", "\ud800"]
+    rng = random.Random(1)
+    for _ in range(2000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        assert word_starts(text).tolist() == [m.start() for m in WORD_RE.finditer(text)], repr(text)
+    assert word_starts(" two  words").tolist() == [1, 6]
