@@ -58,7 +58,13 @@ Confidence intervals
     95% percentile bootstrap over samples (the pair's answered samples for a pair, every sample
     read by two or more annotators overall), seeded: each pair's generator is seeded with the
     seed and a hash of the pair's names, so adding an annotator leaves other pairs' intervals
-    unchanged.  Replicates where a statistic is undefined are dropped (``n_boot_used``).
+    unchanged.  Replicates where a statistic is undefined are dropped (``n_boot_used``).  The
+    pairs' statistics are evaluated together (:func:`bootstrap_blocks`), each pair still drawing
+    from its own generator: every interval is the one a bootstrap of that pair alone gives.
+
+Modules: ``kernels`` (the statistics on weighted units), ``resample`` (the seeded bootstrap, one
+block or many), ``answers`` (horizon and answers), ``what_fell``, ``pairs``, ``overall`` and
+``document`` (the agreement document); every public name is importable from here.
 """
 
 from lmread.analysis.agreement.answers import answer, comparable, reading_horizon

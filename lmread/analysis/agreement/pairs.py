@@ -1,4 +1,5 @@
-"""The block of one pair of readers: fell-or-not kappa, positions, what fell and machine vs human."""
+"""The blocks of the pairs of readers (fell-or-not kappa, positions, what fell, machine vs human),
+all pairs' bootstraps evaluated together."""
 
 from __future__ import annotations
 
