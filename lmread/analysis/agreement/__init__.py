@@ -63,8 +63,9 @@ Confidence intervals
     from its own generator: every interval is the one a bootstrap of that pair alone gives.
 
 Modules: ``kernels`` (the statistics on weighted units), ``resample`` (the seeded bootstrap, one
-block or many), ``answers`` (horizon and answers), ``what_fell``, ``pairs``, ``overall`` and
-``document`` (the agreement document); every public name is importable from here.
+block or many), ``answers`` (horizon and answers), ``fall_labels`` (what fell: category and
+severity), ``pairs``, ``overall`` and ``document`` (the agreement document); every public name
+is importable from here.
 """
 
 from lmread.analysis.agreement.answers import answer, comparable, reading_horizon
@@ -76,6 +77,7 @@ from lmread.analysis.agreement.document import (
     agreement_of_study,
     agreement_summary,
 )
+from lmread.analysis.agreement.fall_labels import SEVERITY_LEVELS, FallPair, fall_pair, what_fell, what_fell_blocks
 from lmread.analysis.agreement.kernels import (
     alpha_from_sums,
     alpha_from_units,
@@ -90,7 +92,6 @@ from lmread.analysis.agreement.kernels import (
 from lmread.analysis.agreement.overall import overall_block
 from lmread.analysis.agreement.pairs import PairUnit, machine_vs_human, pair_blocks
 from lmread.analysis.agreement.resample import CI_LEVEL, bootstrap, bootstrap_blocks, rng_for
-from lmread.analysis.agreement.what_fell import SEVERITY_LEVELS, FallPair, fall_pair, what_fell, what_fell_blocks
 
 __all__ = [
     "AGREEMENT_SCHEMA", "CI_LEVEL", "DEFAULT_BOOTSTRAP", "DEFAULT_TOLERANCE", "SEVERITY_LEVELS", "FallPair",

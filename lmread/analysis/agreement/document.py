@@ -7,10 +7,10 @@ from typing import Any
 
 from lmread import __version__
 from lmread.analysis.agreement.answers import answer, comparable, reading_horizon
+from lmread.analysis.agreement.fall_labels import fall_pair
 from lmread.analysis.agreement.overall import overall_block
 from lmread.analysis.agreement.pairs import PairUnit, pair_blocks
 from lmread.analysis.agreement.resample import CI_LEVEL
-from lmread.analysis.agreement.what_fell import fall_pair
 from lmread.analysis.readings import Reading, WordCounter, readings_of
 from lmread.study import Study
 

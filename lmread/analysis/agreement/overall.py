@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from lmread.analysis.agreement.answers import answer
+from lmread.analysis.agreement.fall_labels import FallPair, fall_pair, what_fell
 from lmread.analysis.agreement.kernels import alpha_from_units, fleiss_from_counts, ratio_from_units
 from lmread.analysis.agreement.resample import bootstrap, rng_for
-from lmread.analysis.agreement.what_fell import FallPair, fall_pair, what_fell
 from lmread.analysis.readings import Reading, WordCounter
 
 

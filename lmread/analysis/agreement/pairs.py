@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from lmread.analysis.agreement.fall_labels import FallPair, what_fell_blocks
 from lmread.analysis.agreement.kernels import alpha_from_sums, kappa_from_counts, ratio_from_sums
 from lmread.analysis.agreement.resample import bootstrap_blocks, rng_for
-from lmread.analysis.agreement.what_fell import FallPair, what_fell_blocks
 from lmread.analysis.readings import is_machine
 
 
