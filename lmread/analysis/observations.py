@@ -31,6 +31,7 @@ Several annotators on one sample (``consensus``):
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -295,8 +296,8 @@ def observations_from_marks(
     sample_ids: list[str] = []
     annotators: list[str] = []
     ends: list[str] = []
-    starts_cache: dict[str, np.ndarray] = {}
-    sentence_cache: dict[str, np.ndarray] = {}
+    starts_cache: dict[str, list[int]] = {}  # word and sentence starts per sample, for bisect
+    sentence_cache: dict[str, list[int]] = {}
     for i, (row, count) in enumerate(chosen):
         s = row.sample
         label, dec, prompt_set = _group_key(s, by)
@@ -315,14 +316,14 @@ def observations_from_marks(
         cut = s.tokens.offsets[row.tokens]
         starts = starts_cache.get(s.id)
         if starts is None:
-            starts = starts_cache[s.id] = word_starts(s.text)
+            starts = starts_cache[s.id] = word_starts(s.text).tolist()
         tokens[i] = row.tokens
         chars[i] = cut
-        words[i] = int(np.searchsorted(starts, cut, side="left"))
+        words[i] = bisect_left(starts, cut)
         sent = sentence_cache.get(s.id)
         if sent is None:
-            sent = sentence_cache[s.id] = sentence_starts(s)
-        sentences[i] = int(np.searchsorted(sent, cut, side="left"))
+            sent = sentence_cache[s.id] = sentence_starts(s).tolist()
+        sentences[i] = bisect_left(sent, cut)
         event[i] = row.event
         n_ann[i] = count
         if row.event:
