@@ -32,8 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lmread.analysis.observations import word_starts
 from lmread.analysis.reading_speed import tokens_read
-from lmread.records import WORD_RE, Mark, Sample, is_machine
+from lmread.records import Mark, Sample, is_machine
 from lmread.sentences import sentence_starts, sentences_before_char
 from lmread.study import Study
 
@@ -102,7 +103,7 @@ class WordCounter:
             if self.unit == "words":  # as words_in_tokens counts them: the words starting before the cut
                 words = self._word_starts.get(sample.id)
                 if words is None:
-                    words = self._word_starts[sample.id] = [m.start() for m in WORD_RE.finditer(sample.text)]
+                    words = self._word_starts[sample.id] = word_starts(sample.text).tolist()
                 count = bisect_left(words, cut)
             else:
                 starts = self._starts.get(sample.id)
