@@ -188,10 +188,14 @@ class LmreadApp(App[None]):
         cat = self.catalog()
         if cat is None:
             return []
-        return [
-            (card.id, card.name, format_params(card.n_params), card.quantization or "", ", ".join(card.backends))
-            for card in cat.cards.values()
-        ]
+        rows = []
+        for card in cat.cards.values():
+            try:  # the size read from the file's header (as `lmread models` shows it), else the card's
+                n_params = card.param_count(self.settings)[0]
+            except LmreadError:
+                n_params = card.n_params
+            rows.append((card.id, card.name, format_params(n_params), card.quantization or "", ", ".join(card.backends)))
+        return rows
 
     def model_choices(self) -> list[tuple[str, str]]:
         """(id, label) of every model the live dialog offers."""
