@@ -32,7 +32,8 @@ def get_detector(name: str) -> Detector:
     module = DETECTORS.get(name.strip())
     if module is None:
         raise OptionError(f"unknown detector {name!r}: use one of {', '.join(DETECTORS)}")
-    return importlib.import_module(module).DETECTOR
+    detector: Detector = importlib.import_module(module).DETECTOR
+    return detector
 
 
 def annotator_name(detector: Detector) -> str:
