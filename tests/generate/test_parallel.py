@@ -268,12 +268,12 @@ def test_llamacpp_parallel_cancel_ends_every_sequence(llama_smollm2: Any) -> Non
 @pytest.mark.slow
 def test_llamacpp_parallel_that_does_not_fit_is_refused_before_decoding(llama_smollm2: Any,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    import lmread.backends.llamacpp as llamacpp
+    import lmread.backends.llamacpp.memory as llamacpp_memory
 
     opts = GenOptions(max_tokens=500)
     with pytest.raises(OptionError, match=r"--parallel 257: .*\[1, 256\]"):
         llama_smollm2.prepare_parallel(["Hi"], opts, 257)
-    monkeypatch.setattr(llamacpp, "available_memory", lambda: 64 * 2**20)
+    monkeypatch.setattr(llamacpp_memory, "available_memory", lambda: 64 * 2**20)
     with pytest.raises(OptionError) as info:
         llama_smollm2.prepare_parallel(["Hi"], opts, 16)
     message = str(info.value)

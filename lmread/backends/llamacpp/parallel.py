@@ -7,7 +7,7 @@ of requests with continuous batching: up to ``n_seq`` requests are in flight, ea
 sequence id with its own positions; every step puts the pending tokens of all of them (the
 prompt of a request just admitted, the last sampled token of the others) into one
 ``llama_batch``, decodes it once, and samples each sequence from its own row of logits with
-its own seed, exactly as the single stream does (:mod:`lmread.backends.llamacpp`): pure
+its own seed, exactly as the single stream does (:mod:`lmread.backends.llamacpp.stream`): pure
 sampling draws from the unmodified softmax with the seeded numpy generator, greedy takes the
 argmax, any other setting runs a seeded llama.cpp sampler chain on that row.  Logprob, rank,
 entropy and top-k come from the same unmodified row.  When a request ends, its sequence is
