@@ -59,10 +59,14 @@ def preflight(study: Path, annotator: str, pace: float | None) -> None:
 @click.option("--live", is_flag=True, help="Open the live-session dialog (generate and read as it streams).")
 @click.option("--models", "models", multiple=True,
               help="Models of the live session (ids from 'lmread models'; repeat or comma-separate).")
+@click.option("--parallel", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Live session: decode the next N queued samples of a model in one batch (backends that "
+                   "support it, as 'lmread generate --parallel'); the sample on screen streams, the others "
+                   "are ready when you get to them.")
 @click.pass_context
 def read(ctx: click.Context, study: str | None, annotator: str | None = None, no_blind: bool = False,
          no_reveal: bool = False, pace: float | None = None, overlap: float | None = None, live: bool = False,
-         models: tuple[str, ...] = ()) -> None:
+         models: tuple[str, ...] = (), parallel: int = 1) -> None:
     """Open the reader on a study: read samples blind, mark where the text falls."""
     from lmread.config import load_settings
 
@@ -88,6 +92,7 @@ def read(ctx: click.Context, study: str | None, annotator: str | None = None, no
         live=live or bool(models),
         models=_split_models(models),
         overlap=overlap,
+        parallel=parallel,
     )
     app.run()
 

@@ -143,14 +143,17 @@ def limited_parallel(
     n_parallel: int,
     cancel: threading.Event | None = None,
     started: Callable[[int], None] | None = None,
+    cancels: Sequence[threading.Event] | None = None,
     **stream_options: Any,
 ) -> Generator[tuple[int, TokenChunk | StreamEnd], None, None]:
     """``backend.stream_parallel`` (one sample per ``(prompt, options)`` request, ``n_parallel``
     decoded together) with the driver's ends applied to each request, as :func:`limited_batch`.
+    Setting ``cancels[i]`` (optional, one per request) ends request ``i`` alone (``cancelled``).
     The backend checks the requests when this is called, before the first item is asked for."""
     options_list = [opts.validate() for _, opts in requests]
     inner = LinkedEvent(cancel)
-    flags = [LinkedEvent(inner) for _ in requests]
+    # a request's flag follows its own cancel where given (the backend checks ``inner`` itself)
+    flags = [LinkedEvent(cancels[i] if cancels is not None else inner) for i in range(len(requests))]
     stream = backend.stream_parallel(list(requests), n_parallel, inner, flags, started, **stream_options)
     return _limited_indexed(lambda _inner, _done: stream, options_list, cancel, inner, flags)
 

@@ -175,6 +175,7 @@ def generate_parallel(
     on_tokens: Callable[[int, TokenAssembler, int], None] | None = None,
     *,
     record_model_path: bool = False,
+    cancels: Sequence[threading.Event] | None = None,
 ) -> Iterator[Sample]:
     """Draw one sample per ``(prompt, options)`` request with ``backend.stream_parallel``,
     ``n_parallel`` decoded together; yields each :class:`Sample` as soon as it is complete
@@ -183,6 +184,7 @@ def generate_parallel(
     The backend checks the requests (:class:`OptionError`) when this is called.  A sample's
     times start when it enters the batch and record ``parallel``; its id and settings are those
     of the same sample drawn alone.  ``on_tokens(index, assembler, 1)`` follows each token.
+    ``cancels[i]`` (optional, one per request) ends request ``i`` alone (the live reader's marks).
     """
     identity = backend.identity()
     runs: dict[int, _SampleRun] = {}
@@ -190,7 +192,8 @@ def generate_parallel(
     def started(index: int) -> None:
         runs[index] = _SampleRun(requests[index][1])
 
-    items = limited_parallel(backend, [(p["text"], o) for p, o in requests], n_parallel, cancel, started)
+    items = limited_parallel(backend, [(p["text"], o) for p, o in requests], n_parallel, cancel, started,
+                             cancels=cancels)
     return _parallel_samples(backend, identity, requests, n_parallel, items, runs, on_tokens, record_model_path)
 
 

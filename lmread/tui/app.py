@@ -32,7 +32,7 @@ from lmread.errors import LmreadError
 from lmread.generate import GenerationPlan
 from lmread.prompts import builtin_set, prompt_set_names
 from lmread.study import Study
-from lmread.tui.live import LiveStream, one_line
+from lmread.tui.live import LiveStream, ParallelLive, one_line
 from lmread.tui.live_jobs import LiveJob, live_order_seed, plan_live_jobs, shuffled_jobs
 from lmread.tui.messages import BUNDLED_MODELS, LiveConfig
 from lmread.tui.screens.dialogs import MIN_HEIGHT, MIN_WIDTH, LiveDialog, TooSmallScreen
@@ -116,6 +116,7 @@ class LmreadApp(App[None]):
         clock: Callable[[], float] = time.monotonic,
         offer_first_run: bool = True,
         overlap: float | None = None,
+        parallel: int = 1,
     ) -> None:
         super().__init__()
         self.settings = settings or load_settings()
@@ -131,8 +132,11 @@ class LmreadApp(App[None]):
         self.clock = clock
         self.offer_first_run = offer_first_run
         self.overlap = overlap
+        #: live sessions: how many queued samples of a model to decode in one batch (1: one at a time)
+        self.parallel = max(1, int(parallel))
         self.backends: dict[str, Backend] = {}
         self.generation_lock = threading.Lock()
+        self._model_locks: dict[str, threading.Lock] = {}
         self.catalog_error = ""
         self._catalog: Any = None
 
@@ -265,7 +269,7 @@ class LmreadApp(App[None]):
 
     def action_live(self, note: str = "") -> None:
         """Ask what to generate, then read it as it streams."""
-        config = LiveConfig(models=self.models or [m for m in BUNDLED_MODELS])
+        config = LiveConfig(models=self.models or [m for m in BUNDLED_MODELS], parallel=self.parallel)
         self.push_screen(LiveDialog(self.model_choices(), config, prompt_set_names(), note=note), self._live_chosen)
 
     def _live_chosen(self, config: LiveConfig | None) -> None:
@@ -286,6 +290,7 @@ class LmreadApp(App[None]):
         if not 0 <= seed < 2**32:
             self.notify(f"invalid live-session seed {seed}: must be a whole number in [0, 2^32)", severity="error")
             return
+        self.parallel = max(1, int(config.parallel))
         # samples per prompt that n samples per model, taking the prompts in turn, reach
         per_prompt = max(1, -(-config.n // max(1, len(prompts))))
         plan = GenerationPlan(models=[], prompts=prompts, samples=per_prompt, options=options, base_seed=seed)
@@ -323,8 +328,21 @@ class LmreadApp(App[None]):
 
     @on(ReaderScreen.StreamRequested)
     def _stream(self, message: ReaderScreen.StreamRequested) -> None:
-        """Stream a live job to the reader that shows it, in a worker thread."""
+        """Stream a live job to the reader that shows it, in a worker thread.  With ``parallel`` > 1
+        on a backend that ``supports_parallel``, the job and the next queued jobs of its model are
+        decoded in one batch (unless a batch has them already) and the reader attaches to its feed."""
         job = message.job
+        backend = self.backends.get(job.model_id)
+        if job.feed is None and self.parallel > 1 and backend is not None and backend.supports_parallel:
+            later = [item.job for item in message.reader.session.queue
+                     if item.job is not None and item.job.model_id == job.model_id and item.job.feed is None
+                     and not item.job.cancel.is_set()]
+            batch = ParallelLive([job, *later[: self.parallel - 1]], backend, self.parallel,
+                                 self._model_locks.setdefault(job.model_id, threading.Lock()))
+            self.run_worker(batch.run, thread=True, group="generate", exit_on_error=False)
+        if job.feed is not None:
+            job.feed.attach(message.reader)
+            return
         stream = LiveStream(job, self.backends.get(job.model_id), message.reader, self.generation_lock)
         self.run_worker(stream.run, thread=True, group="generate", exit_on_error=False)
 

@@ -31,6 +31,9 @@ class LiveJob:
     index: int
     prompt_text: str = ""
     cancel: threading.Event = field(default_factory=threading.Event)
+    #: where a parallel batch holds what it drew of this job until the reader shows it
+    #: (:class:`lmread.tui.live.JobFeed`); None while no batch has taken the job
+    feed: Any = field(default=None, repr=False, compare=False)
 
 
 def live_order_seed(study: Study) -> int:

@@ -18,10 +18,13 @@ class LiveConfig:
     drawn with the sampling ``options``.
 
     The samples are those of a generation plan with base seed ``seed`` (None: the study's seed),
-    so ``lmread generate`` with the same prompts, settings and ``--seed`` draws the same ones."""
+    so ``lmread generate`` with the same prompts, settings and ``--seed`` draws the same ones.
+    ``parallel`` > 1: a backend that ``supports_parallel`` decodes the next ``parallel`` queued
+    samples of a model in one batch (``lmread generate --parallel``); 1 draws one at a time."""
 
     models: list[str] = field(default_factory=lambda: list(BUNDLED_MODELS))
     n: int = 3
     prompt_set: str = "all"
     seed: int | None = None
     options: GenOptions = field(default_factory=GenOptions)
+    parallel: int = 1

@@ -76,7 +76,7 @@ class LiveDialog(ModalScreen[LiveConfig | None]):
             return "max tokens must be between 1 and 32768"
         prompt_set = str(self.query_one("#live-prompts", Select).value)
         return LiveConfig(models=models, n=n, prompt_set=prompt_set,
-                          options=replace(self.config.options, max_tokens=max_tokens))
+                          options=replace(self.config.options, max_tokens=max_tokens), parallel=self.config.parallel)
 
     @on(Button.Pressed, "#live-start")
     def action_start(self) -> None:
