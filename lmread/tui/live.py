@@ -11,7 +11,8 @@ screen, and batching keeps the messages few however fast the backend is.
 :class:`ParallelLive` (a live session's ``parallel`` > 1, on a backend that ``supports_parallel``)
 decodes several queued jobs of one model in one batch per step; each job's :class:`JobFeed` holds
 what was drawn of it and posts the same messages once the reader shows that job (what was drawn
-so far at once, then the rest as it streams; a job already complete is ready at once).
+so far at once, then the rest as it streams).  A job drawn to its end before the reader gets to it
+is read like a stored sample, revealed at the reading pace (:meth:`JobFeed.drawn`).
 """
 
 from __future__ import annotations
@@ -166,6 +167,15 @@ class JobFeed:
         self._sent_tokens, self._sent_chars, self._sent_at = n, offsets[-1], self.clock()
         self.batches += 1
         self._post(LiveStream.TokenBatch(self.job, text, offsets, ranks))
+
+    @property
+    def drawn(self) -> Sample | None:
+        """The sample, once the job was drawn to its end (not cancelled, no error); else None."""
+        with self._lock:
+            sample, error = self._result
+            if not self.ended or error is not None or sample is None or sample.finish_reason == "cancelled":
+                return None
+            return sample
 
     def attach(self, target: MessagePump) -> None:
         """The reader shows this job: post to ``target`` from now on.  A job already ended is

@@ -205,6 +205,19 @@ class ReadingSession:
         self._pace_anchor = (now, cur.words_shown())
         return cur
 
+    def take_drawn(self, sample: Sample) -> Current | None:
+        """The live job on screen was drawn to its end before the reader reached it (a parallel
+        batch): store ``sample`` and read it as a stored sample, revealed at the reading pace from
+        its start (so a sample drawn ahead is never shown ahead of the pace).  None when the
+        sample on screen is not a live job."""
+        cur = self.current
+        if cur is None or cur.item.job is None or cur.marked:
+            return None
+        self.study.add_sample(sample)
+        stored = self.study.samples.get(sample.id, sample)
+        self.current = self._current_for(stored, Item(sample_id=stored.id))
+        return self.current
+
     # -- revealing ---------------------------------------------------------------------------
 
     def elapsed(self) -> float:

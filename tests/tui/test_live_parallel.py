@@ -31,7 +31,6 @@ from tests.tui.test_reader import (
     TEXT_B,
     make_app,
     make_sample,
-    read_live_samples,
     reader,
     wait_for,
     write_scripted_card,
@@ -43,6 +42,26 @@ def study(tmp_path: Path) -> Study:
     st = Study.create(tmp_path / "study", shuffle_seed=7)
     st.add_samples([make_sample(TEXT_A, "secretmodel-a", 1000, 1)])
     return st
+
+
+async def read_all(pilot, app: LmreadApp, config: LiveConfig) -> list[str]:
+    """Run a live session and read each sample to its end (no fall), letting the pace reveal the
+    ones drawn ahead; the ids read."""
+    app.begin_live(config)
+    scr = reader(app)
+    ids = []
+    for _ in range(config.n * len(config.models)):
+        await wait_for(pilot, lambda: scr.session.current is not None and scr.session.current.stream_done)
+        cur = scr.session.current
+        assert cur.sample is not None and scr.view.document is cur.document
+        assert not cur.live or cur.document.load_count == 1  # a stream is appended, never reloaded
+        app.clock.t += 600  # the pace reveals everything
+        await wait_for(pilot, lambda c=cur: c.document.revealed == c.document.n_tokens)
+        ids.append(cur.sample.id)
+        await pilot.press("e")
+        await wait_for(pilot, lambda c=cur: c.marked)
+        await pilot.press("n")
+    return ids
 
 
 async def test_parallel_live_sample_is_the_sample_lmread_generate_parallel_draws(
@@ -60,7 +79,7 @@ async def test_parallel_live_sample_is_the_sample_lmread_generate_parallel_draws
         await pilot.pause()
         config = LiveConfig(models=["scripted-live"], n=4, options=GenOptions(max_tokens=25), prompt_set="story",
                             parallel=3)
-        ids = await read_live_samples(pilot, app, config)
+        ids = await read_all(pilot, app, config)
         backend = app.backends["scripted-live"]
         assert isinstance(backend, ParallelScripted)
         assert max(len(step) for step in backend.steps) == 3  # three decoded together, then the fourth
@@ -102,6 +121,7 @@ async def test_parallel_live_session_streams_the_sample_on_screen_and_fills_the_
         await wait_for(pilot, lambda: scr.session.current is not None)
         first = scr.session.current
         order = [first.item.job] + [item.job for item in scr.session.queue if item.job is not None]
+        order_keys = [(job.model_id, job.prompt["text"], job.options.seed) for job in order]
         assert len(order) == 6
         # the sample on screen streams batch by batch while its model's other jobs are drawn beside it
         await wait_for(pilot, lambda: 5 <= first.document.n_tokens)
@@ -118,25 +138,31 @@ async def test_parallel_live_session_streams_the_sample_on_screen_and_fills_the_
         await wait_for(pilot, lambda: all(job.feed.ended for job in same_model), timeout=20)
         ended_on_their_own = [job for job in same_model[1:] if not job.cancel.is_set()]
         assert len(ended_on_their_own) == 2
-        seen = [first.item.job]
+        shown = [first]
         first_revealed = first.document.revealed
         read_ids = [first.sample.id]
         # read the rest in the queue's (blind) order: the batch's others are ready at once
         for _ in range(5):
             await pilot.press("n")
-            await wait_for(pilot, lambda: scr.session.current is not None and scr.session.current.item.job is not seen[-1])
+            await wait_for(pilot, lambda: scr.session.current is not None and scr.session.current is not shown[-1])
             cur = scr.session.current
-            seen.append(cur.item.job)
-            if cur.item.job.model_id == model:
-                await wait_for(pilot, lambda c=cur: c.stream_done, timeout=2)
+            shown.append(cur)
+            if not cur.live:
+                # drawn to its end behind the first: stored at once, revealed at the reading pace
+                assert not cur.live and cur.stream_done and cur.document.revealed == 0
                 assert cur.sample is not None and cur.sample.finish_reason == "length" and cur.sample.n_tokens == 60
-                assert cur.document.n_tokens == 60 and cur.document.load_count == 1
+                assert cur.sample.id in Study.open(study.path).samples
+                app.clock.t += 2.0
+                await wait_for(pilot, lambda c=cur: c.document.revealed > 0)
+                assert cur.document.revealed < 60  # never ahead of the pace
             else:
+                assert cur.item.job.model_id != model
                 await wait_for(pilot, lambda c=cur: c.stream_done, timeout=20)
             await pilot.press("e")
             await wait_for(pilot, lambda c=cur: c.marked)
             read_ids.append(cur.sample.id)
-        assert seen == order
+        seen = [(c.sample.model["id"], c.sample.prompt["text"], c.sample.seed) for c in shown]
+        assert seen == order_keys  # the blind order of the queue
         steps = backends[model].steps
         assert max(len(s) for s in steps) == 3
         annotator = app.annotator
