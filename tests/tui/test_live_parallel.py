@@ -274,3 +274,45 @@ def test_a_batch_that_fails_ends_every_feed_with_one_line_and_a_refused_prompt_a
 def test_parallel_1_is_todays_one_at_a_time(study: Study) -> None:
     app = LmreadApp(study.path, parallel=1)
     assert app.parallel == 1 and LiveConfig().parallel == 1
+
+
+@pytest.mark.slow
+def test_parallel_live_batch_on_smollm2_is_the_batch_lmread_generate_draws(llama_smollm2: Any) -> None:
+    from lmread.generate import generate_parallel
+
+    def jobs() -> list[LiveJob]:
+        out = _jobs(3)
+        for job in out:
+            job.options = GenOptions(max_tokens=10, seed=job.options.seed)
+        return out
+
+    twins = {s.seed: s for s in generate_parallel(llama_smollm2, [(j.prompt, j.options) for j in jobs()], 3)}
+    whole = jobs()
+    ParallelLive(whole, llama_smollm2, 3, interval_s=0.0).run()
+    for job in whole:  # the same seeds and N: the same tokens as `lmread generate --parallel 3`
+        drawn, twin = job.feed.drawn, twins[job.options.seed]
+        assert drawn is not None and drawn.times["parallel"] == 3
+        assert (drawn.id, drawn.text, drawn.tokens.ids, drawn.tokens.offsets) == (
+            twin.id, twin.text, twin.tokens.ids, twin.tokens.offsets)
+
+    marked = jobs()
+    batch = ParallelLive(marked, llama_smollm2, 3, interval_s=0.0)
+
+    class MarkAfterThree(Target):
+        def post_message(self, message: Any) -> bool:
+            ok = super().post_message(message)
+            if sum(len(m.offsets) for m in self.messages if isinstance(m, LiveStream.TokenBatch)) >= 3:
+                marked[0].cancel.set()  # the reader marks the sample on screen
+            return ok
+
+    target = MarkAfterThree()
+    marked[0].feed.attach(target)
+    batch.run()
+    stopped = target.messages[-1].sample
+    assert stopped is not None and stopped.finish_reason == "cancelled" and 3 <= stopped.n_tokens < 10
+    assert "".join(m.text for m in target.messages[:-1]) == stopped.text
+    assert stopped.id == twins[marked[0].options.seed].id
+    assert stopped.tokens.ids == twins[marked[0].options.seed].tokens.ids[:stopped.n_tokens]
+    for job in marked[1:]:  # the others of the batch go on to their end
+        drawn = job.feed.drawn
+        assert drawn is not None and drawn.finish_reason in ("length", "eos") and drawn.id == twins[job.options.seed].id
