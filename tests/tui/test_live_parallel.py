@@ -24,6 +24,7 @@ from lmread.tui.app import LmreadApp
 from lmread.tui.live import JobFeed, LiveStream, ParallelLive
 from lmread.tui.live_jobs import LiveJob
 from lmread.tui.messages import LiveConfig
+from lmread.tui.screens.reader import ReaderScreen
 from tests.generate.test_parallel import ParallelScripted
 from tests.tui.test_reader import (
     SIZE,
@@ -316,3 +317,38 @@ def test_parallel_live_batch_on_smollm2_is_the_batch_lmread_generate_draws(llama
     for job in marked[1:]:  # the others of the batch go on to their end
         drawn = job.feed.drawn
         assert drawn is not None and drawn.finish_reason in ("length", "eos") and drawn.id == twins[job.options.seed].id
+
+
+def test_read_command_parallel_flag(study: Study, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lmread.cli import main
+
+    assert main(["read", "--study", str(study.path), "--live", "--parallel", "0"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "--parallel" in err and "\n" not in err
+    opened: list[LmreadApp] = []
+    monkeypatch.setattr(LmreadApp, "run", lambda self, *a, **k: opened.append(self))
+    assert main(["read", "--study", str(study.path), "--live", "--parallel", "4"]) == 0
+    assert main(["read", "--study", str(study.path), "--live"]) == 0
+    assert [app.parallel for app in opened] == [4, 1] and opened[0].start_live
+
+
+async def test_live_dialog_sets_decode_together(tmp_path: Path) -> None:
+    from lmread.tui.screens.dialogs import LiveDialog
+
+    factory, backends = slow_factory(0.0)
+    app = make_app(tmp_path / "live", backend_factory=factory, live=True, models=["model-a"], parallel=2)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, LiveDialog) and dialog.query_one("#live-parallel").value == "2"
+        dialog.query_one("#live-n").value = "3"
+        dialog.query_one("#live-parallel").value = "0"
+        await pilot.click("#live-start")
+        await pilot.pause()
+        assert app.screen is dialog and "decode together" in str(dialog.query_one("#live-error").render())
+        dialog.query_one("#live-parallel").value = "3"
+        dialog.action_start()
+        await wait_for(pilot, lambda: isinstance(app.screen, ReaderScreen))
+        scr = reader(app)
+        await wait_for(pilot, lambda: scr.session.current is not None and scr.session.current.stream_done)
+        assert app.parallel == 3 and max(len(step) for step in backends["model-a"].steps) == 3

@@ -47,6 +47,9 @@ class LiveDialog(ModalScreen[LiveConfig | None]):
             with Horizontal(classes="live-row"):
                 yield Label("max tokens")
                 yield Input(str(self.config.options.max_tokens), id="live-max", type="integer")
+                yield Label("decode together")
+                yield Input(str(self.config.parallel), id="live-parallel", type="integer",
+                            tooltip="samples of a model decoded in one batch (1: one at a time)")
             with Horizontal(classes="live-row"):
                 yield Label("prompt set")
                 sets = self.prompt_sets or ["all"]
@@ -68,15 +71,18 @@ class LiveDialog(ModalScreen[LiveConfig | None]):
         try:
             n = int(self.query_one("#live-n", Input).value)
             max_tokens = int(self.query_one("#live-max", Input).value)
+            parallel = int(self.query_one("#live-parallel", Input).value)
         except ValueError:
-            return "samples per model and max tokens must be whole numbers"
+            return "samples per model, max tokens and decode together must be whole numbers"
         if not 1 <= n <= 1000:
             return "samples per model must be between 1 and 1000"
         if not 1 <= max_tokens <= 32768:
             return "max tokens must be between 1 and 32768"
+        if not 1 <= parallel <= 256:
+            return "decode together must be between 1 and 256 samples"
         prompt_set = str(self.query_one("#live-prompts", Select).value)
         return LiveConfig(models=models, n=n, prompt_set=prompt_set,
-                          options=replace(self.config.options, max_tokens=max_tokens), parallel=self.config.parallel)
+                          options=replace(self.config.options, max_tokens=max_tokens), parallel=parallel)
 
     @on(Button.Pressed, "#live-start")
     def action_start(self) -> None:
