@@ -32,7 +32,7 @@ from lmread.errors import LmreadError
 from lmread.generate import GenerationPlan
 from lmread.prompts import builtin_set, prompt_set_names
 from lmread.study import Study
-from lmread.tui.live import LiveStream, ParallelLive, one_line
+from lmread.tui.live import LiveStream, LockChain, ParallelLive, one_line
 from lmread.tui.live_jobs import LiveJob, live_order_seed, plan_live_jobs, shuffled_jobs
 from lmread.tui.messages import BUNDLED_MODELS, LiveConfig
 from lmread.tui.screens.dialogs import MIN_HEIGHT, MIN_WIDTH, LiveDialog, TooSmallScreen
@@ -326,6 +326,10 @@ class LmreadApp(App[None]):
             self.notify("no model of this live session could be loaded", severity="error", timeout=15)
         reader.add_live_jobs(jobs)
 
+    def model_lock(self, model_id: str) -> threading.Lock:
+        """The lock held while a live session decodes with ``model_id``'s backend."""
+        return self._model_locks.setdefault(model_id, threading.Lock())
+
     @on(ReaderScreen.StreamRequested)
     def _stream(self, message: ReaderScreen.StreamRequested) -> None:
         """Stream a live job to the reader that shows it, in a worker thread.  With ``parallel`` > 1
@@ -338,12 +342,13 @@ class LmreadApp(App[None]):
                      if item.job is not None and item.job.model_id == job.model_id and item.job.feed is None
                      and not item.job.cancel.is_set()]
             batch = ParallelLive([job, *later[: self.parallel - 1]], backend, self.parallel,
-                                 self._model_locks.setdefault(job.model_id, threading.Lock()))
+                                 self.model_lock(job.model_id))
             self.run_worker(batch.run, thread=True, group="generate", exit_on_error=False)
         if job.feed is not None:
             job.feed.attach(message.reader)
             return
-        stream = LiveStream(job, self.backends.get(job.model_id), message.reader, self.generation_lock)
+        # one stream at a time; the model's own lock too, against a batch of another session on it
+        stream = LiveStream(job, backend, message.reader, LockChain(self.generation_lock, self.model_lock(job.model_id)))
         self.run_worker(stream.run, thread=True, group="generate", exit_on_error=False)
 
     # -- other screens -----------------------------------------------------------------------

@@ -30,7 +30,7 @@ from lmread.generate import generate_parallel, generate_sample
 from lmread.records import Sample, TokenAssembler
 from lmread.tui.live_jobs import LiveJob
 
-__all__ = ["FLUSH_INTERVAL_S", "JobFeed", "LiveStream", "ParallelLive", "one_line"]
+__all__ = ["FLUSH_INTERVAL_S", "JobFeed", "LiveStream", "LockChain", "ParallelLive", "one_line"]
 
 #: the live stream is handed to the screen at most this often (seconds)
 FLUSH_INTERVAL_S = 0.03
@@ -39,6 +39,30 @@ FLUSH_INTERVAL_S = 0.03
 def one_line(text: str) -> str:
     """``text`` on one line (runs of whitespace, newlines included, become one space)."""
     return " ".join(str(text).split())
+
+
+class LockChain:
+    """Several locks held as one: taken in the given order, released in reverse (so two chains
+    that list shared locks in the same order never deadlock)."""
+
+    def __init__(self, *locks: threading.Lock) -> None:
+        self.locks = locks
+
+    def __enter__(self) -> LockChain:
+        taken: list[threading.Lock] = []
+        try:
+            for lock in self.locks:
+                lock.acquire()
+                taken.append(lock)
+        except BaseException:
+            for lock in reversed(taken):
+                lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for lock in reversed(self.locks):
+            lock.release()
 
 
 class LiveStream:
@@ -71,7 +95,7 @@ class LiveStream:
         job: LiveJob,
         backend: Any,
         target: MessagePump,
-        lock: threading.Lock | None = None,
+        lock: threading.Lock | LockChain | None = None,
         *,
         interval_s: float = FLUSH_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
@@ -79,7 +103,7 @@ class LiveStream:
         self.job = job
         self.backend = backend
         self.target = target
-        self.lock = lock or threading.Lock()
+        self.lock: threading.Lock | LockChain = lock or threading.Lock()
         self.interval_s = interval_s
         self.clock = clock
         self.batches = 0

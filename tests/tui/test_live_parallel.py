@@ -352,3 +352,26 @@ async def test_live_dialog_sets_decode_together(tmp_path: Path) -> None:
         scr = reader(app)
         await wait_for(pilot, lambda: scr.session.current is not None and scr.session.current.stream_done)
         assert app.parallel == 3 and max(len(step) for step in backends["model-a"].steps) == 3
+
+
+def test_a_lock_chain_holds_every_lock_in_order() -> None:
+    from lmread.tui.live import LockChain
+
+    generation, model = threading.Lock(), threading.Lock()
+    with LockChain(generation, model):
+        assert generation.locked() and model.locked()
+    assert not generation.locked() and not model.locked()
+    model.acquire()  # a batch of another session decodes with this model
+    entered = threading.Event()
+
+    def stream() -> None:
+        with LockChain(generation, model):
+            entered.set()
+
+    worker = threading.Thread(target=stream)
+    worker.start()
+    assert not entered.wait(0.2)  # the one-at-a-time stream waits for the model
+    model.release()
+    assert entered.wait(5)
+    worker.join(5)
+    assert not generation.locked() and not model.locked()
