@@ -33,7 +33,7 @@ from lmread.analysis.reading_speed import (
     word_starts,
     words_before,
 )
-from lmread.errors import MarkError
+from lmread.errors import LmreadError, MarkError
 from lmread.records import Mark, Sample
 from lmread.study import Study
 from lmread.tui.document import TokenSpans
@@ -182,6 +182,12 @@ class ReadingSession:
         while self.queue:
             item = self.queue.popleft()
             if item.job is not None:
+                drawn = item.job.feed.drawn if item.job.feed is not None else None
+                if drawn is not None:  # drawn to its end in a parallel batch: read it at the pace
+                    try:
+                        return self._take_drawn(drawn)
+                    except LmreadError:
+                        pass  # not stored: shown as it streamed, whose end stores it or says why not
                 self.current = Current(item=item, sample=None, document=self.new_document(), streaming=True,
                                        started=self.clock())
                 self._pace_anchor = (self.current.started, 0)
@@ -205,14 +211,11 @@ class ReadingSession:
         self._pace_anchor = (now, cur.words_shown())
         return cur
 
-    def take_drawn(self, sample: Sample) -> Current | None:
-        """The live job on screen was drawn to its end before the reader reached it (a parallel
-        batch): store ``sample`` and read it as a stored sample, revealed at the reading pace from
-        its start (so a sample drawn ahead is never shown ahead of the pace).  None when the
-        sample on screen is not a live job."""
-        cur = self.current
-        if cur is None or cur.item.job is None or cur.marked:
-            return None
+    def _take_drawn(self, sample: Sample) -> Current:
+        """A live job drawn to its end before the reader reached it (a parallel batch, see
+        :meth:`lmread.tui.live.JobFeed.drawn`): store ``sample`` and read it as a stored sample,
+        revealed at the reading pace from its start, so a sample drawn ahead is never shown ahead
+        of the pace."""
         self.study.add_sample(sample)
         stored = self.study.samples.get(sample.id, sample)
         self.current = self._current_for(stored, Item(sample_id=stored.id))

@@ -115,13 +115,6 @@ class ReaderScreen(Screen[None]):
     def show_next(self) -> None:
         """Load the next sample of the queue (or say that there is none)."""
         cur = self.session.next()
-        if cur is not None and cur.item.job is not None and cur.item.job.feed is not None:
-            drawn = cur.item.job.feed.drawn  # drawn to its end in a parallel batch: read it at the pace
-            if drawn is not None:
-                try:
-                    cur = self.session.take_drawn(drawn) or cur
-                except LmreadError as exc:  # not stored: show it as it streamed instead
-                    self.notify(" ".join(str(exc).split()), severity="error", timeout=8)
         self._pending = None
         self._finished_all = cur is None
         panel = self.query_one("#after-mark", AfterMarkPanel)
