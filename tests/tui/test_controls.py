@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from pathlib import Path
@@ -28,7 +27,7 @@ from lmread.study import Study
 pytest.importorskip("textual")
 
 from lmread.tui.app import LmreadApp
-from lmread.tui.screens.reader import ReaderScreen
+from tests.tui.helpers import make_app, reader, screen_text
 
 SIZE = (100, 32)
 SCHEMAS = Path(__file__).resolve().parents[2] / "annotations" / "schema"
@@ -39,34 +38,10 @@ KETTLE = ("Once upon a time there was a kettle. It sang every evening at six. "
 PROMPT = {"text": "Describe a harbour in the morning.", "set": "test", "name": "test-01"}
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 def gen(text: str | None = None, prompt: dict | None = None, model: str = "model-a", seed: int = 1,
         pieces: list[bytes] | None = None) -> Sample:
     backend = ScriptedBackend(text=text, pieces=pieces, model_id=model, n_params=1000)
     return generate_sample(backend, prompt or PROMPT, GenOptions(max_tokens=500, seed=seed))
-
-
-def make_app(path: Path, **kw) -> LmreadApp:
-    kw.setdefault("clock", FakeClock())
-    kw.setdefault("annotator", "tester")
-    return LmreadApp(path, **kw)
-
-
-def reader(app: LmreadApp) -> ReaderScreen:
-    assert isinstance(app.screen, ReaderScreen), type(app.screen)
-    return app.screen
-
-
-def screen_text(app: LmreadApp) -> str:
-    svg = app.export_screenshot()
-    return html.unescape("".join(re.findall(r">([^<]*)</text>", svg))).replace("\xa0", " ")
 
 
 def normalized_svg(app: LmreadApp) -> str:

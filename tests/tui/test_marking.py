@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import html
-import re
 from pathlib import Path
 
 import pytest
@@ -28,20 +26,12 @@ from textual import events
 
 from lmread.tui.app import LmreadApp
 from lmread.tui.marking import MarkEntry
-from lmread.tui.screens.reader import ReaderScreen
 from lmread.tui.session import ReadingSession
+from tests.tui.helpers import FakeClock, make_app, reader, screen_text
 
 SIZE = (100, 32)
 TEXT = ("The harbour was quiet that morning. Gulls circled above the boats. "
         "A man in a red coat walked along the pier and counted the ropes. ") * 3
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def gen(text: str = TEXT, seed: int = 1, model: str = "model-a") -> Sample:
@@ -55,22 +45,6 @@ def study(tmp_path: Path) -> Study:
     st = Study.create(tmp_path / "study", shuffle_seed=3)
     st.add_samples([gen(seed=1), gen(TEXT.upper(), seed=2, model="model-b")])
     return st
-
-
-def make_app(path: Path, **kw) -> LmreadApp:
-    kw.setdefault("clock", FakeClock())
-    kw.setdefault("annotator", "tester")
-    return LmreadApp(path, **kw)
-
-
-def reader(app: LmreadApp) -> ReaderScreen:
-    assert isinstance(app.screen, ReaderScreen), type(app.screen)
-    return app.screen
-
-
-def screen_text(app: LmreadApp) -> str:
-    svg = app.export_screenshot()
-    return html.unescape("".join(re.findall(r">([^<]*)</text>", svg))).replace("\xa0", " ")
 
 
 def notes(app: LmreadApp) -> list[str]:

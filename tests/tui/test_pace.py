@@ -44,6 +44,7 @@ pytest.importorskip("textual")
 from lmread.tui.app import LmreadApp
 from lmread.tui.screens.reader import ReaderScreen
 from lmread.tui.session import ReadingSession
+from tests.tui.helpers import FakeClock, make_app
 
 SIZE = (100, 32)
 SCHEMAS = Path(__file__).resolve().parents[2] / "annotations" / "schema"
@@ -51,23 +52,9 @@ TEXT = ("The harbour was quiet that morning. Gulls circled above the boats, and 
         "walked along the pier.\n\nHe counted the ropes: one, two, three. 漢字 and 😀 too.  Nobody answered. ") * 4
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 def gen(text: str = TEXT, tokenizer: str = "words", seed: int = 1) -> Sample:
     backend = ScriptedBackend(text=text, tokenizer=tokenizer, model_id="m", n_params=1000)
     return generate_sample(backend, {"text": "p", "set": "t"}, GenOptions(max_tokens=5000, seed=seed))
-
-
-def make_app(path: Path, **kw) -> LmreadApp:
-    kw.setdefault("clock", FakeClock())
-    kw.setdefault("annotator", "tester")
-    return LmreadApp(path, **kw)
 
 
 def notes(app: LmreadApp) -> list[str]:

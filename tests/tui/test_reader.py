@@ -6,7 +6,6 @@ token index under the cursor, how much was revealed.
 
 from __future__ import annotations
 
-import html
 import re
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from lmread.tui.screens.help import KEYS, HelpScreen
 from lmread.tui.screens.home import HomeScreen
 from lmread.tui.screens.reader import ReaderScreen
 from lmread.tui.session import ReadingSession
+from tests.tui.helpers import FakeClock, reader, screen_text
 
 SIZE = (100, 32)
 
@@ -42,16 +42,6 @@ TEXT_B = ("Once upon a time there was a kettle. It sang every evening at six. "
 #: pieces that split an emoji and a CJK character across tokens (byte-level BPE style)
 MULTIBYTE_PIECES = [b"I", b" saw", b" a", b" ", b"\xf0\x9f", b"\x90\x8d", b" in", b" \xe6\x97", b"\xa5\xe6",
                     b"\x9c\xac", b".", b" It", b" was", b" green", b"."]
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def make_sample(text: str | None = None, model_id: str = "model-a", n_params: int = 1000, seed: int = 1,
@@ -71,17 +61,6 @@ def study(tmp_path: Path) -> Study:
 def make_app(path: Path, **kw) -> LmreadApp:
     kw.setdefault("clock", FakeClock())
     return LmreadApp(path, **kw)
-
-
-def screen_text(app: LmreadApp) -> str:
-    """Every character on screen (from the SVG screenshot, with its spaces restored)."""
-    svg = app.export_screenshot()
-    return html.unescape("".join(re.findall(r">([^<]*)</text>", svg))).replace("\xa0", " ")
-
-
-def reader(app: LmreadApp) -> ReaderScreen:
-    assert isinstance(app.screen, ReaderScreen), type(app.screen)
-    return app.screen
 
 
 async def reveal(pilot, app: LmreadApp, seconds: float = 30.0) -> None:
