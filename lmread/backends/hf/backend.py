@@ -188,7 +188,7 @@ class HFBackend(Backend):
         refused: dict[str, str] = {}
         for text in dict.fromkeys(prompts):
             try:
-                self.decoder._check_prompt(self.decoder._prompt_ids(text))
+                self.decoder.check_prompt(text)
             except OptionError as exc:
                 refused[text] = str(exc)
         return refused

@@ -70,6 +70,10 @@ class Decoder:
                 f"prompt is {len(ids)} tokens, the context of {self.model_id} is {self.n_ctx}: shorten the prompt"
             )
 
+    def check_prompt(self, prompt: str) -> None:
+        """:class:`OptionError` when ``prompt``'s tokens fill the context (nothing left to generate)."""
+        self._check_prompt(self._prompt_ids(prompt))
+
     # ---------------------------------------------------------------------------- on-device maths
 
     def _forward(self, input_ids: Any, cache: Any, last_only: bool = True, attention_mask: Any = None,
@@ -209,7 +213,7 @@ class Decoder:
         rows end.  Prompts too long for the context raise :class:`OptionError` first."""
         for text, opts in requests:
             opts.validate()
-            self._check_prompt(self._prompt_ids(text))
+            self.check_prompt(text)
         return self._waves(list(requests), n_parallel, cancel, done, started)
 
     def _waves(self, requests: list[tuple[str, GenOptions]], n: int, cancel: threading.Event | None,
