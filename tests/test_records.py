@@ -69,6 +69,13 @@ def test_schema_versions() -> None:
         schema_version({"schema": "lmread.sample/1"}, "lmread.mark/1", "x")
     with pytest.raises(StudyError, match="missing"):
         schema_version({}, "lmread.mark/1", "x")
+    # a schema accepted once is remembered per expected schema: the same string is still refused
+    # where another schema is expected, and a newer one still refused after an older one passed
+    assert schema_version({"schema": "lmread.mark/1"}, "lmread.mark/2", "x") == 1
+    with pytest.raises(StudyError, match="expected lmread.sample/1"):
+        schema_version({"schema": "lmread.mark/1"}, "lmread.sample/1", "x")
+    with pytest.raises(SchemaVersionError):
+        schema_version({"schema": "lmread.mark/3"}, "lmread.mark/2", "x")
 
 
 def test_mark_validation() -> None:
@@ -81,6 +88,35 @@ def test_mark_validation() -> None:
         Mark(sample="s", annotator="a", kind="eaten").validate()
     m = Mark(sample="s", annotator="a", kind="fall", at=0, note="two\nlines").validate()
     assert m.note == "two lines"
+    assert check_category("grammar") == "grammar" and check_category(" GRAMMAR ") == "grammar"
+    with pytest.raises(MarkError, match="unknown category"):
+        check_category("gramar")
+    with pytest.raises(MarkError, match="must be a string"):
+        check_category(["grammar"])  # type: ignore[arg-type]
+    # names that passed are remembered; a bad name is refused however many good ones came first
+    for name in ("a", "reader-1", "a"):
+        Mark(sample="s", annotator=name, kind="fall", at=0).validate()
+    for bad in ("../a", "", ".", "a/b", 3):
+        with pytest.raises(MarkError, match="not allowed"):
+            Mark(sample="s", annotator=bad, kind="fall", at=0).validate()  # type: ignore[arg-type]
+
+
+def test_a_mark_with_a_category_that_is_no_string_is_a_one_line_study_error() -> None:
+    record = {"schema": "lmread.mark/1", "id": "m1", "kind": "fall", "sample": "s", "annotator": "a",
+              "time": "2026-01-01T00:00:00Z", "at": 2, "category": {"key": "grammar"}}
+    with pytest.raises(StudyError, match="marks.jsonl: line 4: a category must be a string"):
+        Mark.from_json(record, "marks.jsonl: line 4")
+
+
+def test_a_samples_word_starts_follow_the_word_rule_and_are_found_once() -> None:
+    from lmread.records import WORD_RE
+    from lmread.records.words import word_starts
+
+    for text in ["", "  ", "one", " two  words\n", "tab\there\u00a0nbsp\u3000ideographic end", "ünï cödé 語 😀 x"]:
+        assert word_starts(text).tolist() == [m.start() for m in WORD_RE.finditer(text)]
+    sample = Sample.from_json(orjson.loads((EXAMPLES / "example-study" / "samples.jsonl").read_bytes().splitlines()[0]), "x")
+    assert sample.word_starts == [m.start() for m in WORD_RE.finditer(sample.text)]
+    assert sample.word_starts is sample.word_starts  # cached on the sample
 
 
 @pytest.mark.parametrize(("field", "value"), [

@@ -185,20 +185,6 @@ def fall_token_measures(sample: Sample, at: int, before: int = BEFORE) -> tuple[
     return out[0], out[1], out[2], out[3]
 
 
-#: whether each code point below U+3001 is whitespace (``str.isspace``, what ``\s`` matches); none above is
-_SPACE = np.array([chr(c).isspace() for c in range(0x3001)] + [False])
-
-
-def word_starts(text: str) -> np.ndarray:
-    """Character positions where words (maximal runs of non-whitespace) start: the starts of the
-    matches of :data:`~lmread.records.WORD_RE`, found on the code points at once."""
-    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    space = _SPACE[np.minimum(codes, len(_SPACE) - 1)]
-    start = ~space
-    start[1:] &= space[:-1]
-    return np.flatnonzero(start).astype(np.int64)
-
-
 @dataclass
 class _Row:
     sample: Sample
@@ -296,7 +282,6 @@ def observations_from_marks(
     sample_ids: list[str] = []
     annotators: list[str] = []
     ends: list[str] = []
-    starts_cache: dict[str, list[int]] = {}  # word and sentence starts per sample, for bisect
     sentence_cache: dict[str, list[int]] = {}
     for i, (row, count) in enumerate(chosen):
         s = row.sample
@@ -314,12 +299,9 @@ def observations_from_marks(
             group.n_params = None
         group_of.append(label)
         cut = s.tokens.offsets[row.tokens]
-        starts = starts_cache.get(s.id)
-        if starts is None:
-            starts = starts_cache[s.id] = word_starts(s.text).tolist()
         tokens[i] = row.tokens
         chars[i] = cut
-        words[i] = bisect_left(starts, cut)
+        words[i] = bisect_left(s.word_starts, cut)
         sent = sentence_cache.get(s.id)
         if sent is None:
             sent = sentence_cache[s.id] = sentence_starts(s).tolist()

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lmread.records import WORD_RE, Mark, Sample
+from lmread.records.words import word_starts as word_starts_array
 
 #: Readings faster than this many words per second are flagged as too fast to be readings.
 DEFAULT_MAX_WPS = 8.0
@@ -40,7 +41,8 @@ WORDS_PER_TOKEN = 0.75
 
 def word_starts(text: str) -> list[int]:
     """Character positions where the words of ``text`` start (the word rule of this module)."""
-    return [m.start() for m in WORD_RE.finditer(text)]
+    starts: list[int] = word_starts_array(text).tolist()
+    return starts
 
 
 def words_before(starts: Sequence[int], end: int) -> int:

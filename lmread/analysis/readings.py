@@ -32,7 +32,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lmread.analysis.observations import word_starts
 from lmread.analysis.reading_speed import tokens_read
 from lmread.records import Mark, Sample, is_machine
 from lmread.sentences import sentence_starts, sentences_before_char
@@ -92,7 +91,6 @@ class WordCounter:
         self.unit = unit
         self._cache: dict[tuple[str, int], int] = {}
         self._starts: dict[str, np.ndarray] = {}
-        self._word_starts: dict[str, list[int]] = {}
 
     def before(self, sample: Sample, token: int) -> int:
         """Words (or sentences) of ``text[:offsets[token]]`` (``token`` clipped to the sample)."""
@@ -101,10 +99,7 @@ class WordCounter:
         if count is None:
             cut = sample.tokens.offsets[max(0, min(int(token), sample.n_tokens))]
             if self.unit == "words":  # as words_in_tokens counts them: the words starting before the cut
-                words = self._word_starts.get(sample.id)
-                if words is None:
-                    words = self._word_starts[sample.id] = word_starts(sample.text).tolist()
-                count = bisect_left(words, cut)
+                count = bisect_left(sample.word_starts, cut)
             else:
                 starts = self._starts.get(sample.id)
                 if starts is None:

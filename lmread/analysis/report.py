@@ -35,6 +35,7 @@ from lmread.analysis.survival import (
     scaling_fit,
     trend_test,
 )
+from lmread.collector import collector_paused
 from lmread.errors import OptionError
 from lmread.records import SURVIVAL_SCHEMA, utc_now
 from lmread.study import Study
@@ -201,12 +202,13 @@ def compute(study_dir: Path, unit: str = "tokens", by: str = "model", annotator:
     """Open a study and build its survival document and observation table (controls as their
     own groups only with ``controls``; reading-speed limits in words/s, default the study's)."""
     check_unit(unit)
-    study = Study.open(study_dir, top_k=False)  # the analysis never reads the top-k alternatives
-    obs = observations_from_study(study, by=by, annotator=annotator, consensus=consensus, controls=controls,
-                                  min_read_speed=min_read_speed, max_read_speed=max_read_speed)
-    info = {"path": str(study.path), "name": study.name, "samples": len(study.samples)}
-    doc = build_survival(obs, unit, study=info, horizon=horizon, n_boot=n_boot, seed=seed)
     from lmread.analysis.reader_checks import add_reader_checks
 
-    add_reader_checks(doc, study, n_boot=n_boot, seed=seed, max_read_speed=max_read_speed)
+    with collector_paused():  # many long-lived records, no cycles: see lmread.collector
+        study = Study.open(study_dir, top_k=False)  # the analysis never reads the top-k alternatives
+        obs = observations_from_study(study, by=by, annotator=annotator, consensus=consensus, controls=controls,
+                                      min_read_speed=min_read_speed, max_read_speed=max_read_speed)
+        info = {"path": str(study.path), "name": study.name, "samples": len(study.samples)}
+        doc = build_survival(obs, unit, study=info, horizon=horizon, n_boot=n_boot, seed=seed)
+        add_reader_checks(doc, study, n_boot=n_boot, seed=seed, max_read_speed=max_read_speed)
     return doc, obs

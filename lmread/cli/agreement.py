@@ -114,10 +114,12 @@ def agreement(ctx: click.Context, study: str | None, as_json: bool, horizon: int
     Krippendorff's alpha on fall positions, category and severity agreement on shared falls,
     machine-vs-human offsets.  A no-fall reading that stopped before the horizon is left out."""
     from lmread.analysis.agreement import agreement_of_study
+    from lmread.collector import collector_paused
     from lmread.study import Study
 
-    st = Study.open(study_path(ctx, study))
-    doc = agreement_of_study(st, horizon=horizon, tolerance=tolerance, n_boot=n_boot, seed=seed, unit=unit)
+    with collector_paused():  # a whole study's records, no cycles (see lmread.collector)
+        st = Study.open(study_path(ctx, study), top_k=False)  # agreement never reads the alternatives
+        doc = agreement_of_study(st, horizon=horizon, tolerance=tolerance, n_boot=n_boot, seed=seed, unit=unit)
     for warning in st.warnings:
         click.echo(f"lmread: warning: {warning}", err=True)
     if as_json:

@@ -117,25 +117,29 @@ def calibration(ctx: click.Context, study: str | None, as_json: bool, max_read_s
     readings drift with queue position.  With --unit sentences, RoFT's own score per annotator
     and per group (on imported RoFT data it reproduces the file's points)."""
     from lmread.analysis.calibration import calibration_of_study
+    from lmread.collector import collector_paused
     from lmread.study import Study
 
     if max_read_speed is not None and not max_read_speed > 0:
         raise OptionError(f"--max-read-speed {max_read_speed:g} must be > 0 (words per second)")
     if not 0 <= warn_miss_share <= 1:
         raise OptionError(f"--warn-miss-share {warn_miss_share:g} must be between 0 and 1")
-    st = Study.open(study_path(ctx, study))
     if (by != "model" or prompt_set is not None) and unit != "sentences":
         raise OptionError("--by and --prompt-set belong to --unit sentences (the RoFT score per group)")
-    options: dict[str, Any] = {"unit": unit, "by": by} if unit == "sentences" else {}
-    if prompt_set is not None:
-        from lmread.analysis.readings import readings_of
+    with collector_paused():  # a whole study's records, no cycles (see lmread.collector)
+        st = Study.open(study_path(ctx, study), top_k=False)  # calibration never reads the alternatives
+        options: dict[str, Any] = {"unit": unit, "by": by} if unit == "sentences" else {}
+        if prompt_set is not None:
+            from lmread.analysis.readings import readings_of
 
-        sets = sorted({str(s.prompt.get("set")) for s in st.samples.values() if s.prompt.get("set")})
-        if prompt_set not in sets:
-            raise OptionError(f"no sample of prompt set {prompt_set!r} in this study (sets: {', '.join(sets) or 'none'})")
-        options["readings"] = [r for r in readings_of(st, prompt_falls=True) if r.sample.prompt.get("set") == prompt_set]
-    doc = calibration_of_study(st, max_read_speed=max_read_speed, warn_miss_share=warn_miss_share,
-                               warn_late_words=warn_late_words, **options)
+            sets = sorted({str(s.prompt.get("set")) for s in st.samples.values() if s.prompt.get("set")})
+            if prompt_set not in sets:
+                raise OptionError(f"no sample of prompt set {prompt_set!r} in this study "
+                                  f"(sets: {', '.join(sets) or 'none'})")
+            options["readings"] = [r for r in readings_of(st, prompt_falls=True)
+                                   if r.sample.prompt.get("set") == prompt_set]
+        doc = calibration_of_study(st, max_read_speed=max_read_speed, warn_miss_share=warn_miss_share,
+                                   warn_late_words=warn_late_words, **options)
     for warning in st.warnings:
         click.echo(f"lmread: warning: {warning}", err=True)
     if as_json:

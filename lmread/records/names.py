@@ -72,28 +72,45 @@ def schema_version(record: Any, expected: str, where: str) -> int:
     if not isinstance(record, dict):
         raise StudyError(f"{where}: expected a JSON object, found {type(record).__name__}")
     value = record.get("schema")
-    kind, _, known = expected.rpartition("/")
+    known = _KNOWN_SCHEMAS.get((value, expected)) if isinstance(value, str) else None
+    if known is not None:  # a schema string checked before (a study repeats a few on every line)
+        return known
+    kind, _, newest = expected.rpartition("/")
     if not isinstance(value, str) or "/" not in value:
         raise StudyError(f"{where}: missing or malformed 'schema' field (expected {expected})")
     got_kind, _, got_version = value.rpartition("/")
     if got_kind != kind or not got_version.isdigit():
         raise StudyError(f"{where}: schema is {value!r}, expected {expected}")
-    if int(got_version) > int(known):
+    if int(got_version) > int(newest):
         raise SchemaVersionError(
             f"{where}: written with schema {value}, newer than this lmread knows ({expected}); "
             "upgrade lmread to read it"
         )
+    if len(_KNOWN_SCHEMAS) < 1024:
+        _KNOWN_SCHEMAS[(value, expected)] = int(got_version)
     return int(got_version)
+
+
+#: (schema string, expected schema) pairs that passed :func:`schema_version`, with their version
+_KNOWN_SCHEMAS: dict[tuple[str, str], int] = {}
 
 
 def check_annotator(name: str) -> str:
     """Return ``name`` if it is a safe annotator name (it becomes a file name), else raise."""
+    if isinstance(name, str) and name in _GOOD_NAMES:  # a study repeats its readers' names on every mark
+        return name
     if not isinstance(name, str) or not _ANNOTATOR_RE.match(name) or name in {".", ".."}:
         raise MarkError(
             f"annotator name {name!r} is not allowed: use 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
         )
+    if len(_GOOD_NAMES) < 65_536:
+        _GOOD_NAMES.add(name)
     return name
+
+
+#: annotator names that passed :func:`check_annotator`
+_GOOD_NAMES: set[str] = set()
 
 
 def is_machine(annotator: str) -> bool:
@@ -122,11 +139,18 @@ def check_category(category: str | None) -> str | None:
     """Return a valid category key (accepting labels and case variants), or raise MarkError."""
     if category is None:
         return None
-    key = category.strip().lower()
-    for k, label in CATEGORIES:
-        if key in {k, label.lower()}:
-            return k
-    raise MarkError(f"unknown category {category!r}: use one of {', '.join(CATEGORY_KEYS)}")
+    if not isinstance(category, str):
+        raise MarkError(f"a category must be a string, not {type(category).__name__}")
+    if category in _CATEGORY_OF:  # a key as lmread writes it
+        return _CATEGORY_OF[category]
+    key = _CATEGORY_OF.get(category.strip().lower())
+    if key is None:
+        raise MarkError(f"unknown category {category!r}: use one of {', '.join(CATEGORY_KEYS)}")
+    return key
+
+
+#: each category key and lower-case label, to its key
+_CATEGORY_OF = {**{label.lower(): k for k, label in CATEGORIES}, **{k: k for k, _ in CATEGORIES}}
 
 
 def stable_id(prefix: str, *parts: Any) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -23,6 +24,7 @@ from lmread.records.names import (
 )
 from lmread.records.prompt import Prompt
 from lmread.records.tokens import Tokens
+from lmread.records.words import word_starts
 
 # --------------------------------------------------------------------------------------------
 # Samples
@@ -58,6 +60,13 @@ class Sample:
     @property
     def n_tokens(self) -> int:
         return len(self.tokens.ids)
+
+    @cached_property
+    def word_starts(self) -> list[int]:
+        """Where the words of ``text`` start (:func:`~lmread.records.words.word_starts`), found
+        once per sample: every analysis that counts words asks for them."""
+        starts: list[int] = word_starts(self.text).tolist()
+        return starts
 
     @property
     def model_id(self) -> str:

@@ -108,3 +108,21 @@ def test_what_fell_blocks_equal_what_fell_per_block(monkeypatch: pytest.MonkeyPa
     want = [what_fell(f, n, 80, rng_for(3, f"w{p}")) for p, (f, n) in enumerate(zip(falls, sizes, strict=True))]
     assert got == want
     assert got[4]["category"]["kappa"]["ci_low"] is not None and got[4]["severity"]["alpha_ordinal"]["value"] is not None
+
+
+def test_weighted_kappa_from_margins_equals_the_tables_and_statsmodels() -> None:
+    from statsmodels.stats.inter_rater import cohens_kappa
+
+    from lmread.analysis.agreement.kernels import weighted_kappa_from_margins, weighted_kappa_from_tables
+
+    rng = np.random.default_rng(5)
+    tables = rng.poisson(1.5, size=(40, 4, 4)).astype(float)
+    tables[0] = 0.0  # an empty table: undefined
+    tables[1] = np.diag([3.0, 0, 0, 0])  # one category only: undefined
+    for d, wt in ((1.0 - np.eye(4), None), (np.abs(np.subtract.outer(np.arange(4), np.arange(4))).astype(float), "linear")):
+        got = weighted_kappa_from_margins(tables.sum(axis=2), tables.sum(axis=1),
+                                          np.einsum("bij,ij->b", tables, d), d)
+        assert np.array_equal(got, weighted_kappa_from_tables(tables, d), equal_nan=True)
+        assert np.isnan(got[:2]).all()
+        for k in range(2, len(tables)):
+            assert got[k] == pytest.approx(cohens_kappa(tables[k], wt=wt).kappa, abs=1e-12)

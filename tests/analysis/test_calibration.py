@@ -217,8 +217,8 @@ def test_study_without_controls(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_word_counter_counts_words_as_the_observations_do() -> None:
-    from lmread.analysis.observations import word_starts
     from lmread.analysis.readings import WordCounter
+    from lmread.records.words import word_starts
 
     rng = np.random.default_rng(4)
     alphabet = list("ab c\u00a0\u2003\n\td\u00e9\U0001f600")

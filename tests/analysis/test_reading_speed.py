@@ -11,7 +11,6 @@ from typing import Any
 import jsonschema
 import pytest
 
-from lmread.analysis.observations import word_starts
 from lmread.analysis.reading_speed import (
     DEFAULT_MAX_WPS,
     reading_speed,
@@ -26,6 +25,7 @@ from lmread.cli import main
 from lmread.errors import OptionError, StudyError
 from lmread.generate import generate_sample
 from lmread.records import WORD_RE, Mark, Sample
+from lmread.records.words import word_starts
 from lmread.study import Study
 from lmread.study.order import overlap_order, shared_count, shared_ids
 
@@ -72,7 +72,7 @@ def test_words_count_like_the_words_unit() -> None:
     # one character per token: a word counts once it has started
     s = gen("ab cd  ef", tokenizer="chars")
     assert [words_in_tokens(s, n) for n in range(s.n_tokens + 1)] == [0, 1, 1, 1, 2, 2, 2, 2, 3, 3]
-    from lmread.analysis.observations import word_starts
+    from lmread.records.words import word_starts
 
     for n in range(s.n_tokens + 1):
         cut = s.tokens.offsets[n]

@@ -13,8 +13,9 @@ import numpy as np
 import orjson
 import pytest
 
-from lmread.analysis.observations import observations_from_study, word_starts
+from lmread.analysis.observations import observations_from_study
 from lmread.cli import main
+from lmread.records.words import word_starts
 from lmread.study import Study
 
 SCHEMA = Path(__file__).resolve().parents[2] / "annotations" / "schema" / "survival.schema.json"

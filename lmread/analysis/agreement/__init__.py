@@ -77,7 +77,14 @@ from lmread.analysis.agreement.document import (
     agreement_of_study,
     agreement_summary,
 )
-from lmread.analysis.agreement.fall_labels import SEVERITY_LEVELS, FallPair, fall_pair, what_fell, what_fell_blocks
+from lmread.analysis.agreement.fall_labels import (
+    SEVERITY_LEVELS,
+    FallCodes,
+    FallPair,
+    fall_pair,
+    what_fell,
+    what_fell_blocks,
+)
 from lmread.analysis.agreement.kernels import (
     alpha_from_sums,
     alpha_from_units,
@@ -90,13 +97,14 @@ from lmread.analysis.agreement.kernels import (
     weighted_kappa_from_tables,
 )
 from lmread.analysis.agreement.overall import overall_block
-from lmread.analysis.agreement.pairs import PairUnit, machine_vs_human, pair_blocks
+from lmread.analysis.agreement.pairs import machine_vs_human, pair_blocks
 from lmread.analysis.agreement.resample import CI_LEVEL, bootstrap, bootstrap_blocks, rng_for
+from lmread.analysis.agreement.table import PairRows, ReadingTable, pairs_within_samples
 
 __all__ = [
-    "AGREEMENT_SCHEMA", "CI_LEVEL", "DEFAULT_BOOTSTRAP", "DEFAULT_TOLERANCE", "SEVERITY_LEVELS", "FallPair",
-    "PairUnit", "agreement_from_readings", "agreement_of_study", "agreement_summary", "alpha_from_sums", "alpha_from_units", "answer",
+    "AGREEMENT_SCHEMA", "CI_LEVEL", "DEFAULT_BOOTSTRAP", "DEFAULT_TOLERANCE", "SEVERITY_LEVELS", "FallCodes", "FallPair",
+    "PairRows", "ReadingTable", "agreement_from_readings", "agreement_of_study", "agreement_summary", "alpha_from_sums", "alpha_from_units", "answer",
     "bootstrap", "bootstrap_blocks", "comparable", "fall_pair", "fleiss_from_counts", "kappa_from_counts", "krippendorff_alpha_interval",
-    "machine_vs_human", "ordinal_alpha_from_coincidences", "overall_block", "pair_blocks", "ratio_from_sums", "ratio_from_units",
+    "machine_vs_human", "ordinal_alpha_from_coincidences", "overall_block", "pair_blocks", "pairs_within_samples", "ratio_from_sums", "ratio_from_units",
     "reading_horizon", "rng_for", "weighted_kappa_from_tables", "what_fell", "what_fell_blocks",
 ]

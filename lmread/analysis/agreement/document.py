@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
+import numpy as np
+
 from lmread import __version__
-from lmread.analysis.agreement.answers import answer, comparable, reading_horizon
-from lmread.analysis.agreement.fall_labels import fall_pair
+from lmread.analysis.agreement.answers import reading_horizon
 from lmread.analysis.agreement.overall import overall_block
-from lmread.analysis.agreement.pairs import PairUnit, pair_blocks
+from lmread.analysis.agreement.pairs import pair_blocks
 from lmread.analysis.agreement.resample import CI_LEVEL
+from lmread.analysis.agreement.table import ReadingTable, pairs_within_samples
 from lmread.analysis.readings import Reading, WordCounter, readings_of
 from lmread.study import Study
 
@@ -44,29 +45,17 @@ def agreement_from_readings(
     else:
         h, source = study_horizon or reading_horizon({r.sample.id: r.sample for r in readings}.values())
         h = max(1, h)
-    per_sample: dict[str, list[Reading]] = {}
-    for r in readings:
-        per_sample.setdefault(r.sample.id, []).append(r)
-    multi = {sid: sorted(rows, key=lambda r: r.annotator) for sid, rows in per_sample.items() if len(rows) >= 2}
-    annotators = sorted({r.annotator for rows in multi.values() for r in rows})
-    words = WordCounter(unit)
-    by_pair: dict[tuple[str, str], list[PairUnit]] = {}  # the samples each pair both read, by sample id
-    for sid in sorted(multi):
-        seen, names = [], set()  # each annotator's first reading, with its answer and words to its fall
-        for r in multi[sid]:
-            if r.annotator not in names:
-                names.add(r.annotator)
-                seen.append((r, answer(r, h), None if r.at is None else words.before(r.sample, r.at)))
-        for (ra, ya, wa), (rb, yb, wb) in itertools.combinations(seen, 2):
-            by_pair.setdefault((ra.annotator, rb.annotator), []).append(PairUnit(
-                sid, ya, yb, ra.at, rb.at, wa, wb, comparable(ra, rb), fall_pair(0, ra, rb, tolerance)))
-    blocks = [(a, b, by_pair[(a, b)]) for a, b in itertools.combinations(annotators, 2) if (a, b) in by_pair]
-    pairs = pair_blocks(blocks, n_boot, seed, tolerance)
+    table = ReadingTable.of(readings, h, WordCounter(unit))
+    within = pairs_within_samples(table)
+    # a pair of readers compares each one's first reading of a sample, by pair of readers, then sample
+    distinct = within.select(table.first[within.a] & table.first[within.b])
+    distinct = distinct.select(np.lexsort((distinct.sample, table.annotator[distinct.b], table.annotator[distinct.a])))
+    pairs = pair_blocks(table, distinct, n_boot, seed, tolerance)
     warnings = []
-    if not multi:
+    if not len(table):
         warnings.append("no sample is read by two or more annotators yet; share samples between readers "
                         "(merge their study folders with 'lmread merge') to measure agreement")
-    overall = overall_block(multi, words, h, tolerance, n_boot, seed)
+    overall = overall_block(table, within, tolerance, n_boot, seed)
     if overall["fleiss_kappa"]["readings_left_out"]:
         warnings.append(f"{overall['fleiss_kappa']['readings_left_out']} of {overall['readings']} readings stopped "
                         f"before the horizon of {h} tokens without a fall and are left out of fell-or-not "
@@ -85,7 +74,7 @@ def agreement_from_readings(
         "lmread_version": __version__,
         "study": study or {},
         "settings": settings,
-        "annotators": annotators,
+        "annotators": table.annotators,
         "overall": overall,
         "pairs": pairs,
         "machine_vs_human": [p["machine_vs_human"] for p in pairs if "machine_vs_human" in p],

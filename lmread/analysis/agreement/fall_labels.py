@@ -8,7 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from lmread.analysis.agreement.kernels import ordinal_alpha_from_coincidences, weighted_kappa_from_tables
+from lmread.analysis.agreement.kernels import (
+    ordinal_alpha_from_coincidences,
+    weighted_kappa_from_margins,
+    weighted_kappa_from_tables,
+)
 from lmread.analysis.agreement.resample import bootstrap, bootstrap_blocks
 from lmread.analysis.readings import Reading
 from lmread.records import CATEGORY_KEYS
@@ -17,6 +21,16 @@ SEVERITY_LEVELS = (1, 2, 3)
 _N_CAT = len(CATEGORY_KEYS)
 _NOMINAL = 1.0 - np.eye(_N_CAT)
 _LINEAR = np.abs(np.subtract.outer(np.arange(3), np.arange(3))).astype(float)
+#: what category kappa needs of a fall: its first category (one of K columns), its second (K
+#: more) and whether they differ (the nominal disagreement, 0 or 1): kappa from the margins
+_CAT_FEATURES = 2 * _N_CAT + 1
+
+
+def _category_kappa(features: np.ndarray) -> np.ndarray:
+    """Category kappa from weighted feature sums (shape (..., :data:`_CAT_FEATURES`))."""
+    flat = features.reshape(-1, _CAT_FEATURES)
+    return weighted_kappa_from_margins(flat[:, :_N_CAT], flat[:, _N_CAT:2 * _N_CAT], flat[:, 2 * _N_CAT],
+                                       _NOMINAL)
 
 
 @dataclass
@@ -39,30 +53,73 @@ def fall_pair(unit: int, a: Reading, b: Reading, tolerance: int) -> FallPair | N
     return FallPair(unit, a.mark.category, b.mark.category, a.mark.severity, b.mark.severity)
 
 
+@dataclass
+class FallCodes:
+    """Falls as columns: each fall's block (a pair of readers; 0 when there is one block), its
+    bootstrap unit, the two readers' categories as indexes in
+    :data:`~lmread.records.CATEGORY_KEYS` (-1: none or unknown) and their severities (1-3, 0:
+    none)."""
+
+    block: np.ndarray
+    unit: np.ndarray
+    a_cat: np.ndarray
+    b_cat: np.ndarray
+    a_sev: np.ndarray
+    b_sev: np.ndarray
+
+    @classmethod
+    def of(cls, blocks: list[list[FallPair]]) -> FallCodes:
+        """The codes of the falls of each block (``blocks[p]``: the falls of block ``p``)."""
+        code = {key: k for k, key in enumerate(CATEGORY_KEYS)}
+        rows = [(p, f.unit, code.get(f.a_category, -1) if f.a_category is not None else -1,
+                 code.get(f.b_category, -1) if f.b_category is not None else -1,
+                 f.a_severity if f.a_severity in SEVERITY_LEVELS else 0,
+                 f.b_severity if f.b_severity in SEVERITY_LEVELS else 0)
+                for p, falls in enumerate(blocks) for f in falls]
+        cols = np.array(rows, dtype=np.int64).reshape(-1, 6).T
+        return cls(*cols)
+
+    def __len__(self) -> int:
+        return len(self.unit)
+
+    def categorized(self) -> np.ndarray:
+        """Whether both readers gave a known category."""
+        return (self.a_cat >= 0) & (self.b_cat >= 0)
+
+    def rated(self) -> np.ndarray:
+        """Whether both readers gave a severity 1-3."""
+        return (self.a_sev > 0) & (self.b_sev > 0)
+
+
 def what_fell(falls: list[FallPair], n_units: int, n_boot: int, rng: np.random.Generator) -> dict[str, Any]:
     """The ``what_fell`` block: category kappa, severity weighted kappa and ordinal alpha over
     ``falls`` (bootstrap over the ``n_units`` units the falls belong to)."""
-    cats = [f for f in falls if f.a_category in CATEGORY_KEYS and f.b_category in CATEGORY_KEYS]
-    sevs = [f for f in falls if f.a_severity in SEVERITY_LEVELS and f.b_severity in SEVERITY_LEVELS]
-    cat_unit = np.array([f.unit for f in cats], dtype=int)
-    cat_cells = np.zeros((len(cats), _N_CAT * _N_CAT))
-    for i, f in enumerate(cats):
-        cat_cells[i, CATEGORY_KEYS.index(str(f.a_category)) * _N_CAT + CATEGORY_KEYS.index(str(f.b_category))] = 1.0
-    sev_unit = np.array([f.unit for f in sevs], dtype=int)
-    sev_cells = np.zeros((len(sevs), 9))
-    sev_coin = np.zeros((len(sevs), 9))
-    for i, f in enumerate(sevs):
-        ia, ib = int(f.a_severity or 1) - 1, int(f.b_severity or 1) - 1
-        sev_cells[i, ia * 3 + ib] = 1.0
-        sev_coin[i, ia * 3 + ib] += 1.0
-        sev_coin[i, ib * 3 + ia] += 1.0
+    return what_fell_of(FallCodes.of([falls]), n_units, n_boot, rng)
+
+
+def what_fell_of(falls: FallCodes, n_units: int, n_boot: int, rng: np.random.Generator) -> dict[str, Any]:
+    """:func:`what_fell` of falls given as :class:`FallCodes` (one block)."""
+    cats, sevs = falls.categorized(), falls.rated()
+    cat_unit = falls.unit[cats]
+    a_cat, b_cat, rows = falls.a_cat[cats], falls.b_cat[cats], np.arange(len(cat_unit))
+    cat_cells = np.zeros((len(cat_unit), _CAT_FEATURES))
+    cat_cells[rows, a_cat] = 1.0
+    cat_cells[rows, _N_CAT + b_cat] = 1.0
+    cat_cells[rows, 2 * _N_CAT] = a_cat != b_cat
+    sev_unit = falls.unit[sevs]
+    ia, ib = falls.a_sev[sevs] - 1, falls.b_sev[sevs] - 1
+    rows = np.arange(len(sev_unit))
+    sev_cells = np.zeros((len(sev_unit), 9))
+    sev_cells[rows, ia * 3 + ib] = 1.0
+    sev_coin = np.zeros((len(sev_unit), 9))
+    np.add.at(sev_coin, (rows, ia * 3 + ib), 1.0)
+    np.add.at(sev_coin, (rows, ib * 3 + ia), 1.0)
 
     def unit_weights(w: np.ndarray, idx: np.ndarray) -> np.ndarray:
         return w[:, idx] if idx.size else np.zeros((w.shape[0], 0))
 
     def cat_kappa(w: np.ndarray) -> np.ndarray:
-        tables = (unit_weights(w, cat_unit) @ cat_cells).reshape(-1, _N_CAT, _N_CAT)
-        return weighted_kappa_from_tables(tables, _NOMINAL)
+        return _category_kappa(unit_weights(w, cat_unit) @ cat_cells)
 
     def sev_kappa(w: np.ndarray) -> np.ndarray:
         return weighted_kappa_from_tables((unit_weights(w, sev_unit) @ sev_cells).reshape(-1, 3, 3), _LINEAR)
@@ -71,18 +128,27 @@ def what_fell(falls: list[FallPair], n_units: int, n_boot: int, rng: np.random.G
         return ordinal_alpha_from_coincidences((unit_weights(w, sev_unit) @ sev_coin).reshape(-1, 3, 3))
 
     est = bootstrap({"category": cat_kappa, "severity": sev_kappa, "alpha": sev_alpha}, n_units, n_boot, rng)
-    return _document(falls, cats, sevs, est)
+    return _document(_counts(falls, 1)[0], est)
 
 
-def _document(falls: list[FallPair], cats: list[FallPair], sevs: list[FallPair],
-              est: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    same_cat = sum(f.a_category == f.b_category for f in cats)
-    same_sev = sum(f.a_severity == f.b_severity for f in sevs)
+def _counts(falls: FallCodes, n_blocks: int) -> list[tuple[int, int, int, int, int]]:
+    """Per block: falls, falls both categorised, of those the same category, falls both rated, of
+    those the same severity."""
+    cats, sevs = falls.categorized(), falls.rated()
+    columns = [np.ones(len(falls), dtype=bool), cats, cats & (falls.a_cat == falls.b_cat), sevs,
+               sevs & (falls.a_sev == falls.b_sev)]
+    sums = [np.bincount(falls.block, weights=c, minlength=n_blocks) if len(falls) else np.zeros(n_blocks)
+            for c in columns]
+    return [(int(n), int(nc), int(sc), int(ns), int(ss)) for n, nc, sc, ns, ss in zip(*sums, strict=True)]
+
+
+def _document(counts: tuple[int, int, int, int, int], est: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    n, n_cat, same_cat, n_sev, same_sev = counts
     return {
-        "n": len(falls),
-        "category": {"n": len(cats), "same": same_cat, "percent_agreement": same_cat / len(cats) if cats else None,
+        "n": n,
+        "category": {"n": n_cat, "same": same_cat, "percent_agreement": same_cat / n_cat if n_cat else None,
                      "kappa": est["category"]},
-        "severity": {"n": len(sevs), "same": same_sev, "percent_agreement": same_sev / len(sevs) if sevs else None,
+        "severity": {"n": n_sev, "same": same_sev, "percent_agreement": same_sev / n_sev if n_sev else None,
                      "weighted_kappa": est["severity"], "alpha_ordinal": est["alpha"]},
     }
 
@@ -91,23 +157,12 @@ class _Cells:
     """Where each fall of many blocks counts: its block, its unit and its table cell (a fall may
     count in several cells, once per entry)."""
 
-    def __init__(self, cells: int) -> None:
+    def __init__(self, cells: int, block: np.ndarray, unit: np.ndarray, cell: np.ndarray) -> None:
         self.cells = cells
-        self.block: list[int] = []
-        self.unit: list[int] = []
-        self.cell: list[int] = []
-        self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-
-    def add(self, block: int, unit: int, cell: int) -> None:
-        self.block.append(block)
-        self.unit.append(unit)
-        self.cell.append(cell)
+        self._arrays = (block, unit, cell)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The entries' blocks, units and cells as arrays (built once, after the last :meth:`add`)."""
-        if self._arrays is None:
-            self._arrays = (np.asarray(self.block, dtype=int), np.asarray(self.unit, dtype=int),
-                            np.asarray(self.cell, dtype=int))
+        """The entries' blocks, units and cells."""
         return self._arrays
 
     def any(self, lo: int, hi: int) -> bool:
@@ -138,27 +193,28 @@ def what_fell_blocks(falls: list[list[FallPair]], n_units: np.ndarray, n_boot: i
     """The ``what_fell`` blocks of many pairs at once: the same documents as one
     :func:`what_fell` call per pair (``falls[p]`` over ``n_units[p]`` units, drawn from
     ``rngs[p]``), evaluated together."""
-    cat_cells, sev_cells, sev_coin = _Cells(_N_CAT * _N_CAT), _Cells(9), _Cells(9)
-    kinds: list[tuple[list[FallPair], list[FallPair]]] = []
-    for p, block in enumerate(falls):
-        cats = [f for f in block if f.a_category in CATEGORY_KEYS and f.b_category in CATEGORY_KEYS]
-        sevs = [f for f in block if f.a_severity in SEVERITY_LEVELS and f.b_severity in SEVERITY_LEVELS]
-        kinds.append((cats, sevs))
-        for f in cats:
-            cat_cells.add(p, f.unit, CATEGORY_KEYS.index(str(f.a_category)) * _N_CAT
-                          + CATEGORY_KEYS.index(str(f.b_category)))
-        for f in sevs:
-            ia, ib = int(f.a_severity or 1) - 1, int(f.b_severity or 1) - 1
-            sev_cells.add(p, f.unit, ia * 3 + ib)
-            sev_coin.add(p, f.unit, ia * 3 + ib)
-            sev_coin.add(p, f.unit, ib * 3 + ia)
+    return what_fell_blocks_of(FallCodes.of(falls), n_units, n_boot, rngs)
+
+
+def what_fell_blocks_of(falls: FallCodes, n_units: np.ndarray, n_boot: int,
+                        rngs: list[np.random.Generator]) -> list[dict[str, Any]]:
+    """:func:`what_fell_blocks` of falls given as :class:`FallCodes` (``block``: the index of the
+    pair in ``n_units`` and ``rngs``)."""
+    cats, sevs = falls.categorized(), falls.rated()
+    c_block, c_unit, a_cat, b_cat = falls.block[cats], falls.unit[cats], falls.a_cat[cats], falls.b_cat[cats]
+    differ = a_cat != b_cat
+    cat_cells = _Cells(_CAT_FEATURES, np.r_[c_block, c_block, c_block[differ]], np.r_[c_unit, c_unit, c_unit[differ]],
+                       np.r_[a_cat, _N_CAT + b_cat, np.full(int(differ.sum()), 2 * _N_CAT)])
+    s_block, s_unit = falls.block[sevs], falls.unit[sevs]
+    ia, ib = falls.a_sev[sevs] - 1, falls.b_sev[sevs] - 1
+    sev_cells = _Cells(9, s_block, s_unit, ia * 3 + ib)
+    sev_coin = _Cells(9, np.r_[s_block, s_block], np.r_[s_unit, s_unit], np.r_[ia * 3 + ib, ib * 3 + ia])
 
     def evaluate(w: np.ndarray, lo: int, hi: int) -> dict[str, np.ndarray]:
         shape = (hi - lo, w.shape[1])
         out = {name: np.full(shape, np.nan) for name in ("category", "severity", "alpha")}
         if cat_cells.any(lo, hi):
-            cat = cat_cells.tables(w, lo, hi).reshape(-1, _N_CAT, _N_CAT)
-            out["category"] = weighted_kappa_from_tables(cat, _NOMINAL).reshape(shape)
+            out["category"] = _category_kappa(cat_cells.tables(w, lo, hi)).reshape(shape)
         if sev_cells.any(lo, hi):
             sev = sev_cells.tables(w, lo, hi).reshape(-1, 3, 3)
             coin = sev_coin.tables(w, lo, hi).reshape(-1, 3, 3)
@@ -167,5 +223,5 @@ def what_fell_blocks(falls: list[list[FallPair]], n_units: np.ndarray, n_boot: i
         return out
 
     est = bootstrap_blocks(evaluate, ["category", "severity", "alpha"], n_units, n_boot, rngs,
-                           cells=_N_CAT * _N_CAT)
-    return [_document(block, cats, sevs, e) for block, (cats, sevs), e in zip(falls, kinds, est, strict=True)]
+                           cells=_CAT_FEATURES)
+    return [_document(c, e) for c, e in zip(_counts(falls, len(n_units)), est, strict=True)]

@@ -72,13 +72,20 @@ def weighted_kappa_from_tables(tables: np.ndarray, disagreement: np.ndarray) -> 
     sum d e``, ``e`` the table expected from the margins.  With ``d = 1`` off the diagonal this is
     the unweighted kappa, with ``d = |i - j|`` the linear weighted one (nan where undefined)."""
     tables = np.asarray(tables, dtype=float)
-    n = tables.sum(axis=(1, 2))
-    rows = tables.sum(axis=2)
-    cols = tables.sum(axis=1)
+    observed_d = np.einsum("bij,ij->b", tables, disagreement)
+    return weighted_kappa_from_margins(tables.sum(axis=2), tables.sum(axis=1), observed_d, disagreement)
+
+
+def weighted_kappa_from_margins(rows: np.ndarray, cols: np.ndarray, observed_d: np.ndarray,
+                                disagreement: np.ndarray) -> np.ndarray:
+    """:func:`weighted_kappa_from_tables` from what it needs of each table (shape (B, K) and (B,)):
+    the first reader's counts per category ``rows``, the second's ``cols`` and the observed
+    disagreement ``observed_d = sum d o``.  All three are linear in the units' weights, so a
+    bootstrap never builds the (B, K, K) tables."""
+    n = rows.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        expected = rows[:, :, None] * cols[:, None, :] / n[:, None, None]
-        observed_d = (tables * disagreement).sum(axis=(1, 2))
-        expected_d = (expected * disagreement).sum(axis=(1, 2))
+        # sum_ij rows_i cols_j d_ij / n: the disagreement of the table the margins expect
+        expected_d = np.einsum("bi,bi->b", rows @ disagreement, cols) / n
         kappa = 1.0 - observed_d / expected_d
     scale = np.maximum(1.0, n)
     return np.where((n > 0) & (expected_d > 1e-12 * scale), kappa, np.nan)

@@ -2,58 +2,41 @@
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import numpy as np
 
-from lmread.analysis.agreement.answers import answer
-from lmread.analysis.agreement.fall_labels import FallPair, fall_pair, what_fell
+from lmread.analysis.agreement.fall_labels import FallCodes, what_fell_of
 from lmread.analysis.agreement.kernels import alpha_from_units, fleiss_from_counts, ratio_from_units
 from lmread.analysis.agreement.resample import bootstrap, rng_for
-from lmread.analysis.readings import Reading, WordCounter
+from lmread.analysis.agreement.table import PairRows, ReadingTable, falls_within
 
 
-def overall_block(per_sample: dict[str, list[Reading]], words: WordCounter, horizon: int, tolerance: int, n_boot: int,
-             seed: int) -> dict[str, Any]:
-    """The ``overall`` block of the readings of every sample two or more annotators read
-    (``per_sample``: sample id to its readings, sorted by annotator)."""
-    sids = sorted(per_sample)
-    u = len(sids)
-    n_i = np.zeros(u)
-    yes_i = np.zeros(u)
-    unknown = unpaired = 0
-    m = np.zeros(u)
-    s1 = np.zeros(u)
-    s2 = np.zeros(u)
-    dist_sum = np.zeros(u)
-    dist_words = np.zeros(u)
-    dist_n = np.zeros(u)
-    falls: list[FallPair] = []
-    for k, sid in enumerate(sids):
-        rows = per_sample[sid]
-        answers = [answer(r, horizon) for r in rows]
-        known = [x for x in answers if x is not None]
-        unknown += len(answers) - len(known)
-        if len(known) >= 2:
-            n_i[k], yes_i[k] = len(known), sum(known)
-        else:
-            unpaired += len(known)
-        for i, j in itertools.combinations(range(len(rows)), 2):
-            pair = fall_pair(k, rows[i], rows[j], tolerance)
-            if pair is not None:
-                falls.append(pair)
-        pos = [int(r.at) for r in rows if r.at is not None]
-        if len(pos) >= 2:  # whole numbers: these sums are exact, in any order
-            m[k], s1[k], s2[k] = len(pos), sum(pos), sum(x * x for x in pos)
-            wpos = [words.before(r.sample, int(r.at)) for r in rows if r.at is not None]
-            for i, j in itertools.combinations(range(len(pos)), 2):
-                dist_sum[k] += abs(pos[i] - pos[j])
-                dist_words[k] += abs(wpos[i] - wpos[j])
-                dist_n[k] += 1
+def overall_block(table: ReadingTable, pairs: PairRows, tolerance: int, n_boot: int, seed: int) -> dict[str, Any]:
+    """The ``overall`` block of the readings of every sample two or more readings cover
+    (``table``), over ``pairs``, every pair of readings of one sample."""
+    u = len(table.samples)
+    known = table.answer >= 0
+    n_known = np.bincount(table.sample, weights=known, minlength=u)
+    n_yes = np.bincount(table.sample, weights=table.answer == 1, minlength=u)
+    has_f = n_known >= 2
+    n_i, yes_i = np.where(has_f, n_known, 0.0), np.where(has_f, n_yes, 0.0)
+    unknown, unpaired = int((~known).sum()), int(n_known[~has_f].sum())
+    fell = table.at >= 0
+    at = np.where(fell, table.at, 0).astype(float)
+    m_all = np.bincount(table.sample, weights=fell, minlength=u)
+    has_a = m_all >= 2
+    # whole numbers: these sums are exact, in any order
+    m = np.where(has_a, m_all, 0.0)
+    s1 = np.where(has_a, np.bincount(table.sample, weights=at, minlength=u), 0.0)
+    s2 = np.where(has_a, np.bincount(table.sample, weights=at * at, minlength=u), 0.0)
+    both = fell[pairs.a] & fell[pairs.b]
+    where = pairs.sample[both]
+    a, b = pairs.a[both], pairs.b[both]
+    dist_sum = np.bincount(where, weights=np.abs(table.at[a] - table.at[b]).astype(float), minlength=u)
+    dist_words = np.bincount(where, weights=np.abs(table.words[a] - table.words[b]).astype(float), minlength=u)
+    dist_n = np.bincount(where, minlength=u).astype(float)
     rng = rng_for(seed, "\0overall")
-    has_f = n_i >= 2
-    has_a = m >= 2
 
     def fleiss(w: np.ndarray) -> np.ndarray:
         if not has_f.any():
@@ -65,17 +48,20 @@ def overall_block(per_sample: dict[str, list[Reading]], words: WordCounter, hori
             return np.full(w.shape[0], np.nan)
         return alpha_from_units(w[:, has_a], m[has_a], s1[has_a], s2[has_a])
 
-    annotators = sorted({r.annotator for rows in per_sample.values() for r in rows})
     est = bootstrap({"fleiss": fleiss, "alpha": alpha,
                      "tokens": lambda w: ratio_from_units(w, dist_sum, dist_n),
                      "words": lambda w: ratio_from_units(w, dist_words, dist_n)}, u, n_boot, rng)
+    within = falls_within(table, pairs, tolerance)
+    fa, fb = pairs.a[within], pairs.b[within]
+    falls = FallCodes(np.zeros(len(fa), dtype=np.int64), pairs.sample[within], table.category[fa],
+                      table.category[fb], table.severity[fa], table.severity[fb])
     return {
         "samples": u,
-        "annotators": len(annotators),
-        "readings": int(sum(len(v) for v in per_sample.values())),
+        "annotators": len(table.annotators),
+        "readings": len(table),
         "fleiss_kappa": {"n": int(has_f.sum()), "readings": int(n_i.sum()), "readings_left_out": unknown,
                          "readings_unpaired": unpaired, **est["fleiss"]},
         "alpha": {"n": int(has_a.sum()), "values": int(m[has_a].sum()), **est["alpha"]},
         "mean_abs_distance": {"n": int(dist_n.sum()), "tokens": est["tokens"], "words": est["words"]},
-        "what_fell": what_fell(falls, u, n_boot, rng_for(seed, "\0overall\0what")),
+        "what_fell": what_fell_of(falls, u, n_boot, rng_for(seed, "\0overall\0what")),
     }

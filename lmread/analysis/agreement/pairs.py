@@ -8,69 +8,70 @@ from typing import Any
 
 import numpy as np
 
-from lmread.analysis.agreement.fall_labels import FallPair, what_fell_blocks
+from lmread.analysis.agreement.fall_labels import FallCodes, what_fell_blocks_of
 from lmread.analysis.agreement.kernels import alpha_from_sums, kappa_from_counts, ratio_from_sums
 from lmread.analysis.agreement.resample import bootstrap_blocks, rng_for
+from lmread.analysis.agreement.table import PairRows, ReadingTable, falls_within
 from lmread.analysis.readings import is_machine
-
-
-@dataclass
-class PairUnit:
-    """One sample both readers of a pair read: their answers at the horizon (None: unknown),
-    fall positions (tokens, words; None for no fall) and whether the positions are comparable."""
-
-    sample: str
-    a_yes: bool | None
-    b_yes: bool | None
-    a_at: int | None
-    b_at: int | None
-    a_words: int | None
-    b_words: int | None
-    positions_comparable: bool
-    falls: FallPair | None
-
 
 _SUMS = ("both", "a_only", "b_only", "neither", "fell2", "d_tok", "d_word", "s1", "s2", "within")
 
 
 @dataclass
-class _PairData:
-    """The answered units of one pair as the columns of :data:`_SUMS` (shape (U, len(_SUMS)))."""
+class _Blocks:
+    """The pairs of readers and their samples: block ``p`` is the pair ``(a[p], b[p])`` (annotator
+    indexes), its samples are rows ``start[p]:start[p + 1]`` of ``rows``; ``units[p]`` counts its
+    answered samples, whose columns of :data:`_SUMS` are ``columns[p, :units[p]]``."""
 
-    a: str
-    b: str
-    common: list[PairUnit]
-    units: list[PairUnit]
+    a: np.ndarray
+    b: np.ndarray
+    start: np.ndarray
+    rows: PairRows
+    block: np.ndarray
+    answered: np.ndarray
+    unit: np.ndarray
+    units: np.ndarray
     columns: np.ndarray
 
 
-def _pair_data(a: str, b: str, common: list[PairUnit]) -> _PairData:
-    units = [x for x in common if x.a_yes is not None and x.b_yes is not None]
-    cols = np.zeros((len(units), len(_SUMS)))
-    if units:
-        a_y = np.array([bool(x.a_yes) for x in units], dtype=bool)
-        b_y = np.array([bool(x.b_yes) for x in units], dtype=bool)
-        # positions: every sample where both fell (always answered: a fall answers at any horizon)
-        fell2 = np.array([x.a_at is not None and x.b_at is not None for x in units], dtype=bool)
-        pos = np.array([(x.a_at, x.b_at, x.a_words, x.b_words) if f else (0, 0, 0, 0)
-                        for x, f in zip(units, fell2, strict=True)], dtype=float)
+def _blocks(table: ReadingTable, rows: PairRows) -> _Blocks:
+    """The blocks of ``rows`` (pairs of first readings, ordered by pair of readers, then sample)."""
+    ann_a, ann_b = table.annotator[rows.a], table.annotator[rows.b]
+    n = len(rows)
+    new = np.ones(n, dtype=bool)
+    new[1:] = (ann_a[1:] != ann_a[:-1]) | (ann_b[1:] != ann_b[:-1])
+    start = np.r_[np.flatnonzero(new), n]
+    block = np.cumsum(new) - 1
+    p_all = len(start) - 1
+    ans_a, ans_b = table.answer[rows.a], table.answer[rows.b]
+    answered = (ans_a >= 0) & (ans_b >= 0)
+    units = np.bincount(block[answered], minlength=p_all)
+    # each answered sample's place among its block's answered samples
+    before = np.cumsum(answered) - answered
+    unit = before - before[start[:-1]][block]
+    width = int(units.max()) if p_all else 0
+    columns = np.zeros((p_all, width, len(_SUMS)))
+    if answered.any():
+        sel = np.flatnonzero(answered)
+        a_y, b_y = ans_a[sel] == 1, ans_b[sel] == 1
+        at_a, at_b = table.at[rows.a[sel]], table.at[rows.b[sel]]
+        fell2 = (at_a >= 0) & (at_b >= 0)  # a fall answers at any horizon: both falls are answered
+        pos = np.column_stack([at_a, at_b, table.words[rows.a[sel]], table.words[rows.b[sel]]]).astype(float)
+        pos[~fell2] = 0.0
         a_at, b_at, a_w, b_w = pos.T
         fell2_f = fell2.astype(float)
         s1, s2 = a_at + b_at, a_at**2 + b_at**2
-        cols[:] = np.column_stack([
+        columns[block[sel], unit[sel]] = np.column_stack([
             a_y & b_y, a_y & ~b_y, ~a_y & b_y, ~a_y & ~b_y, fell2_f,
             np.abs(a_at - b_at) * fell2_f, np.abs(a_w - b_w) * fell2_f,
             s1 * fell2_f, s2 * fell2_f, np.where(fell2, 2.0 * (2.0 * s2 - s1 * s1) / (2.0 - 1.0), 0.0)])
-    return _PairData(a, b, common, units, cols)
+    first = start[:-1]
+    return _Blocks(ann_a[first], ann_b[first], start, rows, block, answered, unit, units, columns)
 
 
-def _evaluate(data: list[_PairData]) -> Any:
+def _evaluate(columns: np.ndarray) -> Any:
     """The pairs' statistics on weights of shape (P, B, U): every sum is one batched product with
     the pairs' columns (sums of whole numbers, so exactly those of one pair at a time)."""
-    width = max((len(d.units) for d in data), default=0)
-    columns = np.zeros((len(data), width, len(_SUMS)))
-    for p, d in enumerate(data):
-        columns[p, : len(d.units)] = d.columns
 
     def evaluate(w: np.ndarray, lo: int, hi: int) -> dict[str, np.ndarray]:
         sums = dict(zip(_SUMS, np.moveaxis(w @ columns[lo:hi, : w.shape[2]], 2, 0), strict=True))
@@ -83,62 +84,65 @@ def _evaluate(data: list[_PairData]) -> Any:
     return evaluate
 
 
-def pair_blocks(pairs: list[tuple[str, str, list[PairUnit]]], n_boot: int, seed: int,
+def pair_blocks(table: ReadingTable, rows: PairRows, n_boot: int, seed: int,
                 tolerance: int) -> list[dict[str, Any]]:
-    """The blocks of the pairs of readers ``(a, b, common)`` (``common``: the samples both read),
-    their bootstraps evaluated together; each pair's draws come from its own generator, so each
-    block is what it would be alone."""
-    data = [_pair_data(a, b, common) for a, b, common in pairs]
-    n_units = np.array([len(d.units) for d in data], dtype=int)
-    est = bootstrap_blocks(_evaluate(data), ["kappa", "alpha", "tokens", "words"], n_units, n_boot,
-                           [rng_for(seed, f"{d.a}\0{d.b}") for d in data])
-    falls = [[FallPair(i, x.falls.a_category, x.falls.b_category, x.falls.a_severity, x.falls.b_severity)
-              for i, x in enumerate(d.units) if x.falls is not None] for d in data]
-    fell = what_fell_blocks(falls, n_units, n_boot, [rng_for(seed, f"{d.a}\0{d.b}\0what") for d in data])
-    return [_pair_document(d, e, f, tolerance) for d, e, f in zip(data, est, fell, strict=True)]
-
-
-def _pair_document(d: _PairData, est: dict[str, dict[str, Any]], fell: dict[str, Any],
-                   tolerance: int) -> dict[str, Any]:
-    a, b, common, u = d.a, d.b, d.common, len(d.units)
-    both, a_only, b_only, neither, fell2 = (int(d.columns[:, k].sum()) for k in range(5))
-    out: dict[str, Any] = {
-        "a": a, "b": b,
-        "machine": [is_machine(a), is_machine(b)],
-        "common": len(common),
-        "answered": u,
-        "left_out": {"samples": len(common) - u, "a_unknown": sum(x.a_yes is None for x in common),
-                     "b_unknown": sum(x.b_yes is None for x in common)},
-        "table": {"both_fell": both, "a_only": a_only, "b_only": b_only, "neither": neither},
-        "percent_agreement": float((both + neither) / u) if u else None,
-        "cohen_kappa": {"n": u, **est["kappa"]},
-        "mean_abs_distance": {"n": fell2, "tokens": est["tokens"], "words": est["words"]},
-        "alpha": {"n": fell2, **est["alpha"]},
-        "what_fell": fell,
-    }
-    if is_machine(a) != is_machine(b):
-        out["machine_vs_human"] = machine_vs_human(a, b, [x for x in common if x.positions_comparable], tolerance)
+    """The blocks of the pairs of readers over ``rows``: pairs of the readers' first readings of
+    a sample (see :class:`~lmread.analysis.agreement.table.ReadingTable`), ordered by the pair of
+    readers, then by sample.  The bootstraps of all pairs are evaluated together; each pair's draws
+    come from its own generator, so each block is what it would be alone."""
+    blocks = _blocks(table, rows)
+    names = [(table.annotators[a], table.annotators[b]) for a, b in zip(blocks.a, blocks.b, strict=True)]
+    est = bootstrap_blocks(_evaluate(blocks.columns), ["kappa", "alpha", "tokens", "words"], blocks.units, n_boot,
+                           [rng_for(seed, f"{a}\0{b}") for a, b in names])
+    within = blocks.answered & falls_within(table, rows, tolerance)
+    ra, rb = rows.a[within], rows.b[within]
+    falls = FallCodes(blocks.block[within], blocks.unit[within], table.category[ra], table.category[rb],
+                      table.severity[ra], table.severity[rb])
+    fell = what_fell_blocks_of(falls, blocks.units, n_boot, [rng_for(seed, f"{a}\0{b}\0what") for a, b in names])
+    sums = blocks.columns[:, :, :5].sum(axis=1).astype(np.int64)  # whole numbers: exact
+    unknown_a = np.bincount(blocks.block, weights=table.answer[rows.a] < 0, minlength=len(names))
+    unknown_b = np.bincount(blocks.block, weights=table.answer[rows.b] < 0, minlength=len(names))
+    out = []
+    for p, (a, b) in enumerate(names):
+        common, u = int(blocks.start[p + 1] - blocks.start[p]), int(blocks.units[p])
+        both, a_only, b_only, neither, fell2 = (int(x) for x in sums[p])
+        block: dict[str, Any] = {
+            "a": a, "b": b,
+            "machine": [is_machine(a), is_machine(b)],
+            "common": common,
+            "answered": u,
+            "left_out": {"samples": common - u, "a_unknown": int(unknown_a[p]), "b_unknown": int(unknown_b[p])},
+            "table": {"both_fell": both, "a_only": a_only, "b_only": b_only, "neither": neither},
+            "percent_agreement": float((both + neither) / u) if u else None,
+            "cohen_kappa": {"n": u, **est[p]["kappa"]},
+            "mean_abs_distance": {"n": fell2, "tokens": est[p]["tokens"], "words": est[p]["words"]},
+            "alpha": {"n": fell2, **est[p]["alpha"]},
+            "what_fell": fell[p],
+        }
+        if is_machine(a) != is_machine(b):
+            span = slice(int(blocks.start[p]), int(blocks.start[p + 1]))
+            at_a, at_b = table.at[rows.a[span]], table.at[rows.b[span]]
+            to_a, to_b = table.read_to[rows.a[span]], table.read_to[rows.b[span]]
+            # positions compare unless one reader's fall lies at or beyond the other's no-fall extent
+            keep = np.where((at_a >= 0) & (at_b < 0), at_a < to_b, np.where((at_b >= 0) & (at_a < 0), at_b < to_a, True))
+            block["machine_vs_human"] = machine_vs_human(a, b, at_a[keep], at_b[keep], tolerance)
+        out.append(block)
     return out
 
 
-def machine_vs_human(a: str, b: str, units: list[PairUnit], tolerance: int) -> dict[str, Any]:
+def machine_vs_human(a: str, b: str, a_at: np.ndarray, b_at: np.ndarray, tolerance: int) -> dict[str, Any]:
     """The ``machine_vs_human`` block of a pair of an ``auto-*`` reader and a human over the samples
-    where their positions compare (``units``)."""
+    where their positions compare: ``a_at`` and ``b_at`` their fall tokens there (-1: no fall)."""
     machine_is_a = is_machine(a)
-    offsets: list[int] = []
-    tp = machine_falls = human_falls = 0
-    for x in units:
-        m_at, h_at = (x.a_at, x.b_at) if machine_is_a else (x.b_at, x.a_at)
-        machine_falls += m_at is not None
-        human_falls += h_at is not None
-        if m_at is not None and h_at is not None:
-            offsets.append(m_at - h_at)
-            tp += abs(offsets[-1]) <= tolerance
-    arr = np.asarray(offsets, dtype=float)
+    m_at, h_at = (a_at, b_at) if machine_is_a else (b_at, a_at)
+    both = (m_at >= 0) & (h_at >= 0)
+    arr = (m_at[both] - h_at[both]).astype(float)
+    tp = int((np.abs(arr) <= tolerance).sum())
+    machine_falls, human_falls = int((m_at >= 0).sum()), int((h_at >= 0).sum())
     return {
         "machine": a if machine_is_a else b,
         "human": b if machine_is_a else a,
-        "both_fell": len(offsets),
+        "both_fell": int(both.sum()),
         "offset_tokens": {"median": float(np.median(arr)) if arr.size else None,
                           "mean": float(arr.mean()) if arr.size else None},
         "tolerance_tokens": tolerance,
