@@ -61,9 +61,9 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy import stats as sps
 
 from lmread import __version__
+from lmread.analysis.distributions import average_ranks, t_sf
 from lmread.analysis.observations import check_grouping, group_label
 from lmread.analysis.reading_speed import DEFAULT_MAX_WPS, reading_speed
 from lmread.analysis.readings import Reading, WordCounter, is_machine, readings_of
@@ -105,8 +105,8 @@ def spearman(x: list[float] | np.ndarray, y: list[float] | np.ndarray) -> dict[s
     out: dict[str, Any] = {"n": n, "rho": None, "p_value": None}
     if n < 3:
         return out
-    rx = sps.rankdata(xa)
-    ry = sps.rankdata(ya)
+    rx = average_ranks(xa)
+    ry = average_ranks(ya)
     rx -= rx.mean()
     ry -= ry.mean()
     denom = math.sqrt(float(rx @ rx) * float(ry @ ry))
@@ -117,7 +117,7 @@ def spearman(x: list[float] | np.ndarray, y: list[float] | np.ndarray) -> dict[s
         p = 0.0
     else:
         t = rho * math.sqrt((n - 2) / (1.0 - rho * rho))
-        p = float(2.0 * sps.t.sf(abs(t), n - 2))
+        p = float(2.0 * t_sf(abs(t), n - 2))
     out.update(rho=rho, p_value=p)
     return out
 

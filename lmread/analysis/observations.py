@@ -269,21 +269,22 @@ def observations_from_marks(
 
     groups: dict[str, Group] = {}
     group_of: list[str] = []
-    tokens = np.empty(len(chosen), dtype=np.int64)
-    words = np.empty(len(chosen), dtype=np.int64)
-    chars = np.empty(len(chosen), dtype=np.int64)
-    sentences = np.empty(len(chosen), dtype=np.int64)
-    event = np.empty(len(chosen), dtype=bool)
-    n_ann = np.empty(len(chosen), dtype=np.int64)
-    category_code = np.full(len(chosen), -1, dtype=np.int64)
-    severity = np.zeros(len(chosen), dtype=np.int64)
-    measures = np.full((len(chosen), 4), np.nan)
+    tokens: list[int] = []
+    words: list[int] = []
+    chars: list[int] = []
+    sentences: list[int] = []
+    event: list[bool] = []
+    n_ann: list[int] = []
+    category_code: list[int] = []
+    severity: list[int] = []
+    measures: list[tuple[float, float, float, float]] = []
+    no_measures = (math.nan,) * 4
     categories: dict[str, int] = {}
     sample_ids: list[str] = []
     annotators: list[str] = []
     ends: list[str] = []
     sentence_cache: dict[str, list[int]] = {}
-    for i, (row, count) in enumerate(chosen):
+    for row, count in chosen:
         s = row.sample
         label, dec, prompt_set = _group_key(s, by)
         if s.control is not None:  # controls form their own groups, whatever the grouping
@@ -299,40 +300,48 @@ def observations_from_marks(
             group.n_params = None
         group_of.append(label)
         cut = s.tokens.offsets[row.tokens]
-        tokens[i] = row.tokens
-        chars[i] = cut
-        words[i] = bisect_left(s.word_starts, cut)
+        tokens.append(row.tokens)
+        chars.append(cut)
+        words.append(bisect_left(s.word_starts, cut))
         sent = sentence_cache.get(s.id)
         if sent is None:
             sent = sentence_cache[s.id] = sentence_starts(s).tolist()
-        sentences[i] = bisect_left(sent, cut)
-        event[i] = row.event
-        n_ann[i] = count
+        sentences.append(bisect_left(sent, cut))
+        event.append(row.event)
+        n_ann.append(count)
         if row.event:
             cat = row.mark.category or UNCATEGORIZED
-            category_code[i] = categories.setdefault(cat, len(categories))
-            severity[i] = row.mark.severity or 0
-            measures[i] = fall_token_measures(s, row.tokens)
+            category_code.append(categories.setdefault(cat, len(categories)))
+            severity.append(row.mark.severity or 0)
+            measures.append(fall_token_measures(s, row.tokens))
+            ends.append("fall")
+        else:
+            category_code.append(-1)
+            severity.append(0)
+            measures.append(no_measures)
+            if row.tokens >= s.n_tokens:
+                ends.append("eos" if s.finish_reason in ("eos", "stop") else "end")
+            else:
+                ends.append("read")
         sample_ids.append(s.id)
         annotators.append(row.mark.annotator)
-        if row.event:
-            ends.append("fall")
-        elif row.tokens >= s.n_tokens:
-            ends.append("eos" if s.finish_reason in ("eos", "stop") else "end")
-        else:
-            ends.append("read")
     ordered = sorted(groups.values(), key=lambda g: (g.n_params is None, g.n_params or 0, g.label))
     index = {g.label: k for k, g in enumerate(ordered)}
     group_arr = np.fromiter((index[label] for label in group_of), dtype=np.int64, count=len(group_of))
-    sample_code = (np.unique(np.array(sample_ids, dtype=object), return_inverse=True)[1].ravel() if sample_ids
-                   else np.zeros(0, dtype=np.int64))
+    code_of = {sid: k for k, sid in enumerate(sorted(set(sample_ids)))}  # codes in sorted id order
+    sample_code = np.fromiter((code_of[sid] for sid in sample_ids), dtype=np.int64, count=len(sample_ids))
+    def ints(values: list[int]) -> np.ndarray:
+        return np.array(values, dtype=np.int64).reshape(len(values))
+
     return Observations(
-        groups=ordered, group=group_arr, tokens=tokens, words=words, chars=chars, event=event,
-        category_code=category_code, categories=list(categories), sample=sample_ids, sample_code=sample_code,
-        annotator=annotators, end=ends, n_annotators=n_ann,
+        groups=ordered, group=group_arr, tokens=ints(tokens), words=ints(words), chars=ints(chars),
+        event=np.array(event, dtype=bool).reshape(len(event)), category_code=ints(category_code),
+        categories=list(categories), sample=sample_ids, sample_code=sample_code, annotator=annotators, end=ends,
+        n_annotators=ints(n_ann),
         filters={"by": by, "consensus": consensus, "controls": controls, "min_read_speed_wps": min_read_speed,
                  "max_read_speed_wps": max_read_speed, "left_out": left_out},
-        warnings=warnings, severity=severity, fall_measures=measures, sentences=sentences)
+        warnings=warnings, severity=ints(severity), fall_measures=np.array(measures, dtype=float).reshape(len(measures), 4),
+        sentences=ints(sentences))
 
 
 def observations_from_study(

@@ -40,7 +40,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import special
+
+from lmread.analysis.distributions import chi2_sf, norm_ppf, norm_sf
 
 DISTRIBUTIONS = ("weibull", "loglogistic")
 #: a fitted |log shape| beyond this (shape > ~22,000 or < 1/22,000) is a degenerate fit, not an answer
@@ -188,6 +190,8 @@ def fit_aft(durations: Any, events: Any, covariates: Any = None, distribution: s
         warnings.simplefilter("ignore", RuntimeWarning)
         theta, message = _newton(evaluate, theta0, total)
         if theta is None:  # Newton's steps failed: let scipy's trust region find the maximum
+            from scipy import optimize  # only here: a quarter of a second to import
+
             res = optimize.minimize(fun, theta0, jac=True, hess=hess, method="trust-exact",
                                     options={"gtol": 1e-10, "maxiter": 500})
             theta, message = res.x, f"trust-exact: {res.message}"
@@ -277,7 +281,7 @@ def pooled_fit_json(fit: AFTFit, z: float) -> dict[str, Any]:
     zstat = b / sb if sb > 0 else math.nan
     return {"distribution": fit.distribution, "exponent": b, "exponent_se": sb,
             "exponent_ci_low": b - z * sb, "exponent_ci_high": b + z * sb,
-            "p_value": float(2 * stats.norm.sf(abs(zstat))) if math.isfinite(zstat) else None,
+            "p_value": float(2 * norm_sf(abs(zstat))) if math.isfinite(zstat) else None,
             "intercept": float(fit.coef[0]), "intercept_se": float(se[0]), "log_shape": fit.log_shape,
             "log_shape_se": float(se[-1]), "shape": math.exp(fit.log_shape), "loglik": fit.loglik,
             "aic": fit.aic, "n": fit.n, "events": fit.events, "converged": fit.converged}
@@ -389,7 +393,7 @@ def ph_test(fit: CoxFit, transform: str = "rank", km_survival: np.ndarray | None
     if not den > 0 or not math.isfinite(var):
         return {"statistic": None, "df": 1, "p_value": None}
     stat = float(total * var * num * num / den)
-    return {"statistic": stat, "df": 1, "p_value": float(stats.chi2.sf(stat, 1))}
+    return {"statistic": stat, "df": 1, "p_value": float(chi2_sf(stat, 1))}
 
 
 # --------------------------------------------------------------------------------------------
@@ -413,7 +417,7 @@ def _fit_or_note(time: np.ndarray, d: np.ndarray, c: np.ndarray, X: np.ndarray |
 def parametric_report(obs: Any, tables: Any, alpha: float = 0.05) -> dict[str, Any]:
     """The ``parametric`` block: per-group Weibull and log-logistic AFT fits and the pooled fit
     on ``log n_params`` (the scaling exponent), from the groups' event tables."""
-    z = float(stats.norm.ppf(1 - alpha / 2))
+    z = float(norm_ppf(1 - alpha / 2))
     groups_out = []
     for g, group in enumerate(obs.groups):
         time, d, c = tables.table(g)

@@ -40,7 +40,7 @@ from lmread.study import Study
 __all__ = ["Reading", "WordCounter", "is_machine", "readings_of"]
 
 
-@dataclass
+@dataclass(slots=True)
 class Reading:
     """One standing fall / no-fall mark of one annotator on one sample (build with
     :meth:`of`)."""

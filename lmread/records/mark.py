@@ -23,7 +23,7 @@ from lmread.records.names import (
 # Marks
 
 
-@dataclass
+@dataclass(slots=True)
 class Mark:
     """One event in an annotator's marks file.
 

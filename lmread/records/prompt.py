@@ -15,6 +15,10 @@ import orjson
 PROMPT_FIELDS = ("text", "set", "name")
 
 
+#: (layout, extra keys) pairs that passed the check of :meth:`Prompt.__post_init__`
+_GOOD_LAYOUTS: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
+
+
 @dataclass(frozen=True, eq=False)
 class Prompt(Mapping[str, Any]):
     """The prompt a sample was generated from (or imported with): its ``text``, the prompt set
@@ -40,10 +44,14 @@ class Prompt(Mapping[str, Any]):
             value = getattr(self, key)
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"a prompt's {key} must be a string or null, not {type(value).__name__}")
-        extra = [key for key, _ in self.extra]
+        extra = tuple(key for key, _ in self.extra)
+        if (self.layout, extra) in _GOOD_LAYOUTS:  # a study's prompts share a few layouts
+            return
         if (len(set(self.layout)) != len(self.layout) or any(k in PROMPT_FIELDS for k in extra)
                 or set(self.layout) - set(PROMPT_FIELDS) != set(extra)):
             raise ValueError(f"a prompt's layout {list(self.layout)} does not match its fields")
+        if len(_GOOD_LAYOUTS) < 4096:
+            _GOOD_LAYOUTS.add((self.layout, extra))
 
     @classmethod
     def of(cls, data: Prompt | Mapping[str, Any]) -> Prompt:

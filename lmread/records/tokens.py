@@ -13,7 +13,7 @@ from lmread.errors import StudyError
 # Tokens
 
 
-@dataclass
+@dataclass(slots=True)
 class Tokens:
     """Parallel per-token arrays of one sample.
 

@@ -1,7 +1,8 @@
 """The readings as columns (``ReadingTable``, ``pairs_within_samples``) against the plain
 definitions: one Python object per reading and per pair, ``itertools.combinations`` over each
 sample's readings, and one bootstrap per pair of readers.  The agreement document built from the
-columns must equal the one those definitions give, bit for bit, on random readings with
+columns must equal the one those definitions give (all statistics of a block on the same
+replicates), bit for bit, on random readings with
 duplicates, unknown answers, machine readers, unknown categories and missing severities."""
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import numpy as np
 import pytest
 
 from lmread.analysis.agreement import (
+    WHAT_FELL_STATISTICS,
+    FallCodes,
     FallPair,
     ReadingTable,
     agreement_from_readings,
@@ -23,7 +26,8 @@ from lmread.analysis.agreement import (
     pairs_within_samples,
     ratio_from_units,
     rng_for,
-    what_fell,
+    what_fell_documents,
+    what_fell_statistics,
 )
 from lmread.analysis.agreement.kernels import alpha_from_units, fleiss_from_counts
 from lmread.analysis.agreement.pairs import machine_vs_human
@@ -94,12 +98,15 @@ def reference_agreement(readings: list[Reading], horizon: int, tolerance: int, n
 
         cells = [(ya & yb), (ya & ~yb), (~ya & yb), (~ya & ~yb)]
         d_at, d_wd = np.abs(at[:, 0] - at[:, 1]), np.abs(wd[:, 0] - wd[:, 1])
+        falls = FallCodes.of([[f for i, (ra, rb) in enumerate(units)
+                               if (f := fall_pair(i, ra, rb, tolerance)) is not None]])
+        # every statistic of the pair on the same replicates, drawn from the pair's generator
         est = bootstrap({"kappa": lambda w, c=cells: kappa_from_counts(*(w @ x.astype(float) for x in c)),
                          "alpha": alpha,
                          "tokens": lambda w, d=d_at, f=fell2: ratio_from_units(w, d, f),
-                         "words": lambda w, d=d_wd, f=fell2: ratio_from_units(w, d, f)},
+                         "words": lambda w, d=d_wd, f=fell2: ratio_from_units(w, d, f),
+                         **{"what:" + k: f for k, f in what_fell_statistics(falls).items()}},
                         len(units), n_boot, rng_for(seed, f"{a}\0{b}"))
-        falls = [f for i, (ra, rb) in enumerate(units) if (f := fall_pair(i, ra, rb, tolerance)) is not None]
         block: dict[str, Any] = {
             "a": a, "b": b, "common": len(common), "answered": len(units),
             "left_out": {"samples": len(common) - len(units),
@@ -110,7 +117,7 @@ def reference_agreement(readings: list[Reading], horizon: int, tolerance: int, n
             "cohen_kappa": {"n": len(units), **est["kappa"]},
             "mean_abs_distance": {"n": int(fell2.sum()), "tokens": est["tokens"], "words": est["words"]},
             "alpha": {"n": int(fell2.sum()), **est["alpha"]},
-            "what_fell": what_fell(falls, len(units), n_boot, rng_for(seed, f"{a}\0{b}\0what")),
+            "what_fell": what_fell_documents(falls, [{k: est["what:" + k] for k in WHAT_FELL_STATISTICS}])[0],
         }
         if a.startswith("auto-") != b.startswith("auto-"):
             kept = [(ra, rb) for ra, rb in common if comparable(ra, rb)]
@@ -137,12 +144,15 @@ def reference_agreement(readings: list[Reading], horizon: int, tolerance: int, n
                 d_tok[k] += abs(ra.at - rb.at)
                 d_n[k] += 1
     has_f, has_a = n_i >= 2, m >= 2
+    codes = FallCodes.of([falls_all])
     est = bootstrap({"fleiss": lambda w: fleiss_from_counts(w[:, has_f], n_i[has_f], yes_i[has_f]),
                      "alpha": lambda w: alpha_from_units(w[:, has_a], m[has_a], s1[has_a], s2[has_a]),
-                     "tokens": lambda w: ratio_from_units(w, d_tok, d_n)}, len(sids), n_boot, rng_for(seed, "\0overall"))
+                     "tokens": lambda w: ratio_from_units(w, d_tok, d_n),
+                     **{"what:" + k: f for k, f in what_fell_statistics(codes).items()}},
+                    len(sids), n_boot, rng_for(seed, "\0overall"))
     overall = {"samples": len(sids), "readings": sum(len(v) for v in multi.values()),
                "fleiss": est["fleiss"], "alpha": est["alpha"], "tokens": est["tokens"],
-               "what_fell": what_fell(falls_all, len(sids), n_boot, rng_for(seed, "\0overall\0what"))}
+               "what_fell": what_fell_documents(codes, [{k: est["what:" + k] for k in WHAT_FELL_STATISTICS}])[0]}
     return pairs, overall
 
 

@@ -88,6 +88,15 @@ def test_chi_square_where_counts_allow() -> None:
     assert res["p_value"] == pytest.approx(ref.pvalue)
     small, note = chi_square(np.array([[1, 0, 2], [0, 1, 1]]))
     assert small is None and "too small" in note
+    rng = np.random.default_rng(4)
+    for _ in range(30):
+        table = rng.integers(5, 60, size=(int(rng.integers(2, 6)), int(rng.integers(2, 5))))
+        res, note = chi_square(table)
+        ref = stats.chi2_contingency(table, correction=False)
+        assert note is None and res["df"] == ref.dof
+        assert res["statistic"] == pytest.approx(ref.statistic, rel=1e-12)
+        assert res["p_value"] == pytest.approx(ref.pvalue, rel=1e-9, abs=1e-300)
+        assert res["min_expected"] == pytest.approx(ref.expected_freq.min(), rel=1e-12)
 
 
 def sample_with(logprob: list[float | None], rank: list[int | None]) -> Sample:

@@ -58,12 +58,22 @@ Confidence intervals
     95% percentile bootstrap over samples (the pair's answered samples for a pair, every sample
     read by two or more annotators overall), seeded: each pair's generator is seeded with the
     seed and a hash of the pair's names, so adding an annotator leaves other pairs' intervals
-    unchanged.  Replicates where a statistic is undefined are dropped (``n_boot_used``).  The
-    pairs' statistics are evaluated together (:func:`bootstrap_blocks`), each pair still drawing
-    from its own generator: every interval is the one a bootstrap of that pair alone gives.
+    unchanged.  All statistics of a block (fell-or-not, positions and what fell) are evaluated
+    on the same replicates.  Replicates where a statistic is undefined are dropped
+    (``n_boot_used``).  The pairs' statistics are evaluated together (:func:`bootstrap_blocks`),
+    each pair still drawing from its own generator: every interval is the one a bootstrap of that
+    pair alone gives.
+
+Computation
+    The readings are columns (:class:`ReadingTable`: one row per reading of a sample read twice
+    or more; :func:`pairs_within_samples`: one row per pair of readings of one sample), and every
+    block is sums over those rows, so a study of tens of thousands of readings and hundreds of
+    pairs of readers takes a fraction of a second (``tests/analysis/test_agreement_table.py``
+    checks the result against one object per pair and sample, bit for bit).
 
 Modules: ``kernels`` (the statistics on weighted units), ``resample`` (the seeded bootstrap, one
-block or many), ``answers`` (horizon and answers), ``fall_labels`` (what fell: category and
+block or many), ``answers`` (horizon and answers), ``table`` (the readings and their pairs as
+columns), ``fall_labels`` (what fell: category and
 severity), ``pairs``, ``overall`` and ``document`` (the agreement document); every public name
 is importable from here.
 """
@@ -79,11 +89,14 @@ from lmread.analysis.agreement.document import (
 )
 from lmread.analysis.agreement.fall_labels import (
     SEVERITY_LEVELS,
+    WHAT_FELL_STATISTICS,
     FallCodes,
     FallPair,
     fall_pair,
     what_fell,
     what_fell_blocks,
+    what_fell_documents,
+    what_fell_statistics,
 )
 from lmread.analysis.agreement.kernels import (
     alpha_from_sums,
@@ -102,9 +115,10 @@ from lmread.analysis.agreement.resample import CI_LEVEL, bootstrap, bootstrap_bl
 from lmread.analysis.agreement.table import PairRows, ReadingTable, pairs_within_samples
 
 __all__ = [
-    "AGREEMENT_SCHEMA", "CI_LEVEL", "DEFAULT_BOOTSTRAP", "DEFAULT_TOLERANCE", "SEVERITY_LEVELS", "FallCodes", "FallPair",
+    "AGREEMENT_SCHEMA", "CI_LEVEL", "DEFAULT_BOOTSTRAP", "DEFAULT_TOLERANCE", "SEVERITY_LEVELS", "WHAT_FELL_STATISTICS", "FallCodes", "FallPair",
     "PairRows", "ReadingTable", "agreement_from_readings", "agreement_of_study", "agreement_summary", "alpha_from_sums", "alpha_from_units", "answer",
     "bootstrap", "bootstrap_blocks", "comparable", "fall_pair", "fleiss_from_counts", "kappa_from_counts", "krippendorff_alpha_interval",
     "machine_vs_human", "ordinal_alpha_from_coincidences", "overall_block", "pair_blocks", "pairs_within_samples", "ratio_from_sums", "ratio_from_units",
     "reading_horizon", "rng_for", "weighted_kappa_from_tables", "what_fell", "what_fell_blocks",
+    "what_fell_documents", "what_fell_statistics",
 ]

@@ -3,6 +3,7 @@ tolerance of each other."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,6 +100,18 @@ def what_fell(falls: list[FallPair], n_units: int, n_boot: int, rng: np.random.G
 
 def what_fell_of(falls: FallCodes, n_units: int, n_boot: int, rng: np.random.Generator) -> dict[str, Any]:
     """:func:`what_fell` of falls given as :class:`FallCodes` (one block)."""
+    est = bootstrap(what_fell_statistics(falls), n_units, n_boot, rng)
+    return what_fell_documents(falls, [est])[0]
+
+
+#: the statistics of a ``what_fell`` block: category kappa, severity weighted kappa, ordinal alpha
+WHAT_FELL_STATISTICS = ("category", "severity", "alpha")
+
+
+def what_fell_statistics(falls: FallCodes) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """The statistics of :data:`WHAT_FELL_STATISTICS` of one block's falls, each a function of
+    replicate weights of its units (shape (B, U)), for :func:`~lmread.analysis.agreement.resample.bootstrap`
+    (alone or beside other statistics of the same units)."""
     cats, sevs = falls.categorized(), falls.rated()
     cat_unit = falls.unit[cats]
     a_cat, b_cat, rows = falls.a_cat[cats], falls.b_cat[cats], np.arange(len(cat_unit))
@@ -127,8 +140,13 @@ def what_fell_of(falls: FallCodes, n_units: int, n_boot: int, rng: np.random.Gen
     def sev_alpha(w: np.ndarray) -> np.ndarray:
         return ordinal_alpha_from_coincidences((unit_weights(w, sev_unit) @ sev_coin).reshape(-1, 3, 3))
 
-    est = bootstrap({"category": cat_kappa, "severity": sev_kappa, "alpha": sev_alpha}, n_units, n_boot, rng)
-    return _document(_counts(falls, 1)[0], est)
+    return {"category": cat_kappa, "severity": sev_kappa, "alpha": sev_alpha}
+
+
+def what_fell_documents(falls: FallCodes, est: list[dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The ``what_fell`` blocks of ``falls`` (block ``p`` of ``len(est)``) from the estimates of
+    :data:`WHAT_FELL_STATISTICS` per block."""
+    return [_document(c, e) for c, e in zip(_counts(falls, len(est)), est, strict=True)]
 
 
 def _counts(falls: FallCodes, n_blocks: int) -> list[tuple[int, int, int, int, int]]:
@@ -200,6 +218,19 @@ def what_fell_blocks_of(falls: FallCodes, n_units: np.ndarray, n_boot: int,
                         rngs: list[np.random.Generator]) -> list[dict[str, Any]]:
     """:func:`what_fell_blocks` of falls given as :class:`FallCodes` (``block``: the index of the
     pair in ``n_units`` and ``rngs``)."""
+    est = bootstrap_blocks(what_fell_evaluator(falls), list(WHAT_FELL_STATISTICS), n_units, n_boot, rngs,
+                           cells=WHAT_FELL_CELLS)
+    return what_fell_documents(falls, est)
+
+
+#: the table cells per block and replicate that :func:`what_fell_evaluator` builds (for grouping)
+WHAT_FELL_CELLS = _CAT_FEATURES
+
+
+def what_fell_evaluator(falls: FallCodes) -> Callable[[np.ndarray, int, int], dict[str, np.ndarray]]:
+    """The statistics of :data:`WHAT_FELL_STATISTICS` of many blocks at once, as
+    :func:`~lmread.analysis.agreement.resample.bootstrap_blocks` evaluates them: ``evaluate(W,
+    lo, hi)`` with weights of blocks ``lo:hi`` of shape (hi - lo, B, U)."""
     cats, sevs = falls.categorized(), falls.rated()
     c_block, c_unit, a_cat, b_cat = falls.block[cats], falls.unit[cats], falls.a_cat[cats], falls.b_cat[cats]
     differ = a_cat != b_cat
@@ -212,7 +243,7 @@ def what_fell_blocks_of(falls: FallCodes, n_units: np.ndarray, n_boot: int,
 
     def evaluate(w: np.ndarray, lo: int, hi: int) -> dict[str, np.ndarray]:
         shape = (hi - lo, w.shape[1])
-        out = {name: np.full(shape, np.nan) for name in ("category", "severity", "alpha")}
+        out = {name: np.full(shape, np.nan) for name in WHAT_FELL_STATISTICS}
         if cat_cells.any(lo, hi):
             out["category"] = _category_kappa(cat_cells.tables(w, lo, hi)).reshape(shape)
         if sev_cells.any(lo, hi):
@@ -222,6 +253,4 @@ def what_fell_blocks_of(falls: FallCodes, n_units: np.ndarray, n_boot: int,
             out["alpha"] = ordinal_alpha_from_coincidences(coin).reshape(shape)
         return out
 
-    est = bootstrap_blocks(evaluate, ["category", "severity", "alpha"], n_units, n_boot, rngs,
-                           cells=_CAT_FEATURES)
-    return [_document(c, e) for c, e in zip(_counts(falls, len(n_units)), est, strict=True)]
+    return evaluate

@@ -6,10 +6,17 @@ from typing import Any
 
 import numpy as np
 
-from lmread.analysis.agreement.fall_labels import FallCodes, what_fell_of
+from lmread.analysis.agreement.fall_labels import (
+    WHAT_FELL_STATISTICS,
+    FallCodes,
+    what_fell_documents,
+    what_fell_statistics,
+)
 from lmread.analysis.agreement.kernels import alpha_from_units, fleiss_from_counts, ratio_from_units
 from lmread.analysis.agreement.resample import bootstrap, rng_for
 from lmread.analysis.agreement.table import PairRows, ReadingTable, falls_within
+
+_WHAT = "what_fell:"
 
 
 def overall_block(table: ReadingTable, pairs: PairRows, tolerance: int, n_boot: int, seed: int) -> dict[str, Any]:
@@ -48,13 +55,16 @@ def overall_block(table: ReadingTable, pairs: PairRows, tolerance: int, n_boot: 
             return np.full(w.shape[0], np.nan)
         return alpha_from_units(w[:, has_a], m[has_a], s1[has_a], s2[has_a])
 
-    est = bootstrap({"fleiss": fleiss, "alpha": alpha,
-                     "tokens": lambda w: ratio_from_units(w, dist_sum, dist_n),
-                     "words": lambda w: ratio_from_units(w, dist_words, dist_n)}, u, n_boot, rng)
     within = falls_within(table, pairs, tolerance)
     fa, fb = pairs.a[within], pairs.b[within]
     falls = FallCodes(np.zeros(len(fa), dtype=np.int64), pairs.sample[within], table.category[fa],
                       table.category[fb], table.severity[fa], table.severity[fb])
+    labels = {_WHAT + k: f for k, f in what_fell_statistics(falls).items()}
+    # every statistic on the same replicates of the samples
+    est = bootstrap({"fleiss": fleiss, "alpha": alpha,
+                     "tokens": lambda w: ratio_from_units(w, dist_sum, dist_n),
+                     "words": lambda w: ratio_from_units(w, dist_words, dist_n), **labels}, u, n_boot, rng)
+    what_fell = what_fell_documents(falls, [{k: est[_WHAT + k] for k in WHAT_FELL_STATISTICS}])[0]
     return {
         "samples": u,
         "annotators": len(table.annotators),
@@ -63,5 +73,5 @@ def overall_block(table: ReadingTable, pairs: PairRows, tolerance: int, n_boot: 
                          "readings_unpaired": unpaired, **est["fleiss"]},
         "alpha": {"n": int(has_a.sum()), "values": int(m[has_a].sum()), **est["alpha"]},
         "mean_abs_distance": {"n": int(dist_n.sum()), "tokens": est["tokens"], "words": est["words"]},
-        "what_fell": what_fell_of(falls, u, n_boot, rng_for(seed, "\0overall\0what")),
+        "what_fell": what_fell,
     }

@@ -8,12 +8,21 @@ from typing import Any
 
 import numpy as np
 
-from lmread.analysis.agreement.fall_labels import FallCodes, what_fell_blocks_of
+from lmread.analysis.agreement.fall_labels import (
+    WHAT_FELL_CELLS,
+    WHAT_FELL_STATISTICS,
+    FallCodes,
+    what_fell_documents,
+    what_fell_evaluator,
+)
 from lmread.analysis.agreement.kernels import alpha_from_sums, kappa_from_counts, ratio_from_sums
 from lmread.analysis.agreement.resample import bootstrap_blocks, rng_for
 from lmread.analysis.agreement.table import PairRows, ReadingTable, falls_within
 from lmread.analysis.readings import is_machine
 
+#: the statistics of a pair besides what fell (those carry the prefix ``_WHAT`` in the bootstrap)
+_PAIR_STATISTICS = ("kappa", "alpha", "tokens", "words")
+_WHAT = "what_fell:"
 _SUMS = ("both", "a_only", "b_only", "neither", "fell2", "d_tok", "d_word", "s1", "s2", "within")
 
 
@@ -92,13 +101,19 @@ def pair_blocks(table: ReadingTable, rows: PairRows, n_boot: int, seed: int,
     come from its own generator, so each block is what it would be alone."""
     blocks = _blocks(table, rows)
     names = [(table.annotators[a], table.annotators[b]) for a, b in zip(blocks.a, blocks.b, strict=True)]
-    est = bootstrap_blocks(_evaluate(blocks.columns), ["kappa", "alpha", "tokens", "words"], blocks.units, n_boot,
-                           [rng_for(seed, f"{a}\0{b}") for a, b in names])
     within = blocks.answered & falls_within(table, rows, tolerance)
     ra, rb = rows.a[within], rows.b[within]
     falls = FallCodes(blocks.block[within], blocks.unit[within], table.category[ra], table.category[rb],
                       table.severity[ra], table.severity[rb])
-    fell = what_fell_blocks_of(falls, blocks.units, n_boot, [rng_for(seed, f"{a}\0{b}\0what") for a, b in names])
+    positions, labels = _evaluate(blocks.columns), what_fell_evaluator(falls)
+
+    def evaluate(w: np.ndarray, lo: int, hi: int) -> dict[str, np.ndarray]:
+        return {**positions(w, lo, hi), **{_WHAT + k: v for k, v in labels(w, lo, hi).items()}}
+
+    # every statistic of a pair on the same replicates of its answered samples
+    est = bootstrap_blocks(evaluate, [*_PAIR_STATISTICS, *(_WHAT + k for k in WHAT_FELL_STATISTICS)], blocks.units,
+                           n_boot, [rng_for(seed, f"{a}\0{b}") for a, b in names], cells=WHAT_FELL_CELLS)
+    fell = what_fell_documents(falls, [{k: e[_WHAT + k] for k in WHAT_FELL_STATISTICS} for e in est])
     sums = blocks.columns[:, :, :5].sum(axis=1).astype(np.int64)  # whole numbers: exact
     unknown_a = np.bincount(blocks.block, weights=table.answer[rows.a] < 0, minlength=len(names))
     unknown_b = np.bincount(blocks.block, weights=table.answer[rows.b] < 0, minlength=len(names))

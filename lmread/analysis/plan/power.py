@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import optimize, stats
 
+from lmread.analysis.distributions import chi2_isf, norm_cdf, norm_pdf, norm_ppf
 from lmread.errors import OptionError
 
 #: the largest N per group a power simulation draws (beyond it the plan keeps Schoenfeld's N)
@@ -44,7 +44,7 @@ def schoenfeld_events(hr: float, alpha: float = 0.05, power: float = 0.8, share:
     ``hr`` with a share ``share`` of the samples in one group (Schoenfeld 1983), rounded up."""
     check_level(alpha, power)
     check_hazard_ratio(hr)
-    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+    z = norm_ppf(1 - alpha / 2) + norm_ppf(power)
     d = z * z / (share * (1 - share) * math.log(hr) ** 2)
     return int(math.ceil(d - 1e-9))
 
@@ -174,7 +174,7 @@ def simulate_rejections(arms: list[Arm], n: int, replicates: int, alpha: float, 
     """How many of ``replicates`` simulated studies with ``n`` samples per arm reject equal
     survival (log-rank, two-sided, level ``alpha``)."""
     g = arms[0].event_mass.size
-    crit = float(stats.chi2.isf(alpha, 1))
+    crit = float(chi2_isf(alpha, 1))
     rejected = 0
     step = max(1, _CELLS // max(1, 2 * g + 2 * n))
     for start in range(0, replicates, step):
@@ -241,8 +241,8 @@ def power_curve(arms: list[Arm], target: float, alpha: float, replicates: int, s
     note = None
     if fit is not None:
         c, c_se = fit
-        z = float(stats.norm.ppf(1 - alpha / 2))
-        n_star = ((float(stats.norm.ppf(target)) + z) / c) ** 2
+        z = float(norm_ppf(1 - alpha / 2))
+        n_star = ((float(norm_ppf(target)) + z) / c) ** 2
         n_err: float | None = 2.0 * n_star * c_se / c
     else:  # too few grid points between power 0.1 and 0.98: interpolate linearly
         i = next(k for k, p in enumerate(power) if p >= target)
@@ -265,14 +265,14 @@ def probit_fit(grid: list[int], power: list[float], replicates: int, alpha: floa
     the origin, over the grid points with power in [0.1, 0.98] (weights: the inverse binomial
     variance carried through the probit).  Returns ``(c, se(c))`` or None with fewer than two
     such points."""
-    z = float(stats.norm.ppf(1 - alpha / 2))
+    z = float(norm_ppf(1 - alpha / 2))
     sxx = sxy = 0.0
     used = 0
     for n, p in zip(grid, power, strict=True):
         if not 0.1 <= p <= 0.98:
             continue
-        q = float(stats.norm.ppf(p))
-        weight = replicates * float(stats.norm.pdf(q)) ** 2 / (p * (1 - p))
+        q = float(norm_ppf(p))
+        weight = replicates * float(norm_pdf(q)) ** 2 / (p * (1 - p))
         x = math.sqrt(n)
         sxx += weight * x * x
         sxy += weight * x * (q + z)
@@ -288,8 +288,8 @@ def obf_boundary(information: float, alpha: float = 0.05) -> float | None:
     look at ``t`` must beat.  None outside (0, 1]."""
     if not 0 < information <= 1:
         return None
-    z = float(stats.norm.ppf(1 - alpha / 2))
-    return float(2 * (1 - stats.norm.cdf(z / math.sqrt(information))))
+    z = float(norm_ppf(1 - alpha / 2))
+    return float(2 * (1 - norm_cdf(z / math.sqrt(information))))
 
 
 def solve_rate_for_censoring(hr: float, length: int, censoring: float) -> float:
@@ -301,5 +301,7 @@ def solve_rate_for_censoring(hr: float, length: int, censoring: float) -> float:
     def gap(log_rate: float) -> float:
         r = math.exp(log_rate)
         return 0.5 * (math.exp(-r * length) + math.exp(-hr * r * length)) - censoring
+
+    from scipy import optimize  # only here: a quarter of a second to import
 
     return math.exp(optimize.brentq(gap, -30.0, 10.0))

@@ -7,8 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from scipy import stats
-
+from lmread.analysis.distributions import norm_ppf
 from lmread.errors import OptionError
 
 # --------------------------------------------------------------------------------------------
@@ -24,7 +23,7 @@ def n_for_width(n_now: float, width_now: float | None, target: float) -> int | N
 
 def events_for_median_width(median: float, target: float, alpha: float = 0.05) -> int:
     """Events for a median CI of width ``target`` under an exponential curve with ``median``."""
-    z = float(stats.norm.ppf(1 - alpha / 2))
+    z = float(norm_ppf(1 - alpha / 2))
     return int(math.ceil((z / math.asinh(target / (2 * median))) ** 2 - 1e-9))
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy import stats
 
+from lmread.analysis.distributions import chi2_sf
 from lmread.analysis.survival.tables import GroupTables
 
 
@@ -65,7 +65,7 @@ def logrank(tables: GroupTables, rows: Any | None = None) -> LogRank:
     if df < 1 or not np.any(sub):
         return LogRank(0.0, max(df, 0), 1.0, observed.tolist(), expected.tolist())
     stat = float(diff @ np.linalg.pinv(sub) @ diff)
-    return LogRank(stat, df, float(stats.chi2.sf(stat, df)), observed.tolist(), expected.tolist())
+    return LogRank(stat, df, float(chi2_sf(stat, df)), observed.tolist(), expected.tolist())
 
 
 def logrank_pairwise(tables: GroupTables) -> list[PairwiseLogRank]:
@@ -111,4 +111,4 @@ def trend_test(tables: GroupTables, scores: Any) -> Trend:
     if var <= 0:
         return Trend(0.0, 1.0, u, var, s.tolist())
     stat = u * u / var
-    return Trend(stat, float(stats.chi2.sf(stat, 1)), u, var, s.tolist())
+    return Trend(stat, float(chi2_sf(stat, 1)), u, var, s.tolist())

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
+from lmread.analysis.distributions import chi2_ppf
 from lmread.analysis.survival.tables import (
     at_risk_counts,
     event_table,
@@ -302,8 +302,8 @@ def hazard_windows_from_table(
     k = falls.round().astype(np.int64)
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = k / exposure
-        low = np.where(k > 0, stats.chi2.ppf(alpha / 2, 2 * np.maximum(k, 1)) / 2 / exposure, 0.0)
-        high = stats.chi2.ppf(1 - alpha / 2, 2 * k + 2) / 2 / exposure
+        low = np.where(k > 0, chi2_ppf(alpha / 2, 2 * np.maximum(k, 1)) / 2 / exposure, 0.0)
+        high = chi2_ppf(1 - alpha / 2, 2 * k + 2) / 2 / exposure
     out = []
     for start, end, n_k, exp, h, lo, hi in zip(a.tolist(), b.tolist(), k.tolist(), exposure.tolist(), rate.tolist(),
                                                low.tolist(), high.tolist(), strict=True):

@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy import stats
+
+from lmread.analysis.distributions import norm_ppf
 
 
 @functools.lru_cache(maxsize=16)
 def z_value(alpha: float) -> float:
     """The two-sided normal quantile ``z_{1 - alpha/2}`` (1.95996... for alpha 0.05)."""
-    return float(stats.norm.ppf(1 - alpha / 2))
+    return float(norm_ppf(1 - alpha / 2))
 
 
 def check_arrays(durations: Any, events: Any) -> tuple[np.ndarray, np.ndarray]:
