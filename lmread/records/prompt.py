@@ -19,7 +19,7 @@ PROMPT_FIELDS = ("text", "set", "name")
 _GOOD_LAYOUTS: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Prompt(Mapping[str, Any]):
     """The prompt a sample was generated from (or imported with): its ``text``, the prompt set
     it belongs to and its name in that set.

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import orjson
@@ -30,7 +29,7 @@ from lmread.records.words import word_starts
 # Samples
 
 
-@dataclass
+@dataclass(slots=True)
 class Sample:
     """One generation (or imported text) with everything needed to reproduce and read it."""
 
@@ -53,6 +52,8 @@ class Sample:
     #: where sentences start in ``text`` (character offsets) when the import gave them (see
     #: :mod:`lmread.sentences`); None: the documented splitter decides
     sentences: list[int] | None = None
+    #: where the words of ``text`` start, found on first use (see :attr:`word_starts`)
+    _word_starts: list[int] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.prompt = Prompt.of(self.prompt)  # a plain JSON object is read as a Prompt
@@ -61,12 +62,13 @@ class Sample:
     def n_tokens(self) -> int:
         return len(self.tokens.ids)
 
-    @cached_property
+    @property
     def word_starts(self) -> list[int]:
         """Where the words of ``text`` start (:func:`~lmread.records.words.word_starts`), found
         once per sample: every analysis that counts words asks for them."""
-        starts: list[int] = word_starts(self.text).tolist()
-        return starts
+        if self._word_starts is None:
+            self._word_starts = word_starts(self.text).tolist()
+        return self._word_starts
 
     @property
     def model_id(self) -> str:
