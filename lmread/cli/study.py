@@ -39,13 +39,17 @@ from lmread.units import format_params
 @click.option("--models", "models", default=None, metavar="NAME,NAME",
               help="roft: import only these generators' passages (all-human and spliced ones are kept), e.g. "
                    "gpt2,gpt2-xl for one family's size ladder.")
+@click.option("--groups", "groups", default=None, metavar="NAME,NAME",
+              help="roft: import only the rows of readers in these groups, e.g. A,B as RoFT's notebook "
+                   "does (it leaves group C, the GPT-3 study, out of its means).")
 @click.option("--as", "layout", type=click.Choice(["samples", "controls"]), default=None,
               help="boundary: 'samples' (default): the human part is the prompt and the machine part a model's "
                    "sample; 'controls': each passage is a splice-like control with its boundary as the known onset.")
 @json_option("Print a JSON summary.")
 @click.pass_context
 def import_cmd(ctx: click.Context, study: str | None, file: str, fmt: str, tokenizer: str, control: str | None,
-               n_params: tuple[str, ...], models: str | None, layout: str | None, as_json: bool) -> None:
+               n_params: tuple[str, ...], models: str | None, groups: str | None, layout: str | None,
+               as_json: bool) -> None:
     """Import texts and readings made elsewhere from FILE.
 
     jsonl: each line {"text": ..., "model": LABEL, "prompt": optional, "n_params": optional, "id": optional}.
@@ -57,15 +61,15 @@ def import_cmd(ctx: click.Context, study: str | None, file: str, fmt: str, token
     if fmt != "jsonl":
         if control is not None or tokenizer != "words":
             raise click.UsageError("--control and --tokenizer belong to --format jsonl")
-        if models is not None and fmt != "roft":
-            raise click.UsageError("--models belongs to --format roft")
+        if (models is not None or groups is not None) and fmt != "roft":
+            raise click.UsageError("--models and --groups belong to --format roft")
         if layout is not None and fmt != "boundary":
             raise click.UsageError("--as belongs to --format boundary")
-        _import_passages(path, Path(file), fmt, n_params, models.split(",") if models else None, layout or "samples",
-                         as_json)
+        _import_passages(path, Path(file), fmt, n_params, models.split(",") if models else None,
+                         groups.split(",") if groups else None, layout or "samples", as_json)
         return
-    if n_params or models or layout:
-        raise click.UsageError("--n-params, --models and --as belong to --format roft or boundary")
+    if n_params or models or groups or layout:
+        raise click.UsageError("--n-params, --models, --groups and --as belong to --format roft or boundary")
     from lmread.importer import import_jsonl
 
     added = import_jsonl(path, Path(file), tokenizer=tokenizer, settings=settings_from(ctx), control=control)
@@ -79,7 +83,7 @@ def import_cmd(ctx: click.Context, study: str | None, file: str, fmt: str, token
 
 
 def _import_passages(path: Path, file: Path, fmt: str, n_params: tuple[str, ...], models: list[str] | None,
-                     layout: str, as_json: bool) -> None:
+                     groups: list[str] | None, layout: str, as_json: bool) -> None:
     from lmread.importer.roft import parse_n_params
 
     sizes = parse_n_params(n_params)
@@ -91,7 +95,7 @@ def _import_passages(path: Path, file: Path, fmt: str, n_params: tuple[str, ...]
     if fmt == "roft":
         from lmread.importer.roft import import_roft
 
-        summary = import_roft(path, file, n_params=sizes, progress=progress, models=models)
+        summary = import_roft(path, file, n_params=sizes, progress=progress, models=models, groups=groups)
     else:
         from lmread.importer.boundary import import_boundary
 

@@ -56,6 +56,9 @@ ROFT_SIZES: dict[str, int] = {
     "gpt2": 124_000_000,
     "gpt2-xl": 1_500_000_000,
     "ctrl": 1_630_000_000,
+    # the released file names its CTRL runs by control code: "ctrl-Politics" and "ctrl-nocode"
+    "ctrl-politics": 1_630_000_000,
+    "ctrl-nocode": 1_630_000_000,
     "davinci": 175_000_000_000,
     "finetuned": 1_500_000_000,
 }
@@ -279,14 +282,18 @@ def _passage(row: dict[str, Any], sizes: dict[str, int]) -> tuple[Passage, int]:
 
 
 def import_roft(study_dir: Path, path: Path, n_params: dict[str, int] | None = None,
-                progress: Callable[[str], None] | None = None, models: list[str] | None = None) -> dict[str, Any]:
+                progress: Callable[[str], None] | None = None, models: list[str] | None = None,
+                groups: list[str] | None = None) -> dict[str, Any]:
     """Import a RoFT file into the study at ``study_dir`` (created if missing), all or nothing;
     returns a summary (counts, unsized models, rows whose points disagree with RoFT's rule).
 
     ``models``: import only these generators' machine passages (all-human and spliced passages
-    are kept: they check the readers), e.g. one family's size ladder."""
+    are kept: they check the readers), e.g. one family's size ladder.  ``groups``: import only
+    the rows of readers in these groups (RoFT's notebook leaves group C, the GPT-3 study, out of
+    its means)."""
     sizes = {**ROFT_SIZES, **(n_params or {})}
     wanted = None if not models else {m.strip() for m in models if m.strip()}
+    wanted_groups = None if not groups else {g.strip() for g in groups if g.strip()}
     skipped = 0
     passages: dict[tuple[Any, ...], Passage] = {}
     bad: dict[str, list[int]] = {}
@@ -300,6 +307,9 @@ def import_roft(study_dir: Path, path: Path, n_params: dict[str, int] | None = N
         rows += 1
         if wanted is not None and _text(row.get("model")).strip() not in wanted | {BASELINE} \
                 and _text(row.get("true_boundary_index")).strip() not in (str(LAST), f"{LAST}.0"):
+            skipped += 1
+            continue
+        if wanted_groups is not None and _text(row.get("group")).strip() not in wanted_groups:
             skipped += 1
             continue
         try:

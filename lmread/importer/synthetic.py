@@ -63,7 +63,9 @@ def synth_rows(n_rows: int = 3000, n_readers: int = 30, seed: int = 0) -> list[d
         human = [_sentence(rng, f"h{p}s{i}") for i in range(b + 1)]
         extra = rng.randint(0, 3)
         gen = [] if kind == "human" else [_sentence(rng, f"m{p}s{i}") for i in range(9 - b + extra)]
-        passages.append({"model": model if kind != "baseline" else "baseline", "kind": kind, "b": b,
+        # the released file labels all-human passages "human" (its notebook's model counts)
+        label = "baseline" if kind == "baseline" else "human" if kind == "human" else model
+        passages.append({"model": label, "kind": kind, "b": b,
                          "top_p": "" if kind == "baseline" else top_p, "dataset": DATASETS[p % len(DATASETS)],
                          "prompt": str(p // len(DATASETS)),  # an index within its dataset, as in RoFT
                          "generation": "" if kind == "human" else str(10_000 + p // len(DATASETS)),

@@ -63,6 +63,8 @@ def test_synthetic_file_covers_what_the_issue_asks(rows: list[dict]) -> None:
     assert len({r["model"] for r in machine}) >= 3
     assert len({r["dec_strat_value"] for r in machine}) >= 2
     assert any(r["true_boundary_index"] == 9 for r in rows) and any(r["model"] == "baseline" for r in rows)
+    # as in the released file (its notebook's model counts): all-human passages are labelled "human"
+    assert {r["model"] for r in rows if r["true_boundary_index"] == 9} == {"human"}
     assert len({r["annotator"] for r in rows}) == 30
     assert any(r["predicted_boundary_index"] < r["true_boundary_index"] for r in machine)  # early guesses
     assert any(r["predicted_boundary_index"] == 9 for r in machine)  # "all human" on a machine passage
@@ -366,6 +368,31 @@ def test_models_option_keeps_one_family_and_the_controls(tmp_path: Path, rows: l
     assert out["rows"] == len(kept) and out["rows_skipped"] == 300 - len(kept)
     models = {s.model["id"] for s in Study.open(tmp_path / "s").samples.values()}
     assert models == {"gpt2", "gpt2-xl", "baseline", "human"}
+
+
+def test_groups_option_keeps_those_readers_rows(tmp_path: Path, rows: list[dict],
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    file = write_roft(tmp_path / "r.csv", rows[:300])
+    assert main(["import", "--study", str(tmp_path / "s"), "--format", "roft", str(file), "--groups", "A,B",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    kept = [r for r in rows[:300] if r["group"] in ("A", "B")]
+    assert 0 < len(kept) < 300 and out["rows"] == len(kept) and out["rows_skipped"] == 300 - len(kept)
+    study = Study.open(tmp_path / "s")
+    assert {m.annotator for m in study.marks()} == {f"roft-{r['annotator']}" for r in kept}
+    code = main(["import", "--study", str(tmp_path / "t"), "--format", "boundary", str(file), "--groups", "A"])
+    assert code != 0 and "--groups belong to --format roft" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
+
+
+def test_the_released_files_ctrl_names_are_sized(tmp_path: Path, rows: list[dict]) -> None:
+    renamed = [{**r, "model": {"ctrl": "ctrl-Politics"}.get(r["model"], r["model"])} for r in rows[:200]]
+    renamed += [{**r, "model": "ctrl-nocode", "generation": f"n{r['generation']}"} for r in rows[:200]
+                if r["model"] == "ctrl"]
+    summary = import_roft(tmp_path / "s", write_roft(tmp_path / "r.csv", renamed))
+    assert summary["unsized_models"] == []
+    sizes = {s.model["id"]: s.model["n_params"] for s in Study.open(tmp_path / "s").samples.values()}
+    assert sizes["ctrl-Politics"] == sizes["ctrl-nocode"] == 1_630_000_000
 
 
 def test_merge_keeps_reader_records(tmp_path: Path, rows: list[dict], capsys: pytest.CaptureFixture[str]) -> None:
