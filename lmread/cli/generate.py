@@ -209,7 +209,7 @@ def generate(ctx: click.Context, /, study: str | None, models: tuple[str, ...], 
 
     if as_json:
         emit_json(result.to_json())
-    else:
+    elif result.generated or result.skipped or result.failed or not result.errors:  # else the error says it all
         rate = f" ({result.tokens / result.seconds:.1f} tok/s)" if result.seconds > 0 and result.tokens else ""
         click.echo(f"generated {result.generated} samples into {path} (skipped {result.skipped} already there, "
                    f"{result.failed} failed): {result.tokens} tokens in {result.seconds:.1f} s{rate}")

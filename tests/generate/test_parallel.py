@@ -354,3 +354,42 @@ def _exact_hf(sample: Any, backend: Any) -> None:
     data = sample.raw if sample.raw is not None else sample.text.encode("utf-8")
     assert b"".join(backend.pieces[t] for t in sample.tokens.ids) == data
     assert sample.tokens.offsets[-1] == len(sample.text)
+
+
+def _cache_bytes(cache: Any) -> int:
+    """Bytes of the key and value tensors a transformers cache holds."""
+    total = 0
+    for layer in getattr(cache, "layers", []):
+        for name in ("keys", "values"):
+            tensor = getattr(layer, name, None)
+            if tensor is not None and hasattr(tensor, "nelement"):
+                total += tensor.nelement() * tensor.element_size()
+    return total
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fixture", ["hf_smollm2", "hf_gemma"])
+def test_hf_parallel_that_does_not_fit_is_refused_before_decoding(fixture: str, request: pytest.FixtureRequest,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import lmread.backends.memory as backend_memory
+
+    backend = request.getfixturevalue(fixture)
+    per_token = backend.loaded.kv_bytes_per_token
+    # the estimate is what a real forward pass keeps: ~30 prompt tokens in 2 rows (below any sliding window)
+    torch = backend.loaded.torch
+    row = backend.decoder.tokenize("The keeper wrote " * 10)
+    with torch.inference_mode():
+        _, cache = backend.decoder._forward(torch.tensor([row, row], device=backend.device), None)
+    assert 20 < len(row) < 100 and _cache_bytes(cache) == 2 * len(row) * per_token
+    opts = GenOptions(max_tokens=500)
+    with pytest.raises(OptionError, match=r"--parallel 0: must be a whole number >= 1"):
+        backend.prepare_parallel(["Hi"], opts, 0)
+    monkeypatch.setattr(backend_memory, "available_memory", lambda: 64 * 2**20)
+    with pytest.raises(OptionError) as info:
+        backend.prepare_parallel(["Hi", "A longer prompt of a few more words"], opts, 64)
+    message = str(info.value)
+    width = max(backend.decoder.check_prompt(p) for p in ["Hi", "A longer prompt of a few more words"])
+    assert f"--parallel 64 needs 64 x {width + 500} tokens of KV cache" in message and "\n" not in message
+    fit = 64 * 2**20 // ((width + 500) * per_token)
+    assert (f"use --parallel {fit} or less" in message) if fit else ("lower --max-tokens" in message)
+    assert backend.prepare_parallel(["Hi"], GenOptions(max_tokens=4), 2) == {}  # small enough: accepted

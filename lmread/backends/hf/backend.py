@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lmread import __version__
+from lmread.backends import memory as backend_memory
 from lmread.backends.base import (
     CONTEXT,
     THREADS,
@@ -25,6 +26,7 @@ from lmread.backends.base import (
 )
 from lmread.backends.hf.loading import gguf_file_type, load_model, model_sha256
 from lmread.backends.hf.streaming import Decoder
+from lmread.backends.memory import check_kv_memory
 from lmread.errors import ModelError, OptionError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -183,14 +185,22 @@ class HFBackend(Backend):
         return self.decoder.stream_batch(prompt, options_list, cancel, done, ignore_eos=ignore_eos)
 
     def prepare_parallel(self, prompts: Sequence[str], options: GenOptions, n_parallel: int) -> dict[str, str]:
-        """The prompts refused for ``--parallel`` (as long as the context or longer), with the reason."""
+        """The prompts refused for ``--parallel`` (as long as the context or longer), with the
+        reason; :class:`OptionError` (one line) when ``n_parallel`` rows of the longest prompt and
+        ``--max-tokens`` would need more KV cache than the memory available."""
         options.validate()
+        if not isinstance(n_parallel, int) or isinstance(n_parallel, bool) or n_parallel < 1:
+            raise OptionError(f"invalid option --parallel {n_parallel!r}: must be a whole number >= 1")
         refused: dict[str, str] = {}
+        longest = 1
         for text in dict.fromkeys(prompts):
             try:
-                self.decoder.check_prompt(text)
+                longest = max(longest, self.decoder.check_prompt(text))
             except OptionError as exc:
                 refused[text] = str(exc)
+        # left-padded rows: every row of a batch holds the longest prompt's width plus what it generates
+        per_row = min(self.loaded.n_ctx, longest + options.max_tokens)
+        check_kv_memory(n_parallel, per_row, self.loaded.kv_bytes_per_token, backend_memory.available_memory())
         return refused
 
     def stream_parallel(

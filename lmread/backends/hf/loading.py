@@ -132,6 +132,25 @@ class LoadedModel:
         """The model's transformers config."""
         return self.model.config
 
+    @property
+    def kv_bytes_per_token(self) -> int | None:
+        """Bytes of KV cache one token of one sequence takes (keys and values of every layer, in
+        the model's dtype), from the config; None when the config does not say.  An upper bound
+        for models whose sliding-window layers keep fewer tokens."""
+        config = self.config
+        layers = getattr(config, "num_hidden_layers", None)
+        heads = getattr(config, "num_attention_heads", None)
+        kv_heads = getattr(config, "num_key_value_heads", None) or heads
+        head_dim = getattr(config, "head_dim", None)
+        hidden = getattr(config, "hidden_size", None)
+        if not head_dim and hidden and heads:
+            head_dim = hidden // heads
+        if not (isinstance(layers, int) and isinstance(kv_heads, int) and isinstance(head_dim, int)
+                and min(layers, kv_heads, head_dim) > 0):
+            return None
+        element = int(self.torch.tensor([], dtype=self.dtype).element_size())
+        return 2 * layers * kv_heads * head_dim * element
+
 
 def load_model(
     source: str | os.PathLike[str],

@@ -70,9 +70,12 @@ class Decoder:
                 f"prompt is {len(ids)} tokens, the context of {self.model_id} is {self.n_ctx}: shorten the prompt"
             )
 
-    def check_prompt(self, prompt: str) -> None:
-        """:class:`OptionError` when ``prompt``'s tokens fill the context (nothing left to generate)."""
-        self._check_prompt(self._prompt_ids(prompt))
+    def check_prompt(self, prompt: str) -> int:
+        """The number of ``prompt``'s tokens; :class:`OptionError` when they fill the context
+        (nothing left to generate)."""
+        ids = self._prompt_ids(prompt)
+        self._check_prompt(ids)
+        return len(ids)
 
     # ---------------------------------------------------------------------------- on-device maths
 

@@ -1,27 +1,12 @@
-"""Whether the KV caches of ``--parallel`` sequences fit in the memory available now."""
+"""Whether the KV caches of ``--parallel`` sequences fit in the memory available now, with the
+cells llama.cpp pads each sequence's context to (:func:`lmread.backends.memory.check_kv_memory`)."""
 
 from __future__ import annotations
 
-import os
-
 from lmread.backends.llamacpp.parallel import padded_ctx
-from lmread.errors import OptionError
+from lmread.backends.memory import available_memory, check_kv_memory
 
-
-def available_memory() -> int | None:
-    """Bytes of memory available to new allocations now (Linux ``MemAvailable``; else the free
-    physical pages); None when unknown."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (AttributeError, OSError, ValueError):
-        return None
+__all__ = ["available_memory", "check_parallel_memory"]
 
 
 def check_parallel_memory(n_parallel: int, n_ctx_seq: int, kv_bytes_per_token: int | None,
@@ -31,18 +16,5 @@ def check_parallel_memory(n_parallel: int, n_ctx_seq: int, kv_bytes_per_token: i
     :func:`available_memory`)."""
     if kv_bytes_per_token is None:
         return
-    cells = padded_ctx(n_ctx_seq) * n_parallel
-    need = cells * kv_bytes_per_token
-    avail = available_memory() if available is None else available
-    if avail is not None and need > avail:
-        fit = max(avail // (padded_ctx(n_ctx_seq) * kv_bytes_per_token), 0)
-        raise OptionError(
-            f"--parallel {n_parallel} needs {n_parallel} x {padded_ctx(n_ctx_seq)} tokens of KV cache "
-            f"({need / 2**30:.1f} GiB), more than the {avail / 2**30:.1f} GiB of memory available; "
-            f"use --parallel {fit} or less, or lower --max-tokens" if fit >= 1 else
-            f"--parallel {n_parallel} needs {n_parallel} x {padded_ctx(n_ctx_seq)} tokens of KV cache "
-            f"({need / 2**30:.1f} GiB), more than the {avail / 2**30:.1f} GiB of memory available; "
-            "lower --max-tokens"
-        )
-
-
+    check_kv_memory(n_parallel, padded_ctx(n_ctx_seq), kv_bytes_per_token,
+                    available_memory() if available is None else available)
