@@ -6,12 +6,12 @@ collector keeps starting passes over everything alive that find nothing: on a 27
 they were about a sixth of ``lmread survival``'s time, and one more pass over the whole study
 followed when the collector came back on.
 
-So the body runs with the collector off, and what is alive at its end is moved to the
-collector's permanent generation (:func:`gc.freeze`) before it is turned back on: later passes
-skip those objects.  Nothing is kept longer for it: reference counting frees every object, frozen
-or not, as soon as the last reference goes (a study opened by an analysis is freed when the
-analysis returns).  Only a reference cycle among the frozen objects would never be collected;
-lmread's records and analyses make none.
+So the body runs with the collector off.  Reference counting still frees every object as soon as
+its last reference goes; only a reference cycle made meanwhile waits for the collector's next
+pass.  Let the bulk data die inside the body (open and analyse the study in a function called
+there): then the collector, back on, has only the results to look at, not the whole study.
+Nothing is frozen, so a long-lived process (the reader's survival view) collects its own
+cycles as before.
 """
 
 from __future__ import annotations
@@ -23,13 +23,11 @@ from contextlib import contextmanager
 
 @contextmanager
 def collector_paused() -> Iterator[None]:
-    """Run the body with the cycle collector off, freeze what is alive at its end, and restore
-    the collector as it was (nesting is fine)."""
+    """Run the body with the cycle collector off, then restore it as it was (nesting is fine)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        gc.freeze()
         if was_enabled:
             gc.enable()

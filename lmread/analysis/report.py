@@ -204,11 +204,16 @@ def compute(study_dir: Path, unit: str = "tokens", by: str = "model", annotator:
     check_unit(unit)
     from lmread.analysis.reader_checks import add_reader_checks
 
-    with collector_paused():  # many long-lived records, no cycles: see lmread.collector
+    def analyse() -> tuple[dict[str, Any], Observations]:
         study = Study.open(study_dir, top_k=False)  # the analysis never reads the top-k alternatives
         obs = observations_from_study(study, by=by, annotator=annotator, consensus=consensus, controls=controls,
                                       min_read_speed=min_read_speed, max_read_speed=max_read_speed)
         info = {"path": str(study.path), "name": study.name, "samples": len(study.samples)}
         doc = build_survival(obs, unit, study=info, horizon=horizon, n_boot=n_boot, seed=seed)
         add_reader_checks(doc, study, n_boot=n_boot, seed=seed, max_read_speed=max_read_speed)
-    return doc, obs
+        return doc, obs
+
+    # many records, no cycles: see lmread.collector; the study is freed when analyse() returns,
+    # before the collector is back
+    with collector_paused():
+        return analyse()
