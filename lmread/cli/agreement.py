@@ -117,10 +117,14 @@ def agreement(ctx: click.Context, study: str | None, as_json: bool, horizon: int
     from lmread.collector import collector_paused
     from lmread.study import Study
 
-    with collector_paused():  # a whole study's records, no cycles (see lmread.collector)
+    def analyse() -> tuple[dict[str, Any], list[str]]:
         st = Study.open(study_path(ctx, study), top_k=False)  # agreement never reads the alternatives
-        doc = agreement_of_study(st, horizon=horizon, tolerance=tolerance, n_boot=n_boot, seed=seed, unit=unit)
-    for warning in st.warnings:
+        return agreement_of_study(st, horizon=horizon, tolerance=tolerance, n_boot=n_boot, seed=seed,
+                                  unit=unit), st.warnings
+
+    with collector_paused():  # a whole study's records, freed when analyse() returns (lmread.collector)
+        doc, warnings = analyse()
+    for warning in warnings:
         click.echo(f"lmread: warning: {warning}", err=True)
     if as_json:
         emit_json(doc)

@@ -126,7 +126,7 @@ def calibration(ctx: click.Context, study: str | None, as_json: bool, max_read_s
         raise OptionError(f"--warn-miss-share {warn_miss_share:g} must be between 0 and 1")
     if (by != "model" or prompt_set is not None) and unit != "sentences":
         raise OptionError("--by and --prompt-set belong to --unit sentences (the RoFT score per group)")
-    with collector_paused():  # a whole study's records, no cycles (see lmread.collector)
+    def analyse() -> tuple[dict[str, Any], list[str]]:
         st = Study.open(study_path(ctx, study), top_k=False)  # calibration never reads the alternatives
         options: dict[str, Any] = {"unit": unit, "by": by} if unit == "sentences" else {}
         if prompt_set is not None:
@@ -138,9 +138,12 @@ def calibration(ctx: click.Context, study: str | None, as_json: bool, max_read_s
                                   f"(sets: {', '.join(sets) or 'none'})")
             options["readings"] = [r for r in readings_of(st, prompt_falls=True)
                                    if r.sample.prompt.get("set") == prompt_set]
-        doc = calibration_of_study(st, max_read_speed=max_read_speed, warn_miss_share=warn_miss_share,
-                                   warn_late_words=warn_late_words, **options)
-    for warning in st.warnings:
+        return calibration_of_study(st, max_read_speed=max_read_speed, warn_miss_share=warn_miss_share,
+                                    warn_late_words=warn_late_words, **options), st.warnings
+
+    with collector_paused():  # a whole study's records, freed when analyse() returns (lmread.collector)
+        doc, warnings = analyse()
+    for warning in warnings:
         click.echo(f"lmread: warning: {warning}", err=True)
     if as_json:
         emit_json(doc)
