@@ -190,6 +190,13 @@ def test_prompt_is_typed_and_keeps_its_layout() -> None:
         generated.text = "x"  # type: ignore[misc]
     with pytest.raises(TypeError):
         Prompt.of({"text": 3})
+    # layouts that passed are remembered; a layout that does not match its fields is still refused
+    for _ in range(2):
+        Prompt(text="t", layout=("text", "lang"), extra=(("lang", "de"),))
+        with pytest.raises(ValueError, match="does not match"):
+            Prompt(text="t", layout=("text", "lang"), extra=())
+        with pytest.raises(ValueError, match="does not match"):
+            Prompt(text="t", layout=("text", "text"))
     with pytest.raises(StudyError, match="malformed sample"):
         Sample.from_json({**orjson.loads((EXAMPLES / "example-study" / "samples.jsonl").read_bytes().splitlines()[0]),
                           "prompt": {"text": "p", "set": 7}}, "x")
