@@ -9,6 +9,7 @@ statistics, and the reports need nothing else from it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -58,26 +59,28 @@ def chi2_sf(x: Any, df: Any) -> Any:
     return _out(out)
 
 
-def chi2_ppf(q: Any, df: Any) -> Any:
-    """The chi-square quantile function on ``df`` degrees of freedom (``scipy.stats.chi2.ppf``)."""
+def _chi2_quantile(q: Any, df: Any, inner: Callable[[np.ndarray, np.ndarray], np.ndarray], at_zero: float,
+                   at_one: float) -> Any:
+    """A chi-square quantile on ``df`` degrees of freedom: ``inner(df, q)`` for ``0 < q < 1``,
+    the ends of the support at ``q`` 0 and 1, nan for other ``q`` or ``df <= 0`` (scipy.stats'
+    ``ppf`` and ``isf`` wrapping)."""
     q, df = np.broadcast_arrays(np.asarray(q, dtype=float), np.asarray(df, dtype=float))
     valid = df > 0
     inside = valid & (q > 0) & (q < 1)
-    safe_df, safe_q = np.where(inside, df, 2.0), np.where(inside, q, 0.5)
-    out = np.where(inside, 2 * special.gammaincinv(safe_df / 2, safe_q), np.nan)
-    out = np.where(valid & (q == 0), 0.0, np.where(valid & (q == 1), np.inf, out))
+    out = np.where(inside, inner(np.where(inside, df, 2.0), np.where(inside, q, 0.5)), np.nan)
+    out = np.where(valid & (q == 0), at_zero, np.where(valid & (q == 1), at_one, out))
     return _out(out)
+
+
+def chi2_ppf(q: Any, df: Any) -> Any:
+    """The chi-square quantile function on ``df`` degrees of freedom (``scipy.stats.chi2.ppf``)."""
+    return _chi2_quantile(q, df, lambda d, p: 2 * special.gammaincinv(d / 2, p), 0.0, np.inf)
 
 
 def chi2_isf(q: Any, df: Any) -> Any:
     """The chi-square inverse survival function: the ``x`` with ``P(X > x) = q``
     (``scipy.stats.chi2.isf``)."""
-    q, df = np.broadcast_arrays(np.asarray(q, dtype=float), np.asarray(df, dtype=float))
-    valid = df > 0
-    inside = valid & (q > 0) & (q < 1)
-    out = np.where(inside, special.chdtri(np.where(inside, df, 2.0), np.where(inside, q, 0.5)), np.nan)
-    out = np.where(valid & (q == 1), 0.0, np.where(valid & (q == 0), np.inf, out))
-    return _out(out)
+    return _chi2_quantile(q, df, special.chdtri, np.inf, 0.0)
 
 
 def t_sf(x: Any, df: Any) -> Any:
