@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from lmread.analysis.agreement import (
-    WHAT_FELL_STATISTICS,
     FallCodes,
     FallPair,
     ReadingTable,
@@ -117,7 +116,7 @@ def reference_agreement(readings: list[Reading], horizon: int, tolerance: int, n
             "cohen_kappa": {"n": len(units), **est["kappa"]},
             "mean_abs_distance": {"n": int(fell2.sum()), "tokens": est["tokens"], "words": est["words"]},
             "alpha": {"n": int(fell2.sum()), **est["alpha"]},
-            "what_fell": what_fell_documents(falls, [{k: est["what:" + k] for k in WHAT_FELL_STATISTICS}])[0],
+            "what_fell": what_fell_documents(falls, [est], "what:")[0],
         }
         if a.startswith("auto-") != b.startswith("auto-"):
             kept = [(ra, rb) for ra, rb in common if comparable(ra, rb)]
@@ -152,7 +151,7 @@ def reference_agreement(readings: list[Reading], horizon: int, tolerance: int, n
                     len(sids), n_boot, rng_for(seed, "\0overall"))
     overall = {"samples": len(sids), "readings": sum(len(v) for v in multi.values()),
                "fleiss": est["fleiss"], "alpha": est["alpha"], "tokens": est["tokens"],
-               "what_fell": what_fell_documents(codes, [{k: est["what:" + k] for k in WHAT_FELL_STATISTICS}])[0]}
+               "what_fell": what_fell_documents(codes, [est], "what:")[0]}
     return pairs, overall
 
 

@@ -143,10 +143,17 @@ def what_fell_statistics(falls: FallCodes) -> dict[str, Callable[[np.ndarray], n
     return {"category": cat_kappa, "severity": sev_kappa, "alpha": sev_alpha}
 
 
-def what_fell_documents(falls: FallCodes, est: list[dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+def what_fell_documents(falls: FallCodes, est: list[dict[str, dict[str, Any]]],
+                        prefix: str = "") -> list[dict[str, Any]]:
     """The ``what_fell`` blocks of ``falls`` (block ``p`` of ``len(est)``) from the estimates of
-    :data:`WHAT_FELL_STATISTICS` per block."""
-    return [_document(c, e) for c, e in zip(_counts(falls, len(est)), est, strict=True)]
+    :data:`WHAT_FELL_STATISTICS` per block, each under ``prefix`` + its name (the prefix
+    :data:`WHAT_FELL_PREFIX` where they were drawn beside a block's other statistics)."""
+    return [_document(c, {k: e[prefix + k] for k in WHAT_FELL_STATISTICS})
+            for c, e in zip(_counts(falls, len(est)), est, strict=True)]
+
+
+#: the names of :data:`WHAT_FELL_STATISTICS` start with this in a bootstrap beside other statistics
+WHAT_FELL_PREFIX = "what_fell:"
 
 
 def _counts(falls: FallCodes, n_blocks: int) -> list[tuple[int, int, int, int, int]]:

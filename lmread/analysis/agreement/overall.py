@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from lmread.analysis.agreement.fall_labels import (
-    WHAT_FELL_STATISTICS,
+    WHAT_FELL_PREFIX,
     FallCodes,
     what_fell_documents,
     what_fell_statistics,
@@ -15,8 +15,6 @@ from lmread.analysis.agreement.fall_labels import (
 from lmread.analysis.agreement.kernels import alpha_from_units, fleiss_from_counts, ratio_from_units
 from lmread.analysis.agreement.resample import bootstrap, rng_for
 from lmread.analysis.agreement.table import PairRows, ReadingTable, falls_within
-
-_WHAT = "what_fell:"
 
 
 def overall_block(table: ReadingTable, pairs: PairRows, tolerance: int, n_boot: int, seed: int) -> dict[str, Any]:
@@ -59,12 +57,12 @@ def overall_block(table: ReadingTable, pairs: PairRows, tolerance: int, n_boot: 
     fa, fb = pairs.a[within], pairs.b[within]
     falls = FallCodes(np.zeros(len(fa), dtype=np.int64), pairs.sample[within], table.category[fa],
                       table.category[fb], table.severity[fa], table.severity[fb])
-    labels = {_WHAT + k: f for k, f in what_fell_statistics(falls).items()}
+    labels = {WHAT_FELL_PREFIX + k: f for k, f in what_fell_statistics(falls).items()}
     # every statistic on the same replicates of the samples
     est = bootstrap({"fleiss": fleiss, "alpha": alpha,
                      "tokens": lambda w: ratio_from_units(w, dist_sum, dist_n),
                      "words": lambda w: ratio_from_units(w, dist_words, dist_n), **labels}, u, n_boot, rng)
-    what_fell = what_fell_documents(falls, [{k: est[_WHAT + k] for k in WHAT_FELL_STATISTICS}])[0]
+    what_fell = what_fell_documents(falls, [est], WHAT_FELL_PREFIX)[0]
     return {
         "samples": u,
         "annotators": len(table.annotators),

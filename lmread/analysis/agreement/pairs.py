@@ -10,6 +10,7 @@ import numpy as np
 
 from lmread.analysis.agreement.fall_labels import (
     WHAT_FELL_CELLS,
+    WHAT_FELL_PREFIX,
     WHAT_FELL_STATISTICS,
     FallCodes,
     what_fell_documents,
@@ -20,9 +21,8 @@ from lmread.analysis.agreement.resample import bootstrap_blocks, rng_for
 from lmread.analysis.agreement.table import PairRows, ReadingTable, falls_within
 from lmread.analysis.readings import is_machine
 
-#: the statistics of a pair besides what fell (those carry the prefix ``_WHAT`` in the bootstrap)
+#: the statistics of a pair besides what fell (those carry :data:`WHAT_FELL_PREFIX` in the bootstrap)
 _PAIR_STATISTICS = ("kappa", "alpha", "tokens", "words")
-_WHAT = "what_fell:"
 _SUMS = ("both", "a_only", "b_only", "neither", "fell2", "d_tok", "d_word", "s1", "s2", "within")
 
 
@@ -108,12 +108,13 @@ def pair_blocks(table: ReadingTable, rows: PairRows, n_boot: int, seed: int,
     positions, labels = _evaluate(blocks.columns), what_fell_evaluator(falls)
 
     def evaluate(w: np.ndarray, lo: int, hi: int) -> dict[str, np.ndarray]:
-        return {**positions(w, lo, hi), **{_WHAT + k: v for k, v in labels(w, lo, hi).items()}}
+        return {**positions(w, lo, hi), **{WHAT_FELL_PREFIX + k: v for k, v in labels(w, lo, hi).items()}}
 
     # every statistic of a pair on the same replicates of its answered samples
-    est = bootstrap_blocks(evaluate, [*_PAIR_STATISTICS, *(_WHAT + k for k in WHAT_FELL_STATISTICS)], blocks.units,
+    est = bootstrap_blocks(evaluate, [*_PAIR_STATISTICS, *(WHAT_FELL_PREFIX + k for k in WHAT_FELL_STATISTICS)],
+                           blocks.units,
                            n_boot, [rng_for(seed, f"{a}\0{b}") for a, b in names], cells=WHAT_FELL_CELLS)
-    fell = what_fell_documents(falls, [{k: e[_WHAT + k] for k in WHAT_FELL_STATISTICS} for e in est])
+    fell = what_fell_documents(falls, est, WHAT_FELL_PREFIX)
     sums = blocks.columns[:, :, :5].sum(axis=1).astype(np.int64)  # whole numbers: exact
     unknown_a = np.bincount(blocks.block, weights=table.answer[rows.a] < 0, minlength=len(names))
     unknown_b = np.bincount(blocks.block, weights=table.answer[rows.b] < 0, minlength=len(names))
