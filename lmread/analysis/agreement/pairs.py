@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from lmread.analysis.agreement.answers import positions_compare
 from lmread.analysis.agreement.fall_labels import (
     WHAT_FELL_CELLS,
     WHAT_FELL_PREFIX,
@@ -139,8 +140,7 @@ def pair_blocks(table: ReadingTable, rows: PairRows, n_boot: int, seed: int,
             span = slice(int(blocks.start[p]), int(blocks.start[p + 1]))
             at_a, at_b = table.at[rows.a[span]], table.at[rows.b[span]]
             to_a, to_b = table.read_to[rows.a[span]], table.read_to[rows.b[span]]
-            # positions compare unless one reader's fall lies at or beyond the other's no-fall extent
-            keep = np.where((at_a >= 0) & (at_b < 0), at_a < to_b, np.where((at_b >= 0) & (at_a < 0), at_b < to_a, True))
+            keep = positions_compare(at_a, at_b, to_a, to_b)
             block["machine_vs_human"] = machine_vs_human(a, b, at_a[keep], at_b[keep], tolerance)
         out.append(block)
     return out

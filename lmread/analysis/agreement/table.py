@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lmread.analysis.agreement.answers import answers
 from lmread.analysis.agreement.fall_labels import SEVERITY_LEVELS
 from lmread.analysis.readings import Reading, WordCounter
 from lmread.records import CATEGORY_KEYS
@@ -25,7 +26,7 @@ class ReadingTable:
     """The readings of the samples two or more readings cover (see the module notes).
 
     ``answer`` is the fell-or-not answer at the horizon (1 yes, 0 no, -1 unknown: see
-    :func:`~lmread.analysis.agreement.answers.answer`); ``at`` the fall token (-1: no fall);
+    :func:`~lmread.analysis.agreement.answers.answers`); ``at`` the fall token (-1: no fall);
     ``words`` the words (or sentences) before the fall (0: no fall); ``category`` the index of the
     fall's category in :data:`~lmread.records.CATEGORY_KEYS` (-1: none or unknown); ``severity``
     1-3 (0: none); ``first`` whether the row is its annotator's first reading of the sample (the
@@ -68,9 +69,7 @@ class ReadingTable:
         at = np.fromiter((-1 if r.at is None else r.at for r in rows), dtype=np.int64, count=n)
         read_to = np.fromiter((r.read_to for r in rows), dtype=np.int64, count=n)
         length = np.fromiter((r.sample.n_tokens for r in rows), dtype=np.int64, count=n)
-        fell = at >= 0
-        answer = np.where(fell, (at < horizon).astype(np.int8),
-                          np.where(read_to >= np.minimum(horizon, length), 0, -1)).astype(np.int8)
+        answer = answers(at, read_to, length, horizon)
         position = np.fromiter((words.before(r.sample, r.at) if r.at is not None else 0 for r in rows),
                                dtype=np.int64, count=n)
         category = np.fromiter((_CATEGORY_CODE.get(r.mark.category, -1) if r.mark.category is not None else -1
