@@ -1,4 +1,4 @@
-"""``collector_paused``: the cycle collector is off inside, back as it was after (also after an
+"""``call_paused``: the cycle collector is off inside, back as it was after (also after an
 error and when nested); an analysis frees its study by reference counting before it is back."""
 
 from __future__ import annotations
@@ -8,24 +8,33 @@ from pathlib import Path
 
 import pytest
 
-from lmread.collector import collector_paused
+from lmread.collector import call_paused
 
 
 def test_the_collector_is_off_inside_and_restored_after() -> None:
     assert gc.isenabled()
-    with collector_paused():
+
+    def inner() -> None:
         assert not gc.isenabled()
-        with collector_paused():
-            assert not gc.isenabled()
+
+    def outer() -> str:
+        assert not gc.isenabled()
+        call_paused(inner)
         assert not gc.isenabled()  # the inner pause found it off and leaves it off
+        return "done"
+
+    assert call_paused(outer) == "done"
     assert gc.isenabled()
-    with pytest.raises(RuntimeError), collector_paused():
+
+    def boom() -> None:
         raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        call_paused(boom)
     assert gc.isenabled()
     gc.disable()
     try:
-        with collector_paused():
-            pass
+        call_paused(lambda: None)
         assert not gc.isenabled()  # off before, off after
     finally:
         gc.enable()

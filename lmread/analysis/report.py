@@ -35,7 +35,7 @@ from lmread.analysis.survival import (
     scaling_fit,
     trend_test,
 )
-from lmread.collector import collector_paused
+from lmread.collector import call_paused
 from lmread.errors import OptionError
 from lmread.records import SURVIVAL_SCHEMA, utc_now
 from lmread.study import Study
@@ -213,7 +213,4 @@ def compute(study_dir: Path, unit: str = "tokens", by: str = "model", annotator:
         add_reader_checks(doc, study, n_boot=n_boot, seed=seed, max_read_speed=max_read_speed)
         return doc, obs
 
-    # many records, no cycles: see lmread.collector; the study is freed when analyse() returns,
-    # before the collector is back
-    with collector_paused():
-        return analyse()
+    return call_paused(analyse)  # many records, no cycles, freed when analyse() returns: lmread.collector

@@ -114,7 +114,7 @@ def agreement(ctx: click.Context, study: str | None, as_json: bool, horizon: int
     Krippendorff's alpha on fall positions, category and severity agreement on shared falls,
     machine-vs-human offsets.  A no-fall reading that stopped before the horizon is left out."""
     from lmread.analysis.agreement import agreement_of_study
-    from lmread.collector import collector_paused
+    from lmread.collector import call_paused
     from lmread.study import Study
 
     def analyse() -> tuple[dict[str, Any], list[str]]:
@@ -122,8 +122,7 @@ def agreement(ctx: click.Context, study: str | None, as_json: bool, horizon: int
         return agreement_of_study(st, horizon=horizon, tolerance=tolerance, n_boot=n_boot, seed=seed,
                                   unit=unit), st.warnings
 
-    with collector_paused():  # a whole study's records, freed when analyse() returns (lmread.collector)
-        doc, warnings = analyse()
+    doc, warnings = call_paused(analyse)  # a whole study's records, freed when analyse() returns
     for warning in warnings:
         click.echo(f"lmread: warning: {warning}", err=True)
     if as_json:

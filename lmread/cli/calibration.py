@@ -117,7 +117,7 @@ def calibration(ctx: click.Context, study: str | None, as_json: bool, max_read_s
     readings drift with queue position.  With --unit sentences, RoFT's own score per annotator
     and per group (on imported RoFT data it reproduces the file's points)."""
     from lmread.analysis.calibration import calibration_of_study
-    from lmread.collector import collector_paused
+    from lmread.collector import call_paused
     from lmread.study import Study
 
     if max_read_speed is not None and not max_read_speed > 0:
@@ -141,8 +141,7 @@ def calibration(ctx: click.Context, study: str | None, as_json: bool, max_read_s
         return calibration_of_study(st, max_read_speed=max_read_speed, warn_miss_share=warn_miss_share,
                                     warn_late_words=warn_late_words, **options), st.warnings
 
-    with collector_paused():  # a whole study's records, freed when analyse() returns (lmread.collector)
-        doc, warnings = analyse()
+    doc, warnings = call_paused(analyse)  # a whole study's records, freed when analyse() returns
     for warning in warnings:
         click.echo(f"lmread: warning: {warning}", err=True)
     if as_json:
