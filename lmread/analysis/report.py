@@ -16,7 +16,8 @@ import numpy as np
 
 from lmread import __version__
 from lmread.analysis.observations import Observations, check_unit, observations_from_study
-from lmread.analysis.parametric import parametric_report, ph_report
+from lmread.analysis.parametric import parametric_report
+from lmread.analysis.proportional_hazards import ph_report
 from lmread.analysis.severity import severity_report
 from lmread.analysis.survival import (
     KM,

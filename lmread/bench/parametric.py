@@ -12,7 +12,8 @@ from lmread.bench.result import BenchResult
 
 def run(quick: bool = False) -> list[BenchResult]:
     """Time the KM report and the parametric fits side by side on one synthetic table."""
-    from lmread.analysis.parametric import parametric_report, ph_report
+    from lmread.analysis.parametric import parametric_report
+    from lmread.analysis.proportional_hazards import ph_report
     from lmread.analysis.report import build_survival
     from lmread.analysis.survival import GroupTables
     from lmread.bench.survival import synthetic_observations

@@ -13,14 +13,8 @@ import pandas as pd
 import pytest
 
 from lmread.analysis.observations import Group, Observations
-from lmread.analysis.parametric import (
-    cox_efron,
-    fit_aft,
-    parametric_report,
-    ph_report,
-    ph_test,
-    table_cells,
-)
+from lmread.analysis.parametric import fit_aft, parametric_report, table_cells
+from lmread.analysis.proportional_hazards import cox_efron, ph_report, ph_test
 from lmread.analysis.survival import CumulativeIncidence, GroupTables, cumulative_incidence
 
 lifelines = pytest.importorskip("lifelines")
