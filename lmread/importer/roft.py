@@ -303,13 +303,18 @@ def import_roft(study_dir: Path, path: Path, n_params: dict[str, int] | None = N
     unparsed_dates = rows = 0
     read_pairs: set[tuple[str, tuple[Any, ...]]] = set()
     repeated = 0
+    seen_models: set[str] = set()
+    seen_groups: set[str] = set()
     for line, row in read_rows(path):
         rows += 1
-        if wanted is not None and _text(row.get("model")).strip() not in wanted | {BASELINE} \
+        model, group = _text(row.get("model")).strip(), _text(row.get("group")).strip()
+        seen_models.add(model)
+        seen_groups.add(group)
+        if wanted is not None and model not in wanted | {BASELINE} \
                 and _text(row.get("true_boundary_index")).strip() not in (str(LAST), f"{LAST}.0"):
             skipped += 1
             continue
-        if wanted_groups is not None and _text(row.get("group")).strip() not in wanted_groups:
+        if wanted_groups is not None and group not in wanted_groups:
             skipped += 1
             continue
         try:
@@ -356,6 +361,11 @@ def import_roft(study_dir: Path, path: Path, n_params: dict[str, int] | None = N
         old.guesses.append(Guess(name, None if g == LAST else g, reason_category(reason),
                                  f"RoFT reason: {reason}" if reason else None, time, None,
                                  (rows, _text(row.get("date")), g)))  # the row's number: same in CSV and JSONL
+    for option, asked, seen in (("--models", wanted, seen_models), ("--groups", wanted_groups, seen_groups)):
+        missing = sorted((asked or set()) - seen)
+        if missing:  # a misspelt name would otherwise import the controls alone, or nothing
+            have = ", ".join(sorted(v for v in seen if v)) or "none"
+            raise StudyError(f"{option} {', '.join(missing)}: not in {path} (it has {have}); nothing was imported")
     if bad:
         parts = [f"{len(lines)} {BAD_KINDS[kind]} (first at line {lines[0]})" for kind, lines in sorted(bad.items())]
         raise StudyError(f"{path}: {sum(map(len, bad.values()))} bad rows: {'; '.join(parts)}; nothing was imported")

@@ -380,6 +380,10 @@ def test_groups_option_keeps_those_readers_rows(tmp_path: Path, rows: list[dict]
     assert 0 < len(kept) < 300 and out["rows"] == len(kept) and out["rows_skipped"] == 300 - len(kept)
     study = Study.open(tmp_path / "s")
     assert {m.annotator for m in study.marks()} == {f"roft-{r['annotator']}" for r in kept}
+    for option, value, named in (("--groups", "A,Z", "--groups Z: not in"), ("--models", "gpt2,gpt-2", "--models gpt-2: not in")):
+        code = main(["import", "--study", str(tmp_path / "u"), "--format", "roft", str(file), option, value])
+        err = capsys.readouterr().err
+        assert code != 0 and named in err and len(error_lines(err)) == 1 and not (tmp_path / "u").exists()
     code = main(["import", "--study", str(tmp_path / "t"), "--format", "boundary", str(file), "--groups", "A"])
     assert code != 0 and "--groups belong to --format roft" in capsys.readouterr().err
     assert not (tmp_path / "t").exists()
